@@ -1,0 +1,10 @@
+//! Symphony's AWS adapters: the SQS transport, the DynamoDB flag store, and the
+//! classification of SDK errors into retryable and permanent.
+
+pub mod flags;
+pub mod sdk;
+pub mod sqs;
+
+pub use flags::DynamoFlagStore;
+pub use sdk::{AwsError, load_sdk_config};
+pub use sqs::{SqsLimits, SqsTransport};

@@ -1,0 +1,234 @@
+//! Turns an SQS event into a partial batch response: each record is decoded and handled
+//! on its own, and only the records that failed are reported back to SQS.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::{StreamExt, stream};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::{Envelope, EnvelopeError, HandlerContext, HandlerError, HandlerRegistry, Retryable};
+
+/// Why one record failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Malformed(#[from] EnvelopeError),
+    #[error(transparent)]
+    Handler(#[from] HandlerError),
+}
+
+impl Retryable for RecordError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Malformed(_) => false,
+            Self::Handler(error) => error.is_retryable(),
+        }
+    }
+}
+
+/// What happened to one record.
+#[derive(Debug)]
+pub struct RecordOutcome {
+    pub message_id: String,
+    pub message_type: Option<String>,
+    pub attempt: u32,
+    pub result: Result<(), RecordError>,
+}
+
+/// What happened to a batch: the response for SQS and each record's outcome.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    pub response: SqsBatchResponse,
+    pub outcomes: Vec<RecordOutcome>,
+}
+
+impl BatchReport {
+    pub fn succeeded(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.result.is_ok()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.outcomes.len() - self.succeeded()
+    }
+}
+
+/// Runs each record of a batch through the registry.
+#[derive(Debug, Clone)]
+pub struct BatchProcessor {
+    registry: Arc<HandlerRegistry>,
+    concurrency: usize,
+}
+
+impl BatchProcessor {
+    /// `concurrency` bounds how many records of one batch run at once (at least one).
+    pub fn new(registry: Arc<HandlerRegistry>, concurrency: usize) -> Self {
+        Self {
+            registry,
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    pub async fn process(&self, event: &SqsEvent, context: &HandlerContext) -> BatchReport {
+        let outcomes: Vec<RecordOutcome> = stream::iter(&event.records)
+            .map(|record| self.process_record(record, context))
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+
+        let mut response = SqsBatchResponse::default();
+        for outcome in outcomes.iter().filter(|o| o.result.is_err()) {
+            let mut failure = BatchItemFailure::default();
+            // An empty identifier makes Lambda retry the whole batch: for a record
+            // without an id that is the only way not to lose it.
+            failure.item_identifier = outcome.message_id.clone();
+            response.batch_item_failures.push(failure);
+        }
+        let report = BatchReport { response, outcomes };
+        info!(
+            records = report.outcomes.len(),
+            succeeded = report.succeeded(),
+            failed = report.failed(),
+            "batch processed"
+        );
+        report
+    }
+
+    async fn process_record(&self, record: &SqsMessage, context: &HandlerContext) -> RecordOutcome {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let attempt = receive_count(record);
+        let span = info_span!("record", message_id = %message_id, attempt, message_type = tracing::field::Empty);
+        async {
+            let envelope = match Envelope::from_body(record.body.as_deref()) {
+                Ok(mut envelope) => {
+                    envelope.meta.attempt = attempt;
+                    envelope
+                }
+                Err(error) => {
+                    warn!(error = %error, "malformed message");
+                    return RecordOutcome {
+                        message_id: message_id.clone(),
+                        message_type: None,
+                        attempt,
+                        result: Err(error.into()),
+                    };
+                }
+            };
+            tracing::Span::current().record("message_type", envelope.message_type.as_str());
+            let result = self.registry.dispatch(&envelope, context).await;
+            match &result {
+                Ok(()) => info!("message handled"),
+                Err(error) => warn!(retryable = error.is_retryable(), error = %error.full_reason(), "message failed"),
+            }
+            RecordOutcome {
+                message_id: message_id.clone(),
+                message_type: Some(envelope.message_type),
+                attempt,
+                result: result.map_err(RecordError::from),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// The delivery attempt, from SQS's `ApproximateReceiveCount` (1 when absent).
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Message, Route, TypedHandler};
+    use async_trait::async_trait;
+    use serde::{Deserialize, Serialize};
+    use std::sync::Mutex;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Work {
+        outcome: String,
+    }
+    impl Message for Work {
+        const TYPE: &'static str = "Work";
+    }
+
+    #[derive(Default)]
+    struct Recorder {
+        attempts: Mutex<Vec<u32>>,
+    }
+    #[async_trait]
+    impl TypedHandler<Work> for Arc<Recorder> {
+        async fn handle(&self, work: Work, envelope: &Envelope, _: &HandlerContext) -> Result<(), HandlerError> {
+            self.attempts.lock().unwrap().push(envelope.meta.attempt);
+            match work.outcome.as_str() {
+                "ok" => Ok(()),
+                "retry" => Err(HandlerError::retryable("try later")),
+                "panic" => panic!("handler bug"),
+                _ => Err(HandlerError::permanent("no")),
+            }
+        }
+    }
+
+    fn record(id: &str, body: Option<String>, receive_count: &str) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.to_owned());
+        record.body = body;
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receive_count.into());
+        record
+    }
+
+    fn work(outcome: &str) -> Option<String> {
+        Some(Envelope::wrap(&Work { outcome: outcome.into() }, "test", None).unwrap().to_body())
+    }
+
+    #[tokio::test]
+    async fn only_the_failing_records_are_reported() {
+        // Given a batch of a good record and one of each kind of failure
+        let recorder = Arc::new(Recorder::default());
+        let registry = HandlerRegistry::new().register(recorder.clone()).unwrap();
+        let processor = BatchProcessor::new(Arc::new(registry), 4);
+        let mut unknown = Envelope::wrap(&Work { outcome: "ok".into() }, "test", None).unwrap();
+        unknown.message_type = "Unknown".into();
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("good", work("ok"), "3"),
+            record("malformed", Some("{".into()), "1"),
+            record("empty", None, "1"),
+            record("unknown", Some(unknown.to_body()), "1"),
+            record("retry", work("retry"), "1"),
+            record("permanent", work("permanent"), "1"),
+            record("panic", work("panic"), "1"),
+            record("good-too", work("ok"), "1"),
+        ];
+
+        // When the batch is processed
+        let report = processor
+            .process(&event, &HandlerContext::new(Route::Symphony, "req"))
+            .await;
+
+        // Then every failure, and only they, is reported, in order
+        let failed: Vec<&str> = report
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["malformed", "empty", "unknown", "retry", "permanent", "panic"]);
+        assert_eq!(report.succeeded(), 2);
+        let retryable: Vec<bool> = report
+            .outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().err().map(Retryable::is_retryable))
+            .collect();
+        assert_eq!(retryable, [false, false, false, true, false, false]);
+        // and the attempt comes from ApproximateReceiveCount
+        assert!(recorder.attempts.lock().unwrap().contains(&3));
+    }
+}

@@ -1,0 +1,175 @@
+//! The envelope: a typed message plus the metadata that travels with it.
+//!
+//! On the wire (an SQS message body) it is `{"id","type","payload","meta"}`; the JSON
+//! Schema in `docs/schemas/envelope.schema.json` is the contract for other languages.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::HandlerError;
+
+/// A payload with a stable type name. The name is a contract: messages already in a
+/// queue carry it, so it must never follow a Rust type's name through a rename.
+pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const TYPE: &'static str;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub message_type: String,
+    pub payload: serde_json::Value,
+    pub meta: Meta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    /// Ties together everything done for one unit of work (tick, message, send).
+    pub correlation_id: String,
+    pub created_at: DateTime<Utc>,
+    /// Who dispatched it, e.g. `process-email-queue`.
+    pub source: String,
+    /// 1 on the first delivery; on receipt it is set from SQS `ApproximateReceiveCount`.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// Ask the queue to hold the message until then (SQS `DelaySeconds`, at most 15 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<DateTime<Utc>>,
+    /// Set only on a dead-lettered envelope: why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetails>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// Why an envelope was given up on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetails {
+    pub kind: String,
+    pub reason: String,
+    pub attempts: u32,
+    pub first_failure_at: DateTime<Utc>,
+    pub last_failure_at: DateTime<Utc>,
+    pub source_queue: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("message body is not a valid envelope: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error("message body is empty")]
+    EmptyBody,
+    #[error("payload of type {message_type} could not be encoded")]
+    Encode {
+        message_type: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Envelope {
+    /// Wraps a message for dispatch. `correlation_id` defaults to the new envelope's id.
+    pub fn wrap<M: Message>(
+        message: &M,
+        source: &str,
+        correlation_id: Option<String>,
+    ) -> Result<Self, EnvelopeError> {
+        let payload = serde_json::to_value(message).map_err(|source| EnvelopeError::Encode {
+            message_type: M::TYPE,
+            source,
+        })?;
+        let id = uuid::Uuid::new_v4().to_string();
+        Ok(Self {
+            meta: Meta {
+                correlation_id: correlation_id.unwrap_or_else(|| id.clone()),
+                created_at: Utc::now(),
+                source: source.to_owned(),
+                attempt: 1,
+                deliver_at: None,
+                error: None,
+            },
+            id,
+            message_type: M::TYPE.to_owned(),
+            payload,
+        })
+    }
+
+    pub fn from_body(body: Option<&str>) -> Result<Self, EnvelopeError> {
+        match body {
+            None | Some("") => Err(EnvelopeError::EmptyBody),
+            Some(body) => serde_json::from_str(body).map_err(EnvelopeError::Malformed),
+        }
+    }
+
+    pub fn to_body(&self) -> String {
+        // A struct of strings, numbers and a JSON value cannot fail to serialise.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Decodes the payload as `M`. A payload of the wrong shape can never succeed, so the
+    /// error is permanent; serde's message names the offending field.
+    pub fn decode<M: Message>(&self) -> Result<M, HandlerError> {
+        M::deserialize(&self.payload).map_err(|error| HandlerError::Permanent {
+            reason: format!("invalid {} payload: {error}", M::TYPE),
+            source: Some(Box::new(error)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Ping {
+        user_id: String,
+    }
+    impl Message for Ping {
+        const TYPE: &'static str = "Ping";
+    }
+
+    #[test]
+    fn an_envelope_round_trips_through_its_body() {
+        let envelope = Envelope::wrap(&Ping { user_id: "u1".into() }, "test", None).unwrap();
+        let decoded = Envelope::from_body(Some(&envelope.to_body())).unwrap();
+        assert_eq!(decoded, envelope);
+        assert_eq!(decoded.meta.correlation_id, envelope.id);
+        assert_eq!(decoded.decode::<Ping>().unwrap(), Ping { user_id: "u1".into() });
+    }
+
+    #[test]
+    fn the_wire_format_uses_the_documented_names() {
+        let envelope = Envelope::wrap(&Ping { user_id: "u1".into() }, "test", Some("c-1".into())).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&envelope.to_body()).unwrap();
+        assert_eq!(json["type"], "Ping");
+        assert_eq!(json["payload"]["userId"], "u1");
+        assert_eq!(json["meta"]["correlationId"], "c-1");
+        assert_eq!(json["meta"]["attempt"], 1);
+        assert!(json["meta"]["createdAt"].is_string());
+    }
+
+    #[test]
+    fn a_malformed_body_is_a_clear_error() {
+        let error = Envelope::from_body(Some("{not json")).unwrap_err();
+        assert!(error.to_string().starts_with("message body is not a valid envelope"));
+        assert!(matches!(Envelope::from_body(None), Err(EnvelopeError::EmptyBody)));
+    }
+
+    #[test]
+    fn a_payload_of_the_wrong_shape_names_the_field_and_is_permanent() {
+        let mut envelope = Envelope::wrap(&Ping { user_id: "u1".into() }, "test", None).unwrap();
+        envelope.payload = serde_json::json!({ "userId": 7 });
+        let error = envelope.decode::<Ping>().unwrap_err();
+        assert!(!crate::Retryable::is_retryable(&error));
+        assert!(error.reason().contains("invalid Ping payload"), "{}", error.reason());
+        envelope.payload = serde_json::json!({});
+        assert!(envelope.decode::<Ping>().unwrap_err().reason().contains("userId"));
+    }
+}

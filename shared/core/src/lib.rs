@@ -1,0 +1,19 @@
+//! Symphony core: the envelope, the handler registry, batch processing into a partial
+//! batch response, flag evaluation and the ports (traits) adapters implement.
+//!
+//! Nothing here talks to AWS: adapters live in `symphony-aws`, jobs in `symphony-jobs`.
+
+pub mod batch;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod flags;
+pub mod handler;
+pub mod transport;
+
+pub use batch::{BatchProcessor, BatchReport, RecordError};
+pub use envelope::{Envelope, EnvelopeError, Message, Meta};
+pub use error::{BoxError, HandlerError, Retryable};
+pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
+pub use handler::{HandlerContext, HandlerRegistry, MessageHandler, TypedHandler};
+pub use transport::{Delivery, Dispatcher, SyncTransport, Transport, TransportError};
