@@ -4,6 +4,7 @@
 pub mod flags;
 pub mod sdk;
 pub mod sqs;
+pub mod telemetry;
 
 pub use flags::DynamoFlagStore;
 pub use sdk::{AwsError, load_sdk_config};

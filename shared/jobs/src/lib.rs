@@ -1,0 +1,4 @@
+//! Symphony's jobs: each old cron route's messages, handlers, work source and legacy path.
+
+pub mod email;
+pub mod secrets;

@@ -1,0 +1,13 @@
+use handle_email::HandleEmail;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use symphony_core::config::ProcessEnv;
+use symphony_jobs::email::EmailWorkerConfig;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    symphony_aws::telemetry::init();
+    let config = EmailWorkerConfig::from_env(&ProcessEnv)?;
+    let sdk = symphony_aws::load_sdk_config().await;
+    let function = HandleEmail::new(&config, &sdk);
+    run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
+}

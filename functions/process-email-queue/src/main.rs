@@ -1,0 +1,13 @@
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use process_email_queue::ProcessEmailQueue;
+use symphony_core::config::ProcessEnv;
+use symphony_jobs::email::EmailTickConfig;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    symphony_aws::telemetry::init();
+    let config = EmailTickConfig::from_env(&ProcessEnv)?;
+    let sdk = symphony_aws::load_sdk_config().await;
+    let function = ProcessEmailQueue::new(&config, &sdk).await?;
+    run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
+}

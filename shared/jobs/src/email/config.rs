@@ -1,0 +1,178 @@
+//! The email functions' configuration, read once at init, and the wiring of adapters
+//! to ports that both functions share.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
+use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
+use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
+use symphony_core::{Dispatcher, FlagReader, HandlerRegistry, SyncTransport};
+
+use super::EMAIL_FLAG;
+use super::dynamo::{DynamoEmailStore, DynamoMailboxStore};
+use super::handler::SendEmailHandler;
+use super::outbox::OutboxMailer;
+use super::ports::{EmailStore, Mailer};
+use super::smtp::SmtpMailer;
+use super::tick::EmailTick;
+use crate::secrets::EnvSecrets;
+
+/// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailerChoice {
+    Smtp { timeout: Duration },
+    Outbox { folder: PathBuf },
+}
+
+/// What `handle-email` needs, and what the legacy path of `process-email-queue` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailWorkerConfig {
+    pub emails_table: String,
+    pub mailboxes_table: String,
+    pub mailer: MailerChoice,
+    /// Records of one SQS batch handled at once.
+    pub batch_concurrency: usize,
+}
+
+impl EmailWorkerConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let mailer = match env.get("MAILER").as_deref() {
+            None | Some("smtp") => MailerChoice::Smtp {
+                timeout: Duration::from_secs(parsed_or(env, "SMTP_TIMEOUT_SECONDS", 10_u64)?),
+            },
+            Some("outbox") => MailerChoice::Outbox {
+                folder: required(env, "OUTBOX_DIR")?.into(),
+            },
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "MAILER".to_owned(),
+                    value: other.to_owned(),
+                    reason: "expected smtp or outbox".to_owned(),
+                });
+            }
+        };
+        Ok(Self {
+            emails_table: required(env, "EMAILS_TABLE")?,
+            mailboxes_table: required(env, "MAILBOXES_TABLE")?,
+            mailer,
+            batch_concurrency: parsed_or(env, "BATCH_CONCURRENCY", 4_usize)?,
+        })
+    }
+
+    /// The handler registry of the email job, with its adapters built from `sdk`.
+    pub fn registry(&self, sdk: &SdkConfig) -> HandlerRegistry {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let mailer: Arc<dyn Mailer> = match &self.mailer {
+            MailerChoice::Smtp { timeout } => Arc::new(SmtpMailer::new(Arc::new(EnvSecrets), *timeout)),
+            MailerChoice::Outbox { folder } => Arc::new(OutboxMailer::new(folder)),
+        };
+        let handler = SendEmailHandler::new(
+            Arc::new(DynamoEmailStore::new(dynamo.clone(), &self.emails_table)),
+            Arc::new(DynamoMailboxStore::new(dynamo, &self.mailboxes_table)),
+            mailer,
+        );
+        // One handler in a fresh registry: registration cannot collide.
+        HandlerRegistry::new()
+            .register(handler)
+            .unwrap_or_else(|_| HandlerRegistry::new())
+    }
+}
+
+/// What `process-email-queue` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailTickConfig {
+    pub worker: EmailWorkerConfig,
+    pub flags_table: String,
+    pub queue_url: String,
+    /// At most this many emails are taken per tick.
+    pub tick_limit: usize,
+    pub flag_defaults: FlagDefaults,
+}
+
+impl EmailTickConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let tick_limit = parsed_or(env, "EMAIL_TICK_LIMIT", 100_usize)?;
+        if tick_limit == 0 {
+            return Err(ConfigError::Invalid {
+                name: "EMAIL_TICK_LIMIT".to_owned(),
+                value: "0".to_owned(),
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(Self {
+            worker: EmailWorkerConfig::from_env(env)?,
+            flags_table: required(env, "FLAGS_TABLE")?,
+            queue_url: required(env, "EMAIL_QUEUE_URL")?,
+            tick_limit,
+            flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, EMAIL_FLAG])?,
+        })
+    }
+
+    /// Builds the tick; reads the queue's attributes once, so it needs the queue to exist.
+    pub async fn tick(&self, sdk: &SdkConfig) -> Result<EmailTick, AwsError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let transport = SqsTransport::connect(sqs, &self.queue_url).await?;
+        let emails: Arc<dyn EmailStore> = Arc::new(DynamoEmailStore::new(dynamo.clone(), &self.worker.emails_table));
+        Ok(EmailTick::new(
+            FlagReader::new(
+                Arc::new(DynamoFlagStore::new(dynamo, &self.flags_table)),
+                self.flag_defaults.clone(),
+            ),
+            emails,
+            Dispatcher::new(Arc::new(transport)),
+            Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(self.worker.registry(sdk))))),
+            self.tick_limit,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    const COMPLETE: [(&str, &str); 4] = [
+        ("EMAILS_TABLE", "emails"),
+        ("MAILBOXES_TABLE", "mailboxes"),
+        ("FLAGS_TABLE", "flags"),
+        ("EMAIL_QUEUE_URL", "http://q"),
+    ];
+
+    #[test]
+    fn a_complete_environment_parses_with_defaults() {
+        let config = EmailTickConfig::from_env(&env(&COMPLETE)).unwrap();
+        assert_eq!(config.tick_limit, 100);
+        assert_eq!(config.worker.mailer, MailerChoice::Smtp { timeout: Duration::from_secs(10) });
+    }
+
+    #[test]
+    fn each_missing_variable_is_named() {
+        for missing in COMPLETE.map(|(name, _)| name) {
+            let pairs: Vec<(&str, &str)> = COMPLETE.into_iter().filter(|(name, _)| *name != missing).collect();
+            let error = EmailTickConfig::from_env(&env(&pairs)).unwrap_err();
+            assert_eq!(error, ConfigError::Missing { name: missing.to_owned() });
+        }
+    }
+
+    #[test]
+    fn an_outbox_needs_its_folder_and_bad_values_are_named() {
+        let mut pairs = COMPLETE.to_vec();
+        pairs.push(("MAILER", "outbox"));
+        let error = EmailTickConfig::from_env(&env(&pairs)).unwrap_err();
+        assert_eq!(error, ConfigError::Missing { name: "OUTBOX_DIR".to_owned() });
+        let mut pairs = COMPLETE.to_vec();
+        pairs.push(("SYMPHONY_EMAIL_QUEUE_ENABLED", "perhaps"));
+        assert!(EmailTickConfig::from_env(&env(&pairs)).unwrap_err().to_string().contains("SYMPHONY_EMAIL_QUEUE_ENABLED"));
+        let mut pairs = COMPLETE.to_vec();
+        pairs.push(("EMAIL_TICK_LIMIT", "0"));
+        assert!(EmailTickConfig::from_env(&env(&pairs)).unwrap_err().to_string().contains("EMAIL_TICK_LIMIT"));
+    }
+}

@@ -1,0 +1,407 @@
+//! DynamoDB adapters of the email job: the emails table and the mailboxes table.
+//! Layout: `docs/data-model.md`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use symphony_aws::AwsError;
+use symphony_core::Route;
+
+use super::model::{Claim, EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
+use super::ports::{EmailStore, MailboxStore, StoreError, Transition};
+
+/// The index of queued emails by due time.
+pub const DUE_INDEX: &str = "byStatusDueAt";
+/// `lastError` is cut to this many bytes, so a long error chain never bloats an item.
+pub const MAX_ERROR_BYTES: usize = 1_024;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoEmailStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoEmailStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn unavailable(&self, error: AwsError) -> StoreError {
+        StoreError::Unavailable {
+            operation: error.operation,
+            table: self.table.clone(),
+            retryable: error.retryable,
+            source: Box::new(error),
+        }
+    }
+
+    /// Runs a conditional update; a failed condition is a [`Transition::Conflict`].
+    async fn transition(
+        &self,
+        email_id: &str,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Transition, StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("emailId", AttributeValue::S(email_id.to_owned()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status");
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(Transition::Done),
+            Err(SdkError::ServiceError(context)) if context.err().is_conditional_check_failed_exception() => {
+                Ok(Transition::Conflict)
+            }
+            Err(error) => Err(self.unavailable(AwsError::from_sdk("UpdateItem", error))),
+        }
+    }
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn read_s(item: &Item, name: &str) -> Result<String, String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        Some(other) => Err(format!("{name} must be a string (S), found {other:?}")),
+        None => Err(format!("{name} is missing")),
+    }
+}
+
+fn read_optional_s(item: &Item, name: &str) -> Result<Option<String>, String> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => read_s(item, name).map(Some),
+    }
+}
+
+fn read_n(item: &Item, name: &str) -> Result<i64, String> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, found {value}")),
+        Some(other) => Err(format!("{name} must be a number (N), found {other:?}")),
+        None => Err(format!("{name} is missing")),
+    }
+}
+
+/// Reads an emails-table item. Every problem names the attribute.
+pub fn email_from_item(item: &Item) -> Result<EmailRecord, String> {
+    Ok(EmailRecord {
+        email_id: read_s(item, "emailId")?,
+        user_id: read_s(item, "userId")?,
+        mailbox_id: read_s(item, "mailboxId")?,
+        to_email: read_s(item, "toEmail")?,
+        subject: read_s(item, "subject")?,
+        html: read_s(item, "html")?,
+        from_name: read_optional_s(item, "fromName")?.unwrap_or_default(),
+        from_email: read_s(item, "fromEmail")?,
+        status: read_s(item, "status")?.parse()?,
+        due_at: read_n(item, "dueAt")?,
+        claimed_by: match read_optional_s(item, "claimedBy")?.as_deref() {
+            Some("symphony") => Some(Route::Symphony),
+            Some("legacy") => Some(Route::Legacy),
+            Some(other) => return Err(format!("claimedBy must be symphony or legacy, found {other:?}")),
+            None => None,
+        },
+        last_error: read_optional_s(item, "lastError")?,
+    })
+}
+
+/// Writes an emails-table item (the web app's side of the contract; used by seeding).
+pub fn email_to_item(email: &EmailRecord) -> Item {
+    let mut item = Item::from([
+        ("emailId".to_owned(), s(&email.email_id)),
+        ("userId".to_owned(), s(&email.user_id)),
+        ("mailboxId".to_owned(), s(&email.mailbox_id)),
+        ("toEmail".to_owned(), s(&email.to_email)),
+        ("subject".to_owned(), s(&email.subject)),
+        ("html".to_owned(), s(&email.html)),
+        ("fromName".to_owned(), s(&email.from_name)),
+        ("fromEmail".to_owned(), s(&email.from_email)),
+        ("status".to_owned(), s(email.status.as_str())),
+        ("dueAt".to_owned(), n(email.due_at)),
+    ]);
+    if let Some(route) = email.claimed_by {
+        item.insert("claimedBy".to_owned(), s(&route.to_string()));
+    }
+    if let Some(error) = &email.last_error {
+        item.insert("lastError".to_owned(), s(error));
+    }
+    item
+}
+
+/// Cuts a text to at most `max` bytes on a character boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[async_trait]
+impl EmailStore for DynamoEmailStore {
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, StoreError> {
+        let mut emails = Vec::new();
+        let mut start_key: Option<Item> = None;
+        while emails.len() < limit {
+            let page_size = i32::try_from(limit - emails.len()).unwrap_or(i32::MAX);
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("#status = :queued AND dueAt <= :now")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":queued", s(EmailStatus::Queued.as_str()))
+                .expression_attribute_values(":now", n(now))
+                .limit(page_size)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| self.unavailable(AwsError::from_sdk("Query", e)))?;
+            for item in output.items() {
+                let email = email_from_item(item).map_err(|reason| StoreError::Corrupt {
+                    table: self.table.clone(),
+                    key: read_s(item, "emailId").unwrap_or_else(|_| "?".to_owned()),
+                    reason,
+                })?;
+                emails.push(email);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
+                _ => break,
+            }
+        }
+        emails.truncate(limit);
+        Ok(emails)
+    }
+
+    async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("emailId", s(email_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(AwsError::from_sdk("GetItem", e)))?;
+        output
+            .item()
+            .map(|item| {
+                email_from_item(item).map_err(|reason| StoreError::Corrupt {
+                    table: self.table.clone(),
+                    key: email_id.to_owned(),
+                    reason,
+                })
+            })
+            .transpose()
+    }
+
+    async fn claim(&self, email_id: &str, route: Route, now: i64) -> Result<Option<Claim>, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let transition = self
+            .transition(
+                email_id,
+                "SET #status = :claimed, claimToken = :token, claimedAt = :now, claimedBy = :route",
+                "#status = :queued",
+                vec![
+                    (":claimed", s(EmailStatus::Claimed.as_str())),
+                    (":queued", s(EmailStatus::Queued.as_str())),
+                    (":token", s(&token)),
+                    (":now", n(now)),
+                    (":route", s(&route.to_string())),
+                ],
+            )
+            .await?;
+        Ok((transition == Transition::Done).then(|| Claim {
+            email_id: email_id.to_owned(),
+            token,
+            route,
+        }))
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<Transition, StoreError> {
+        self.transition(
+            &claim.email_id,
+            "SET #status = :queued REMOVE claimToken, claimedAt, claimedBy",
+            "#status = :claimed AND claimToken = :token",
+            vec![
+                (":claimed", s(EmailStatus::Claimed.as_str())),
+                (":queued", s(EmailStatus::Queued.as_str())),
+                (":token", s(&claim.token)),
+            ],
+        )
+        .await
+    }
+
+    async fn mark_sent(&self, email_id: &str, now: i64) -> Result<Transition, StoreError> {
+        self.transition(
+            email_id,
+            "SET #status = :sent, sentAt = :now",
+            "#status = :claimed",
+            vec![
+                (":claimed", s(EmailStatus::Claimed.as_str())),
+                (":sent", s(EmailStatus::Sent.as_str())),
+                (":now", n(now)),
+            ],
+        )
+        .await
+    }
+
+    async fn mark_failed(&self, email_id: &str, reason: &str, now: i64) -> Result<Transition, StoreError> {
+        self.transition(
+            email_id,
+            "SET #status = :failed, failedAt = :now, lastError = :reason",
+            "#status = :claimed",
+            vec![
+                (":claimed", s(EmailStatus::Claimed.as_str())),
+                (":failed", s(EmailStatus::Failed.as_str())),
+                (":now", n(now)),
+                (":reason", s(truncate(reason, MAX_ERROR_BYTES))),
+            ],
+        )
+        .await
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoMailboxStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoMailboxStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+/// Reads a mailboxes-table item. Every problem names the attribute.
+pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
+    let port = read_n(item, "smtpPort")?;
+    Ok(Mailbox {
+        mailbox_id: read_s(item, "mailboxId")?,
+        user_id: read_s(item, "userId")?,
+        smtp_host: read_s(item, "smtpHost")?,
+        smtp_port: u16::try_from(port).map_err(|_| format!("smtpPort {port} is not a port number"))?,
+        smtp_security: read_s(item, "smtpSecurity")?.parse::<SmtpSecurity>()?,
+        smtp_username: read_optional_s(item, "smtpUsername")?,
+        smtp_password: read_optional_s(item, "smtpPasswordRef")?
+            .map(|reference| reference.parse())
+            .transpose()?,
+    })
+}
+
+#[async_trait]
+impl MailboxStore for DynamoMailboxStore {
+    async fn get(&self, mailbox_id: &str) -> Result<Option<Mailbox>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("mailboxId", s(mailbox_id))
+            .send()
+            .await
+            .map_err(|e| {
+                let error = AwsError::from_sdk("GetItem", e);
+                StoreError::Unavailable {
+                    operation: error.operation,
+                    table: self.table.clone(),
+                    retryable: error.retryable,
+                    source: Box::new(error),
+                }
+            })?;
+        output
+            .item()
+            .map(|item| {
+                mailbox_from_item(item).map_err(|reason| StoreError::Corrupt {
+                    table: self.table.clone(),
+                    key: mailbox_id.to_owned(),
+                    reason,
+                })
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_round_trips_through_its_item() {
+        let email = EmailRecord {
+            email_id: "em-1".into(),
+            user_id: "u".into(),
+            mailbox_id: "mb".into(),
+            to_email: "a@example.com".into(),
+            subject: "s".into(),
+            html: "<p/>".into(),
+            from_name: "n".into(),
+            from_email: "f@example.com".into(),
+            status: EmailStatus::Queued,
+            due_at: 1_700_000_000,
+            claimed_by: Some(Route::Legacy),
+            last_error: None,
+        };
+        assert_eq!(email_from_item(&email_to_item(&email)).unwrap(), email);
+    }
+
+    #[test]
+    fn a_bad_item_names_the_attribute() {
+        let mut item = email_to_item(&EmailRecord {
+            email_id: "em-1".into(),
+            user_id: "u".into(),
+            mailbox_id: "mb".into(),
+            to_email: "a@example.com".into(),
+            subject: "s".into(),
+            html: "<p/>".into(),
+            from_name: "n".into(),
+            from_email: "f@example.com".into(),
+            status: EmailStatus::Queued,
+            due_at: 1,
+            claimed_by: None,
+            last_error: None,
+        });
+        item.insert("dueAt".into(), s("tomorrow"));
+        assert!(email_from_item(&item).unwrap_err().contains("dueAt"));
+        item.insert("dueAt".into(), n(1));
+        item.insert("status".into(), s("lost"));
+        assert!(email_from_item(&item).unwrap_err().contains("lost"));
+    }
+
+    #[test]
+    fn truncation_respects_character_boundaries() {
+        assert_eq!(truncate("ééé", 3), "é");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

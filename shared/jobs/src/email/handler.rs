@@ -1,0 +1,120 @@
+//! `SendEmailHandler`: sends one `EmailMessage`, the same code on both paths.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use symphony_core::{Envelope, HandlerContext, HandlerError, Retryable, TypedHandler};
+use tracing::{info, warn};
+
+use super::message::EmailMessage;
+use super::model::EmailStatus;
+use super::ports::{EmailStore, Mailer, MailboxStore, OutgoingEmail, Transition};
+
+pub struct SendEmailHandler {
+    emails: Arc<dyn EmailStore>,
+    mailboxes: Arc<dyn MailboxStore>,
+    mailer: Arc<dyn Mailer>,
+}
+
+impl std::fmt::Debug for SendEmailHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendEmailHandler").finish_non_exhaustive()
+    }
+}
+
+impl SendEmailHandler {
+    pub fn new(emails: Arc<dyn EmailStore>, mailboxes: Arc<dyn MailboxStore>, mailer: Arc<dyn Mailer>) -> Self {
+        Self {
+            emails,
+            mailboxes,
+            mailer,
+        }
+    }
+
+    async fn send(&self, message: &EmailMessage, context: &HandlerContext) -> Result<(), HandlerError> {
+        message.validate()?;
+        let now = Utc::now().timestamp();
+        let record = self
+            .emails
+            .get(&message.email_id)
+            .await
+            .map_err(|e| HandlerError::from_source("reading the email record", e))?
+            .ok_or_else(|| HandlerError::permanent(format!("email {} does not exist", message.email_id)))?;
+        match record.status {
+            // A redelivery of an email already sent: nothing to do.
+            EmailStatus::Sent => {
+                info!(email_id = %message.email_id, "email already sent; redelivery ignored");
+                return Ok(());
+            }
+            EmailStatus::Failed => {
+                return Err(HandlerError::permanent(format!(
+                    "email {} was marked failed: {}",
+                    message.email_id,
+                    record.last_error.as_deref().unwrap_or("no reason recorded")
+                )));
+            }
+            // Dispatched straight onto the queue by the web app, without a tick: claim it
+            // here so a tick cannot send it too.
+            EmailStatus::Queued => {
+                let claim = self
+                    .emails
+                    .claim(&message.email_id, context.route, now)
+                    .await
+                    .map_err(|e| HandlerError::from_source("claiming the email", e))?;
+                if claim.is_none() {
+                    return Err(HandlerError::retryable(format!(
+                        "email {} was claimed by someone else meanwhile",
+                        message.email_id
+                    )));
+                }
+            }
+            EmailStatus::Claimed => {}
+        }
+
+        let mailbox = self
+            .mailboxes
+            .get(&message.mailbox_id)
+            .await
+            .map_err(|e| HandlerError::from_source("reading the mailbox", e))?
+            .ok_or_else(|| HandlerError::permanent(format!("mailbox {} does not exist", message.mailbox_id)))?;
+        let outgoing = OutgoingEmail {
+            email_id: message.email_id.clone(),
+            from_name: message.from_name.clone(),
+            from_email: message.from_email.clone(),
+            to_email: message.to_email.clone(),
+            subject: message.subject.clone(),
+            html: message.html.clone(),
+        };
+        self.mailer
+            .send(&mailbox, &outgoing)
+            .await
+            .map_err(|e| HandlerError::from_source(format!("sending email {}", message.email_id), e))?;
+
+        match self.emails.mark_sent(&message.email_id, Utc::now().timestamp()).await {
+            Ok(Transition::Done) => info!(email_id = %message.email_id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent"),
+            Ok(Transition::Conflict) => warn!(email_id = %message.email_id, "email sent, but its record had already left the claimed state"),
+            // The mail is out: failing now would send it again on the retry. Say so loudly
+            // and leave the record claimed, where an operator can see it.
+            Err(error) => warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&error), "email sent, but marking it sent failed"),
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TypedHandler<EmailMessage> for SendEmailHandler {
+    async fn handle(&self, message: EmailMessage, _: &Envelope, context: &HandlerContext) -> Result<(), HandlerError> {
+        let result = self.send(&message, context).await;
+        if let Err(error) = &result
+            && !error.is_retryable()
+            && !message.email_id.is_empty()
+        {
+            // Record why, so the emails table tells the same story as the DLQ.
+            if let Err(mark) = self.emails.mark_failed(&message.email_id, &error.full_reason(), Utc::now().timestamp()).await {
+                warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&mark), "could not mark the email failed");
+            }
+        }
+        result
+    }
+}

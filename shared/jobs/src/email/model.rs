@@ -1,0 +1,111 @@
+//! The email job's records, as stored in DynamoDB (see `docs/data-model.md`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use symphony_core::Route;
+
+use crate::secrets::SecretRef;
+
+/// Where an email is in its life: `queued` → `claimed` → `sent` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailStatus {
+    /// Due work, waiting for a tick.
+    Queued,
+    /// Owned by one path (symphony or legacy) until it is sent or released.
+    Claimed,
+    Sent,
+    /// Given up on; `lastError` says why.
+    Failed,
+}
+
+impl EmailStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Claimed => "claimed",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for EmailStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EmailStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "queued" => Ok(Self::Queued),
+            "claimed" => Ok(Self::Claimed),
+            "sent" => Ok(Self::Sent),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown email status {other:?}")),
+        }
+    }
+}
+
+/// One row of the emails table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailRecord {
+    pub email_id: String,
+    pub user_id: String,
+    pub mailbox_id: String,
+    pub to_email: String,
+    pub subject: String,
+    pub html: String,
+    pub from_name: String,
+    pub from_email: String,
+    pub status: EmailStatus,
+    /// Epoch seconds at which the email becomes due.
+    pub due_at: i64,
+    pub claimed_by: Option<Route>,
+    pub last_error: Option<String>,
+}
+
+/// A claim on an email: only the holder of the token may release it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub email_id: String,
+    pub token: String,
+    pub route: Route,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SmtpSecurity {
+    /// Implicit TLS, usually port 465.
+    Tls,
+    /// Plain connection upgraded with STARTTLS, usually port 587. Required, not opportunistic.
+    StartTls,
+    /// No encryption: only for a server on loopback in tests and local runs.
+    None,
+}
+
+impl FromStr for SmtpSecurity {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "tls" => Ok(Self::Tls),
+            "starttls" => Ok(Self::StartTls),
+            "none" => Ok(Self::None),
+            other => Err(format!("smtpSecurity must be tls, starttls or none, found {other:?}")),
+        }
+    }
+}
+
+/// One row of the mailboxes table: the sending account. Credentials are a reference
+/// to a secret, never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Mailbox {
+    pub mailbox_id: String,
+    pub user_id: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: SmtpSecurity,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<SecretRef>,
+}

@@ -1,0 +1,114 @@
+//! What the email job needs from the outside world, as traits.
+
+use async_trait::async_trait;
+use symphony_core::{BoxError, Retryable, Route};
+
+use super::model::{Claim, EmailRecord, Mailbox};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{operation} on table {table} failed")]
+    Unavailable {
+        operation: &'static str,
+        table: String,
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
+    #[error("record {key} in table {table} is invalid: {reason}")]
+    Corrupt {
+        table: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unavailable { retryable, .. } => *retryable,
+            Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// What a conditional state change found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Done,
+    /// The record was not in the state the change required: another owner moved it.
+    Conflict,
+}
+
+/// Port: the emails table.
+#[async_trait]
+pub trait EmailStore: Send + Sync {
+    /// Queued emails due at `now` (epoch seconds), oldest first, at most `limit`.
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, StoreError>;
+    /// A consistent read of one email.
+    async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError>;
+    /// Moves a queued email to claimed, for one route. `None` when someone else has it.
+    async fn claim(&self, email_id: &str, route: Route, now: i64) -> Result<Option<Claim>, StoreError>;
+    /// Gives a claim back: the email is queued again, for a later tick.
+    async fn release(&self, claim: &Claim) -> Result<Transition, StoreError>;
+    /// Claimed → sent.
+    async fn mark_sent(&self, email_id: &str, now: i64) -> Result<Transition, StoreError>;
+    /// Claimed → failed, with the reason (bounded in size by the adapter).
+    async fn mark_failed(&self, email_id: &str, reason: &str, now: i64) -> Result<Transition, StoreError>;
+}
+
+/// Port: the mailboxes table.
+#[async_trait]
+pub trait MailboxStore: Send + Sync {
+    async fn get(&self, mailbox_id: &str) -> Result<Option<Mailbox>, StoreError>;
+}
+
+/// An email ready to go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub email_id: String,
+    pub from_name: String,
+    pub from_email: String,
+    pub to_email: String,
+    pub subject: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct MailError {
+    pub reason: String,
+    pub retryable: bool,
+    #[source]
+    pub source: Option<BoxError>,
+}
+
+impl MailError {
+    pub fn permanent(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self {
+            reason: reason.into(),
+            retryable: false,
+            source,
+        }
+    }
+
+    pub fn retryable(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self {
+            reason: reason.into(),
+            retryable: true,
+            source,
+        }
+    }
+}
+
+impl Retryable for MailError {
+    fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+/// Port: sends one email through a mailbox.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mailbox: &Mailbox, email: &OutgoingEmail) -> Result<(), MailError>;
+}

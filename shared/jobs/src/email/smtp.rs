@@ -1,0 +1,125 @@
+//! The SMTP mailer (lettre, async): TLS or STARTTLS as the mailbox says, credentials
+//! resolved from the mailbox's secret reference, one pooled transport per mailbox.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use symphony_core::Retryable;
+use tokio::sync::Mutex;
+
+use super::model::{Mailbox, SmtpSecurity};
+use super::ports::{MailError, Mailer, OutgoingEmail};
+use crate::secrets::SecretResolver;
+
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+pub struct SmtpMailer {
+    secrets: Arc<dyn SecretResolver>,
+    timeout: Duration,
+    transports: Mutex<HashMap<Mailbox, Transport>>,
+}
+
+impl std::fmt::Debug for SmtpMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpMailer").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+impl SmtpMailer {
+    pub fn new(secrets: Arc<dyn SecretResolver>, timeout: Duration) -> Self {
+        Self {
+            secrets,
+            timeout,
+            transports: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The mailbox's transport, built once; keyed by the whole record so that a changed
+    /// host or credential builds a new one.
+    async fn transport(&self, mailbox: &Mailbox) -> Result<Transport, MailError> {
+        if let Some(transport) = self.transports.lock().await.get(mailbox) {
+            return Ok(transport.clone());
+        }
+        let host = mailbox.smtp_host.as_str();
+        let builder = match mailbox.smtp_security {
+            SmtpSecurity::Tls => Transport::relay(host),
+            SmtpSecurity::StartTls => Transport::starttls_relay(host),
+            SmtpSecurity::None => Ok(Transport::builder_dangerous(host)),
+        }
+        .map_err(|e| MailError::permanent(format!("mailbox {} has an unusable SMTP host", mailbox.mailbox_id), Some(Box::new(e))))?;
+        let mut builder = builder.port(mailbox.smtp_port).timeout(Some(self.timeout));
+        if let Some(username) = &mailbox.smtp_username {
+            let password = match &mailbox.smtp_password {
+                Some(reference) => self.secrets.resolve(reference).await.map_err(|e| {
+                    MailError::permanent(
+                        format!("the SMTP password of mailbox {} cannot be resolved", mailbox.mailbox_id),
+                        Some(Box::new(e)),
+                    )
+                })?,
+                None => crate::secrets::Secret::new(""),
+            };
+            builder = builder.credentials(Credentials::new(username.clone(), password.expose().to_owned()));
+        }
+        let transport = builder.build();
+        self.transports.lock().await.insert(mailbox.clone(), transport.clone());
+        Ok(transport)
+    }
+}
+
+/// Builds the MIME message. The Message-ID carries the email id, so a receiving side
+/// (and our tests) can tell which record a mail came from.
+pub fn build_message(email: &OutgoingEmail) -> Result<Message, MailError> {
+    let address = |field: &str, value: &str| {
+        value
+            .parse::<lettre::Address>()
+            .map_err(|e| MailError::permanent(format!("{field} is not a valid email address"), Some(Box::new(e))))
+    };
+    let from_name = (!email.from_name.is_empty()).then(|| email.from_name.clone());
+    Message::builder()
+        .message_id(Some(format!("<{}@symphony>", email.email_id)))
+        .from(lettre::message::Mailbox::new(from_name, address("fromEmail", &email.from_email)?))
+        .to(lettre::message::Mailbox::new(None, address("toEmail", &email.to_email)?))
+        .subject(email.subject.clone())
+        .header(ContentType::TEXT_HTML)
+        .body(email.html.clone())
+        .map_err(|e| MailError::permanent("the email could not be built", Some(Box::new(e))))
+}
+
+/// 5xx replies and client-side errors are permanent; 4xx, timeouts and connection
+/// failures are worth another try.
+fn classify(error: lettre::transport::smtp::Error) -> MailError {
+    let status = error.status().map(|code| code.to_string());
+    let reason = match &status {
+        Some(code) => format!("the SMTP server replied {code}"),
+        None => "the SMTP exchange failed".to_owned(),
+    };
+    if error.is_permanent() || error.is_client() {
+        MailError::permanent(reason, Some(Box::new(error)))
+    } else {
+        MailError::retryable(reason, Some(Box::new(error)))
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, mailbox: &Mailbox, email: &OutgoingEmail) -> Result<(), MailError> {
+        let message = build_message(email)?;
+        let transport = self.transport(mailbox).await?;
+        match transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = classify(error);
+                if error.is_retryable() {
+                    // A broken pooled connection should not be reused on the retry.
+                    self.transports.lock().await.remove(mailbox);
+                }
+                Err(error)
+            }
+        }
+    }
+}
