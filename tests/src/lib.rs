@@ -1,0 +1,22 @@
+//! The harness of Symphony's integration tests and local run: real services on
+//! loopback (a moto server for SQS and DynamoDB, an aiosmtpd SMTP server), resources
+//! created from `template.yaml`, and a queue drain that behaves like Lambda's SQS event
+//! source mapping. Every process started here is stopped by PID when its handle drops.
+
+pub mod drain;
+pub mod email_world;
+pub mod seed;
+pub mod services;
+pub mod stack;
+
+use std::path::PathBuf;
+
+pub use drain::{DrainReport, drain_queue};
+pub use services::{Moto, ReceivedMail, SmtpServer};
+pub use stack::Stack;
+
+/// The repository's root folder.
+pub fn project_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}

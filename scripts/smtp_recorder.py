@@ -1,0 +1,73 @@
+"""A real SMTP server on loopback that records what it receives.
+
+Each accepted message is written to OUT/<n>.json as {"mailFrom", "rcptTos", "data"}.
+Recipients matching --reject get a permanent 550, those matching --tempfail a
+transient 451, so tests can drive both kinds of failure through a real SMTP exchange.
+Runs until SIGTERM or SIGINT.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import re
+import signal
+import threading
+
+from aiosmtpd.controller import Controller
+
+
+class Recorder:
+    def __init__(self, out, reject, tempfail):
+        self.out = out
+        self.reject = re.compile(reject) if reject else None
+        self.tempfail = re.compile(tempfail) if tempfail else None
+        self.counter = itertools.count(1)
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.reject and self.reject.search(address):
+            return "550 5.1.1 Recipient address rejected: mailbox unavailable"
+        if self.tempfail and self.tempfail.search(address):
+            return "451 4.3.0 Temporary failure, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            number = next(self.counter)
+        record = {
+            "mailFrom": envelope.mail_from,
+            "rcptTos": envelope.rcpt_tos,
+            "data": envelope.content.decode("utf-8", errors="replace"),
+        }
+        # Write then rename, so a reader never sees half a file.
+        partial = os.path.join(self.out, f".{number:06d}.json.partial")
+        with open(partial, "w", encoding="utf-8") as handle:
+            json.dump(record, handle)
+        os.replace(partial, os.path.join(self.out, f"{number:06d}.json"))
+        return "250 Message accepted for delivery"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--reject", default="")
+    parser.add_argument("--tempfail", default="")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    controller = Controller(
+        Recorder(args.out, args.reject, args.tempfail), hostname="127.0.0.1", port=args.port
+    )
+    controller.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"smtp recorder listening on 127.0.0.1:{args.port}", flush=True)
+    stop.wait()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()

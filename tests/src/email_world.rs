@@ -1,0 +1,126 @@
+//! Everything the email job needs, running for real on loopback: a moto server with the
+//! template's queues and tables, an SMTP server, and the two functions wired to them.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use handle_email::HandleEmail;
+use lambda_runtime::{Context, LambdaEvent};
+use process_email_queue::ProcessEmailQueue;
+use symphony_jobs::email::{EMAIL_FLAG, EmailTickConfig, EmailWorkerConfig, TickReport};
+
+use crate::seed;
+use crate::services::{Moto, SmtpServer};
+use crate::stack::Stack;
+use crate::{DrainReport, drain_queue, project_root};
+
+/// Recipients the SMTP server rejects for good (550) or for now (451).
+pub const REJECTED_RECIPIENTS: &str = "^bounce";
+pub const TEMPFAIL_RECIPIENTS: &str = "^busy";
+pub const MAILBOX_ID: &str = "mailbox-1";
+
+#[derive(Debug)]
+pub struct EmailWorld {
+    pub moto: Moto,
+    pub smtp: SmtpServer,
+    pub stack: Stack,
+    pub sdk: aws_config::SdkConfig,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl EmailWorld {
+    /// Starts the services, creates the template's resources and a loopback mailbox.
+    pub async fn start() -> Self {
+        let moto = Moto::start();
+        let smtp = SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS);
+        let sdk = moto.sdk_config().await;
+        let stack = Stack::provision(&sdk, "symphony-local").await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        seed::put_loopback_mailbox(&dynamo, stack.table("MailboxesTable"), MAILBOX_ID, smtp.port).await;
+        Self {
+            moto,
+            smtp,
+            stack,
+            sdk,
+            dynamo,
+            sqs,
+        }
+    }
+
+    pub fn emails_table(&self) -> &str {
+        self.stack.table("EmailsTable")
+    }
+
+    pub fn flags_table(&self) -> &str {
+        self.stack.table("FlagsTable")
+    }
+
+    /// `process-email-queue`'s environment, as the template declares it.
+    pub fn process_env(&self) -> HashMap<String, String> {
+        self.stack.function_env("ProcessEmailQueueFunction")
+    }
+
+    pub async fn process_function_with(&self, env: &HashMap<String, String>) -> ProcessEmailQueue {
+        let config = EmailTickConfig::from_env(env).expect("the template's environment is a valid configuration");
+        ProcessEmailQueue::new(&config, &self.sdk)
+            .await
+            .expect("process-email-queue cannot start")
+    }
+
+    pub async fn process_function(&self) -> ProcessEmailQueue {
+        self.process_function_with(&self.process_env()).await
+    }
+
+    pub fn handle_function(&self) -> HandleEmail {
+        let env = self.stack.function_env("HandleEmailFunction");
+        let config = EmailWorkerConfig::from_env(&env).expect("the template's environment is a valid configuration");
+        HandleEmail::new(&config, &self.sdk)
+    }
+
+    pub async fn set_email_flag(&self, enabled: bool) {
+        seed::set_job_flags(&self.dynamo, self.flags_table(), EMAIL_FLAG, enabled).await;
+    }
+
+    /// Seeds queued emails `<prefix>-1` … `<prefix>-<count>` to `<prefix>-<n>@example.com`.
+    pub async fn seed_emails(&self, prefix: &str, count: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(count);
+        for n in 1..=count {
+            let id = format!("{prefix}-{n}");
+            let to = format!("{id}@example.com");
+            seed::put_email(&self.dynamo, self.emails_table(), &seed::queued_email(&id, MAILBOX_ID, &to)).await;
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Runs one tick with the sample schedule event from `events/`.
+    pub async fn tick(&self, function: &ProcessEmailQueue) -> TickReport {
+        function
+            .handle(LambdaEvent::new(schedule_event(), Context::default()))
+            .await
+            .expect("the tick failed")
+    }
+
+    /// Drains the email queue through `handle-email`.
+    pub async fn drain(&self, worker: &HandleEmail) -> DrainReport {
+        drain_queue(&self.sqs, self.stack.queue("EmailQueue"), 200, |event| async {
+            worker.handle(event).await.unwrap_or_else(|never| match never {})
+        })
+        .await
+    }
+
+    /// Email ids of the mails the SMTP server accepted, sorted.
+    pub fn delivered_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.smtp.received().iter().filter_map(|m| m.email_id()).collect();
+        ids.sort();
+        ids
+    }
+}
+
+pub fn schedule_event() -> EventBridgeEvent {
+    let path = project_root().join("events/example-eventbridge-schedule.json");
+    let text = std::fs::read_to_string(path).expect("cannot read the sample schedule event");
+    serde_json::from_str(&text).expect("the sample schedule event does not parse")
+}

@@ -1,0 +1,124 @@
+//! Test data: flags, mailboxes and emails as the web app would write them.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::Utc;
+use symphony_jobs::email::dynamo::{email_from_item, email_to_item};
+use symphony_jobs::email::{EmailRecord, EmailStatus};
+
+/// Writes a flag item.
+pub async fn put_flag(dynamo: &aws_sdk_dynamodb::Client, table: &str, name: &str, enabled: bool, rollout_percent: u8) {
+    dynamo
+        .put_item()
+        .table_name(table)
+        .item("name", AttributeValue::S(name.to_owned()))
+        .item("enabled", AttributeValue::Bool(enabled))
+        .item("rolloutPercent", AttributeValue::N(rollout_percent.to_string()))
+        .item("updatedAt", AttributeValue::S(Utc::now().to_rfc3339()))
+        .item("updatedBy", AttributeValue::S("symphony-tests".to_owned()))
+        .item("reason", AttributeValue::S("test set-up".to_owned()))
+        .send()
+        .await
+        .expect("cannot write a flag");
+}
+
+/// Turns the global switch and one job's flag on or off together.
+pub async fn set_job_flags(dynamo: &aws_sdk_dynamodb::Client, table: &str, job_flag: &str, enabled: bool) {
+    put_flag(dynamo, table, symphony_core::flags::GLOBAL_FLAG, true, 100).await;
+    put_flag(dynamo, table, job_flag, enabled, 100).await;
+}
+
+/// A mailbox that sends through an SMTP server on loopback, without TLS.
+pub async fn put_loopback_mailbox(dynamo: &aws_sdk_dynamodb::Client, table: &str, mailbox_id: &str, smtp_port: u16) {
+    dynamo
+        .put_item()
+        .table_name(table)
+        .item("mailboxId", AttributeValue::S(mailbox_id.to_owned()))
+        .item("userId", AttributeValue::S("user-1".to_owned()))
+        .item("smtpHost", AttributeValue::S("127.0.0.1".to_owned()))
+        .item("smtpPort", AttributeValue::N(smtp_port.to_string()))
+        .item("smtpSecurity", AttributeValue::S("none".to_owned()))
+        .send()
+        .await
+        .expect("cannot write a mailbox");
+}
+
+/// A queued email, due a minute ago.
+pub fn queued_email(email_id: &str, mailbox_id: &str, to_email: &str) -> EmailRecord {
+    EmailRecord {
+        email_id: email_id.to_owned(),
+        user_id: "user-1".to_owned(),
+        mailbox_id: mailbox_id.to_owned(),
+        to_email: to_email.to_owned(),
+        subject: format!("Hello ({email_id})"),
+        html: format!("<p>Message {email_id}</p>"),
+        from_name: "Ada from Acme".to_owned(),
+        from_email: "ada@acme.example".to_owned(),
+        status: EmailStatus::Queued,
+        due_at: Utc::now().timestamp() - 60,
+        claimed_by: None,
+        last_error: None,
+    }
+}
+
+pub async fn put_email(dynamo: &aws_sdk_dynamodb::Client, table: &str, email: &EmailRecord) {
+    dynamo
+        .put_item()
+        .table_name(table)
+        .set_item(Some(email_to_item(email)))
+        .send()
+        .await
+        .expect("cannot write an email");
+}
+
+pub async fn get_email(dynamo: &aws_sdk_dynamodb::Client, table: &str, email_id: &str) -> EmailRecord {
+    let output = dynamo
+        .get_item()
+        .table_name(table)
+        .key("emailId", AttributeValue::S(email_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("cannot read an email");
+    email_from_item(output.item().expect("no such email")).expect("the email item is invalid")
+}
+
+/// Messages in a queue, visible or in flight.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
+    let output = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("cannot read the queue's attributes");
+    let attributes = output.attributes().cloned().unwrap_or_default();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .filter_map(|name| attributes.get(name)?.parse::<usize>().ok())
+    .sum()
+}
+
+/// The bodies of every message in a queue, received once and left to reappear.
+pub async fn peek_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .expect("ReceiveMessage failed");
+        if output.messages().is_empty() {
+            return bodies;
+        }
+        bodies.extend(output.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
+    }
+}

@@ -1,0 +1,223 @@
+//! Real services on loopback, started from the project's own venv.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::project_root;
+
+/// Installs the pinned Python tools into `.venv` once per process (the script itself is
+/// idempotent and locked, so parallel test binaries are safe). Returns the venv's `bin`.
+pub fn python_bin() -> PathBuf {
+    static READY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let root = project_root();
+        let status = Command::new("bash")
+            .arg(root.join("scripts/python-env.sh"))
+            .status()
+            .map_err(|e| format!("cannot run scripts/python-env.sh: {e}"))?;
+        if status.success() {
+            Ok(root.join(".venv/bin"))
+        } else {
+            Err(format!("scripts/python-env.sh failed: {status}"))
+        }
+    });
+    match ready {
+        Ok(bin) => bin.clone(),
+        Err(reason) => panic!("{reason}"),
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// A child process stopped (by its PID) when dropped.
+#[derive(Debug)]
+struct ServiceProcess {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ServiceProcess {
+    fn spawn(name: &'static str, command: &mut Command, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("cannot create the service folder");
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("cannot create the service log");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("cannot share the log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { name, child, log }
+    }
+
+    fn wait_for_port(&mut self, port: u16, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}) before listening:\n{}", self.name, self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not listen on port {port} within {limit:?}:\n{}", self.name, self.log_text());
+    }
+
+    fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("symphony-{name}-{}", uuid::Uuid::new_v4()))
+}
+
+/// A moto server: SQS, DynamoDB (and every other AWS API moto has) on 127.0.0.1.
+#[derive(Debug)]
+pub struct Moto {
+    process: ServiceProcess,
+    pub port: u16,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let bin = python_bin();
+        let port = free_port();
+        let mut process = ServiceProcess::spawn(
+            "moto",
+            Command::new(bin.join("moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            &scratch_dir("moto"),
+        );
+        process.wait_for_port(port, Duration::from_secs(60));
+        Self {
+            process,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// An SDK configuration that talks to this server with test credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "symphony-tests",
+            ))
+            .load()
+            .await
+    }
+}
+
+/// One mail the SMTP server accepted.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceivedMail {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub data: String,
+}
+
+impl ReceivedMail {
+    /// The email id from the Message-ID header (`<emailId@symphony>`).
+    pub fn email_id(&self) -> Option<String> {
+        self.data.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            if !name.eq_ignore_ascii_case("message-id") {
+                return None;
+            }
+            let value = value.trim().trim_start_matches('<');
+            value.split_once("@symphony>").map(|(id, _)| id.to_owned())
+        })
+    }
+}
+
+/// A real SMTP server on loopback that records every mail it accepts. Recipients that
+/// match `reject` get a 550, those that match `tempfail` a 451.
+#[derive(Debug)]
+pub struct SmtpServer {
+    process: ServiceProcess,
+    pub port: u16,
+    pub mail_dir: PathBuf,
+}
+
+impl SmtpServer {
+    pub fn start(reject: &str, tempfail: &str) -> Self {
+        let bin = python_bin();
+        let port = free_port();
+        let dir = scratch_dir("smtp");
+        let mail_dir = dir.join("mail");
+        let mut process = ServiceProcess::spawn(
+            "smtp",
+            Command::new(bin.join("python")).arg(project_root().join("scripts/smtp_recorder.py")).args([
+                "--port",
+                &port.to_string(),
+                "--out",
+                &mail_dir.to_string_lossy(),
+                "--reject",
+                reject,
+                "--tempfail",
+                tempfail,
+            ]),
+            &dir,
+        );
+        process.wait_for_port(port, Duration::from_secs(30));
+        Self { process, port, mail_dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Every mail accepted so far, in order of arrival.
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        let Ok(entries) = std::fs::read_dir(&self.mail_dir) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).expect("cannot read a recorded mail");
+                serde_json::from_str(&text).expect("a recorded mail is not valid JSON")
+            })
+            .collect()
+    }
+}

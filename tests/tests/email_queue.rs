@@ -1,0 +1,274 @@
+//! The email queue end to end: real functions against a moto server and an SMTP server
+//! on loopback, with the queues and tables of `template.yaml`.
+
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::Utc;
+use symphony_aws::SqsTransport;
+use symphony_core::{Dispatcher, Envelope, Retryable, TransportError};
+use symphony_jobs::email::{EmailMessage, EmailStatus};
+use symphony_tests::email_world::EmailWorld;
+use symphony_tests::seed;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatched_email_reaches_the_smtp_server() {
+    // Given the email flag on and three due emails
+    let world = EmailWorld::start().await;
+    world.set_email_flag(true).await;
+    let ids = world.seed_emails("email", 3).await;
+
+    // When a tick runs and the worker drains the queue
+    let report = world.tick(&world.process_function().await).await;
+    assert_eq!((report.due, report.dispatched, report.legacy, report.failed), (3, 3, 0, 0));
+    assert_eq!(seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await, 3);
+    assert!(world.smtp.received().is_empty(), "nothing is sent before the worker runs");
+    let drained = world.drain(&world.handle_function()).await;
+
+    // Then each email reached the SMTP server once, and is marked sent
+    assert_eq!(drained.succeeded, 3);
+    assert_eq!(world.delivered_ids(), ids);
+    let mail = &world.smtp.received()[0];
+    assert!(mail.rcpt_tos[0].ends_with("@example.com"));
+    assert!(mail.data.contains("Subject: Hello"));
+    for id in &ids {
+        assert_eq!(seed::get_email(&world.dynamo, world.emails_table(), id).await.status, EmailStatus::Sent);
+    }
+    assert_eq!(seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_flag_off_the_tick_sends_inline() {
+    let world = EmailWorld::start().await;
+    world.set_email_flag(false).await;
+    let ids = world.seed_emails("inline", 3).await;
+
+    let report = world.tick(&world.process_function().await).await;
+
+    assert_eq!((report.dispatched, report.legacy, report.failed), (0, 3, 0));
+    assert_eq!(world.delivered_ids(), ids);
+    assert_eq!(seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await, 0);
+    let email = seed::get_email(&world.dynamo, world.emails_table(), &ids[0]).await;
+    assert_eq!(email.status, EmailStatus::Sent);
+    assert_eq!(email.claimed_by, Some(symphony_core::Route::Legacy));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_flip_takes_effect_at_the_next_tick() {
+    let world = EmailWorld::start().await;
+    let function = world.process_function().await;
+    world.set_email_flag(true).await;
+    world.seed_emails("first", 2).await;
+    let first = world.tick(&function).await;
+
+    // The same running function, the flag flipped between two ticks
+    world.set_email_flag(false).await;
+    world.seed_emails("second", 2).await;
+    let second = world.tick(&function).await;
+
+    assert_eq!((first.dispatched, first.legacy), (2, 0));
+    assert_eq!((second.dispatched, second.legacy), (0, 2));
+    // What was queued before the rollback still drains: flags decide where new work goes.
+    world.drain(&world.handle_function()).await;
+    assert_eq!(world.delivered_ids(), ["first-1", "first-2", "second-1", "second-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_overlapping_ticks_enqueue_each_email_once() {
+    let world = EmailWorld::start().await;
+    world.set_email_flag(true).await;
+    let ids = world.seed_emails("overlap", 40).await;
+    let (one, two) = (world.process_function().await, world.process_function().await);
+
+    let (a, b) = tokio::join!(world.tick(&one), world.tick(&two));
+
+    assert_eq!(a.dispatched + b.dispatched, 40, "{a:?}\n{b:?}");
+    assert_eq!(a.failed + b.failed, 0);
+    let bodies = seed::peek_bodies(&world.sqs, &world.stack.queue("EmailQueue").url).await;
+    let mut queued: Vec<String> = bodies
+        .iter()
+        .map(|body| Envelope::from_body(Some(body)).unwrap().decode::<EmailMessage>().unwrap().email_id)
+        .collect();
+    queued.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(queued, expected, "each email is on the queue exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_or_unknown_message_fails_alone() {
+    // Given the sample mixed batch of events/ on the queue: a valid email, a malformed
+    // body and an unknown type
+    let world = EmailWorld::start().await;
+    seed::put_email(&world.dynamo, world.emails_table(), &seed::queued_email("email-0101", "mailbox-1", "lead.ok@example.com")).await;
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(symphony_tests::project_root().join("events/example-sqs-email-mixed.json")).unwrap(),
+    )
+    .unwrap();
+    let queue = world.stack.queue("EmailQueue");
+    for record in sample["Records"].as_array().unwrap() {
+        world.sqs.send_message().queue_url(&queue.url).message_body(record["body"].as_str().unwrap()).send().await.unwrap();
+    }
+
+    // When the worker drains the queue
+    let report = world.drain(&world.handle_function()).await;
+
+    // Then the valid email went out, and only the two bad messages failed, until the
+    // redrive policy moved them to the dead-letter queue
+    assert_eq!(world.delivered_ids(), ["email-0101"]);
+    assert_eq!(report.succeeded, 1);
+    assert_eq!(report.failed_deliveries, 2 * 5, "each bad message fails on each of its 5 receives");
+    let dlq = &world.stack.queue("EmailDeadLetterQueue").url;
+    assert_eq!(seed::queue_depth(&world.sqs, dlq).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_entry_of_send_message_batch_is_reported_not_lost() {
+    // Given three envelopes, one of which asks for a delay SQS refuses (over 15 minutes):
+    // the service answers that entry in `Failed` and accepts the others
+    let world = EmailWorld::start().await;
+    let queue = world.stack.queue("EmailQueue");
+    let transport = SqsTransport::connect(world.sqs.clone(), &queue.url).await.unwrap();
+    let mut envelopes: Vec<Envelope> = (1..=3)
+        .map(|n| {
+            let message = seed::queued_email(&format!("e-{n}"), "mailbox-1", "a@example.com");
+            Envelope::wrap(&symphony_jobs::email::tick::message_of(&message), "test", None).unwrap()
+        })
+        .collect();
+    envelopes[1].meta.deliver_at = Some(Utc::now() + chrono::Duration::hours(1));
+    let refused = envelopes[1].id.clone();
+
+    // When they are dispatched
+    let deliveries = Dispatcher::new(Arc::new(transport)).dispatch(envelopes).await;
+
+    // Then the refused entry comes back as an error, and only the others are queued
+    assert_eq!(deliveries.len(), 3);
+    let failure = deliveries.iter().find(|d| d.envelope_id == refused).unwrap().result.as_ref().unwrap_err();
+    assert!(matches!(failure, TransportError::Rejected { sender_fault: true, .. }), "{failure}");
+    assert!(!failure.is_retryable());
+    assert_eq!(deliveries.iter().filter(|d| d.result.is_ok()).count(), 2);
+    assert_eq!(seed::queue_depth(&world.sqs, &queue.url).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
+    // Given an email whose recipient the SMTP server keeps deferring (451)
+    let world = EmailWorld::start().await;
+    world.set_email_flag(true).await;
+    seed::put_email(&world.dynamo, world.emails_table(), &seed::queued_email("deferred", "mailbox-1", "busy@example.com")).await;
+    world.tick(&world.process_function().await).await;
+
+    // When the worker drains the queue
+    let report = world.drain(&world.handle_function()).await;
+
+    // Then it was tried maxReceiveCount (5) times, and is now in the DLQ, unsent
+    assert_eq!(report.failed_deliveries, 5);
+    assert!(world.smtp.received().is_empty());
+    let dlq = world.stack.queue("EmailDeadLetterQueue");
+    let bodies = seed::peek_bodies(&world.sqs, &dlq.url).await;
+    assert_eq!(bodies.len(), 1);
+    let message: EmailMessage = Envelope::from_body(Some(&bodies[0])).unwrap().decode().unwrap();
+    assert_eq!(message.email_id, "deferred");
+    // A 451 is retryable: the email stays claimed by the symphony path, not failed
+    assert_eq!(seed::get_email(&world.dynamo, world.emails_table(), "deferred").await.status, EmailStatus::Claimed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_recipient_is_permanent_and_recorded() {
+    let world = EmailWorld::start().await;
+    world.set_email_flag(false).await;
+    seed::put_email(&world.dynamo, world.emails_table(), &seed::queued_email("rejected", "mailbox-1", "bounce@example.com")).await;
+    world.seed_emails("fine", 1).await;
+
+    let report = world.tick(&world.process_function().await).await;
+
+    assert_eq!((report.legacy, report.failed), (1, 1));
+    let failure = &report.failures[0];
+    assert_eq!(failure.email_id, "rejected");
+    assert!(!failure.released);
+    assert!(failure.reason.contains("550"), "{}", failure.reason);
+    let email = seed::get_email(&world.dynamo, world.emails_table(), "rejected").await;
+    assert_eq!(email.status, EmailStatus::Failed);
+    assert!(email.last_error.unwrap().contains("550"));
+    assert_eq!(world.delivered_ids(), ["fine-1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_mailbox_is_permanent() {
+    let world = EmailWorld::start().await;
+    world.set_email_flag(false).await;
+    seed::put_email(&world.dynamo, world.emails_table(), &seed::queued_email("orphan", "mailbox-gone", "lead@example.com")).await;
+
+    let report = world.tick(&world.process_function().await).await;
+
+    assert_eq!(report.failed, 1);
+    assert!(report.failures[0].reason.contains("mailbox mailbox-gone does not exist"), "{}", report.failures[0].reason);
+    assert_eq!(seed::get_email(&world.dynamo, world.emails_table(), "orphan").await.status, EmailStatus::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_flag_table_sends_the_tick_down_the_legacy_path() {
+    // Given flags that say "symphony", in a table the function cannot read
+    let world = EmailWorld::start().await;
+    world.set_email_flag(true).await;
+    let ids = world.seed_emails("fallback", 2).await;
+    let mut env = world.process_env();
+    env.insert("FLAGS_TABLE".into(), "no-such-table".into());
+    env.insert("SYMPHONY_ENABLED".into(), "true".into());
+    env.insert("SYMPHONY_EMAIL_QUEUE_ENABLED".into(), "true".into());
+
+    let report = world.tick(&world.process_function_with(&env).await).await;
+
+    assert_eq!((report.dispatched, report.legacy), (0, 2));
+    assert!(report.flags.table_error.as_deref().unwrap().contains("no-such-table"), "{:?}", report.flags);
+    assert_eq!(world.delivered_ids(), ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_email_fails_alone_with_a_clear_reason() {
+    // Given a queue whose MaximumMessageSize is 4 KiB, and one email far over it
+    let world = EmailWorld::start().await;
+    world.set_email_flag(true).await;
+    let queue = world.stack.queue("EmailQueue");
+    world
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&queue.url)
+        .attributes(QueueAttributeName::MaximumMessageSize, "4096")
+        .send()
+        .await
+        .unwrap();
+    let mut big = seed::queued_email("big", "mailbox-1", "lead@example.com");
+    big.html = "<p>".to_owned() + &"x".repeat(10_000) + "</p>";
+    seed::put_email(&world.dynamo, world.emails_table(), &big).await;
+    world.seed_emails("small", 2).await;
+
+    // When a tick runs (the function reads the queue's limit at start)
+    let report = world.tick(&world.process_function().await).await;
+
+    // Then the small ones are queued, and the big one is marked failed with the reason
+    assert_eq!((report.dispatched, report.failed), (2, 1));
+    assert!(report.failures[0].reason.contains("over the queue's limit of 4096 bytes"), "{}", report.failures[0].reason);
+    let email = seed::get_email(&world.dynamo, world.emails_table(), "big").await;
+    assert_eq!(email.status, EmailStatus::Failed);
+    assert!(email.last_error.unwrap().contains("4096"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_message_of_a_sent_email_sends_nothing() {
+    let world = EmailWorld::start().await;
+    world.set_email_flag(true).await;
+    world.seed_emails("once", 1).await;
+    world.tick(&world.process_function().await).await;
+    let queue = world.stack.queue("EmailQueue");
+    let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
+    let worker = world.handle_function();
+    world.drain(&worker).await;
+
+    // SQS delivers the same message again (at-least-once delivery)
+    world.sqs.send_message().queue_url(&queue.url).message_body(body).send().await.unwrap();
+    let again = world.drain(&worker).await;
+
+    assert_eq!(again.succeeded, 1);
+    assert_eq!(world.delivered_ids(), ["once-1"]);
+}
