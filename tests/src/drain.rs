@@ -11,7 +11,8 @@ use std::future::Future;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName,
 };
 use lambda_runtime::{Context, LambdaEvent};
 
@@ -29,7 +30,12 @@ pub struct DrainReport {
 }
 
 /// Receives from the queue until it is empty (at most `max_batches` batches).
-pub async fn drain_queue<F, Fut>(sqs: &aws_sdk_sqs::Client, queue: &QueueRef, max_batches: usize, worker: F) -> DrainReport
+pub async fn drain_queue<F, Fut>(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &QueueRef,
+    max_batches: usize,
+    worker: F,
+) -> DrainReport
 where
     F: Fn(LambdaEvent<SqsEvent>) -> Fut,
     Fut: Future<Output = SqsBatchResponse>,

@@ -38,7 +38,13 @@ impl EmailWorld {
         let stack = Stack::provision(&sdk, "symphony-local").await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        seed::put_loopback_mailbox(&dynamo, stack.table("MailboxesTable"), MAILBOX_ID, smtp.port).await;
+        seed::put_loopback_mailbox(
+            &dynamo,
+            stack.table("MailboxesTable"),
+            MAILBOX_ID,
+            smtp.port,
+        )
+        .await;
         Self {
             moto,
             smtp,
@@ -63,7 +69,8 @@ impl EmailWorld {
     }
 
     pub async fn process_function_with(&self, env: &HashMap<String, String>) -> ProcessEmailQueue {
-        let config = EmailTickConfig::from_env(env).expect("the template's environment is a valid configuration");
+        let config = EmailTickConfig::from_env(env)
+            .expect("the template's environment is a valid configuration");
         ProcessEmailQueue::new(&config, &self.sdk)
             .await
             .expect("process-email-queue cannot start")
@@ -75,7 +82,8 @@ impl EmailWorld {
 
     pub fn handle_function(&self) -> HandleEmail {
         let env = self.stack.function_env("HandleEmailFunction");
-        let config = EmailWorkerConfig::from_env(&env).expect("the template's environment is a valid configuration");
+        let config = EmailWorkerConfig::from_env(&env)
+            .expect("the template's environment is a valid configuration");
         HandleEmail::new(&config, &self.sdk)
     }
 
@@ -89,7 +97,12 @@ impl EmailWorld {
         for n in 1..=count {
             let id = format!("{prefix}-{n}");
             let to = format!("{id}@example.com");
-            seed::put_email(&self.dynamo, self.emails_table(), &seed::queued_email(&id, MAILBOX_ID, &to)).await;
+            seed::put_email(
+                &self.dynamo,
+                self.emails_table(),
+                &seed::queued_email(&id, MAILBOX_ID, &to),
+            )
+            .await;
             ids.push(id);
         }
         ids
@@ -105,15 +118,28 @@ impl EmailWorld {
 
     /// Drains the email queue through `handle-email`.
     pub async fn drain(&self, worker: &HandleEmail) -> DrainReport {
-        drain_queue(&self.sqs, self.stack.queue("EmailQueue"), 200, |event| async {
-            worker.handle(event).await.unwrap_or_else(|never| match never {})
-        })
+        drain_queue(
+            &self.sqs,
+            self.stack.queue("EmailQueue"),
+            200,
+            |event| async {
+                worker
+                    .handle(event)
+                    .await
+                    .unwrap_or_else(|never| match never {})
+            },
+        )
         .await
     }
 
     /// Email ids of the mails the SMTP server accepted, sorted.
     pub fn delivered_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.smtp.received().iter().filter_map(|m| m.email_id()).collect();
+        let mut ids: Vec<String> = self
+            .smtp
+            .received()
+            .iter()
+            .filter_map(|m| m.email_id())
+            .collect();
         ids.sort();
         ids
     }

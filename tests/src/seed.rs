@@ -7,13 +7,22 @@ use symphony_jobs::email::dynamo::{email_from_item, email_to_item};
 use symphony_jobs::email::{EmailRecord, EmailStatus};
 
 /// Writes a flag item.
-pub async fn put_flag(dynamo: &aws_sdk_dynamodb::Client, table: &str, name: &str, enabled: bool, rollout_percent: u8) {
+pub async fn put_flag(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    name: &str,
+    enabled: bool,
+    rollout_percent: u8,
+) {
     dynamo
         .put_item()
         .table_name(table)
         .item("name", AttributeValue::S(name.to_owned()))
         .item("enabled", AttributeValue::Bool(enabled))
-        .item("rolloutPercent", AttributeValue::N(rollout_percent.to_string()))
+        .item(
+            "rolloutPercent",
+            AttributeValue::N(rollout_percent.to_string()),
+        )
         .item("updatedAt", AttributeValue::S(Utc::now().to_rfc3339()))
         .item("updatedBy", AttributeValue::S("symphony-tests".to_owned()))
         .item("reason", AttributeValue::S("test set-up".to_owned()))
@@ -23,13 +32,23 @@ pub async fn put_flag(dynamo: &aws_sdk_dynamodb::Client, table: &str, name: &str
 }
 
 /// Turns the global switch and one job's flag on or off together.
-pub async fn set_job_flags(dynamo: &aws_sdk_dynamodb::Client, table: &str, job_flag: &str, enabled: bool) {
+pub async fn set_job_flags(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    job_flag: &str,
+    enabled: bool,
+) {
     put_flag(dynamo, table, symphony_core::flags::GLOBAL_FLAG, true, 100).await;
     put_flag(dynamo, table, job_flag, enabled, 100).await;
 }
 
 /// A mailbox that sends through an SMTP server on loopback, without TLS.
-pub async fn put_loopback_mailbox(dynamo: &aws_sdk_dynamodb::Client, table: &str, mailbox_id: &str, smtp_port: u16) {
+pub async fn put_loopback_mailbox(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mailbox_id: &str,
+    smtp_port: u16,
+) {
     dynamo
         .put_item()
         .table_name(table)
@@ -71,7 +90,11 @@ pub async fn put_email(dynamo: &aws_sdk_dynamodb::Client, table: &str, email: &E
         .expect("cannot write an email");
 }
 
-pub async fn get_email(dynamo: &aws_sdk_dynamodb::Client, table: &str, email_id: &str) -> EmailRecord {
+pub async fn get_email(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    email_id: &str,
+) -> EmailRecord {
     let output = dynamo
         .get_item()
         .table_name(table)
@@ -119,6 +142,11 @@ pub async fn peek_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Stri
         if output.messages().is_empty() {
             return bodies;
         }
-        bodies.extend(output.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
+        bodies.extend(
+            output
+                .messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
     }
 }

@@ -68,11 +68,19 @@ impl ServiceProcess {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}) before listening:\n{}", self.name, self.log_text());
+                panic!(
+                    "{} exited ({status}) before listening:\n{}",
+                    self.name,
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("{} did not listen on port {port} within {limit:?}:\n{}", self.name, self.log_text());
+        panic!(
+            "{} did not listen on port {port} within {limit:?}:\n{}",
+            self.name,
+            self.log_text()
+        );
     }
 
     fn log_text(&self) -> String {
@@ -113,7 +121,12 @@ impl Moto {
         let port = free_port();
         let mut process = ServiceProcess::spawn(
             "moto",
-            Command::new(bin.join("moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            Command::new(bin.join("moto_server")).args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ]),
             &scratch_dir("moto"),
         );
         process.wait_for_port(port, Duration::from_secs(60));
@@ -134,7 +147,11 @@ impl Moto {
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing", "testing", None, None, "symphony-tests",
+                "testing",
+                "testing",
+                None,
+                None,
+                "symphony-tests",
             ))
             .load()
             .await
@@ -181,20 +198,26 @@ impl SmtpServer {
         let mail_dir = dir.join("mail");
         let mut process = ServiceProcess::spawn(
             "smtp",
-            Command::new(bin.join("python")).arg(project_root().join("scripts/smtp_recorder.py")).args([
-                "--port",
-                &port.to_string(),
-                "--out",
-                &mail_dir.to_string_lossy(),
-                "--reject",
-                reject,
-                "--tempfail",
-                tempfail,
-            ]),
+            Command::new(bin.join("python"))
+                .arg(project_root().join("scripts/smtp_recorder.py"))
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--out",
+                    &mail_dir.to_string_lossy(),
+                    "--reject",
+                    reject,
+                    "--tempfail",
+                    tempfail,
+                ]),
             &dir,
         );
         process.wait_for_port(port, Duration::from_secs(30));
-        Self { process, port, mail_dir }
+        Self {
+            process,
+            port,
+            mail_dir,
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -91,7 +91,8 @@ impl Stack {
 
     /// A function's environment variables, resolved as CloudFormation would resolve them.
     pub fn function_env(&self, logical_id: &str) -> HashMap<String, String> {
-        let variables = &self.template["Resources"][logical_id]["Properties"]["Environment"]["Variables"];
+        let variables =
+            &self.template["Resources"][logical_id]["Properties"]["Environment"]["Variables"];
         variables
             .as_mapping()
             .unwrap_or_else(|| panic!("template.yaml: {logical_id} has no environment"))
@@ -125,10 +126,12 @@ impl Stack {
             }
             Value::Tagged(tagged) if tagged.tag == "GetAtt" => {
                 let target = tagged.value.as_str().unwrap_or_default();
-                let queue = target.strip_suffix(".Arn").and_then(|id| self.queues.get(id));
-                queue
-                    .map(|q| q.arn.clone())
-                    .unwrap_or_else(|| panic!("template.yaml: cannot resolve !GetAtt {target} locally"))
+                let queue = target
+                    .strip_suffix(".Arn")
+                    .and_then(|id| self.queues.get(id));
+                queue.map(|q| q.arn.clone()).unwrap_or_else(|| {
+                    panic!("template.yaml: cannot resolve !GetAtt {target} locally")
+                })
             }
             other => panic!("template.yaml: cannot resolve {other:?} locally"),
         }
@@ -139,7 +142,10 @@ impl Stack {
         let mut request = sqs.create_queue().queue_name(&name);
         for (property, attribute) in [
             ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
-            ("MessageRetentionPeriod", QueueAttributeName::MessageRetentionPeriod),
+            (
+                "MessageRetentionPeriod",
+                QueueAttributeName::MessageRetentionPeriod,
+            ),
             ("MaximumMessageSize", QueueAttributeName::MaximumMessageSize),
             ("DelaySeconds", QueueAttributeName::DelaySeconds),
         ] {
@@ -198,16 +204,26 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, name: &str, properties:
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .set_key_schema(Some(key_schema(&properties["KeySchema"])));
-    for attribute in properties["AttributeDefinitions"].as_sequence().into_iter().flatten() {
+    for attribute in properties["AttributeDefinitions"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name(attribute["AttributeName"].as_str().unwrap_or_default())
-                .attribute_type(ScalarAttributeType::from(attribute["AttributeType"].as_str().unwrap_or_default()))
+                .attribute_type(ScalarAttributeType::from(
+                    attribute["AttributeType"].as_str().unwrap_or_default(),
+                ))
                 .build()
                 .expect("an attribute definition needs a name and a type"),
         );
     }
-    for index in properties["GlobalSecondaryIndexes"].as_sequence().into_iter().flatten() {
+    for index in properties["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
         request = request.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(index["IndexName"].as_str().unwrap_or_default())
@@ -215,7 +231,9 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, name: &str, properties:
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::from(
-                            index["Projection"]["ProjectionType"].as_str().unwrap_or("ALL"),
+                            index["Projection"]["ProjectionType"]
+                                .as_str()
+                                .unwrap_or("ALL"),
                         ))
                         .build(),
                 )

@@ -20,9 +20,18 @@ async fn a_dispatched_email_reaches_the_smtp_server() {
 
     // When a tick runs and the worker drains the queue
     let report = world.tick(&world.process_function().await).await;
-    assert_eq!((report.due, report.dispatched, report.legacy, report.failed), (3, 3, 0, 0));
-    assert_eq!(seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await, 3);
-    assert!(world.smtp.received().is_empty(), "nothing is sent before the worker runs");
+    assert_eq!(
+        (report.due, report.dispatched, report.legacy, report.failed),
+        (3, 3, 0, 0)
+    );
+    assert_eq!(
+        seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await,
+        3
+    );
+    assert!(
+        world.smtp.received().is_empty(),
+        "nothing is sent before the worker runs"
+    );
     let drained = world.drain(&world.handle_function()).await;
 
     // Then each email reached the SMTP server once, and is marked sent
@@ -32,9 +41,17 @@ async fn a_dispatched_email_reaches_the_smtp_server() {
     assert!(mail.rcpt_tos[0].ends_with("@example.com"));
     assert!(mail.data.contains("Subject: Hello"));
     for id in &ids {
-        assert_eq!(seed::get_email(&world.dynamo, world.emails_table(), id).await.status, EmailStatus::Sent);
+        assert_eq!(
+            seed::get_email(&world.dynamo, world.emails_table(), id)
+                .await
+                .status,
+            EmailStatus::Sent
+        );
     }
-    assert_eq!(seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await, 0);
+    assert_eq!(
+        seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +64,10 @@ async fn with_the_flag_off_the_tick_sends_inline() {
 
     assert_eq!((report.dispatched, report.legacy, report.failed), (0, 3, 0));
     assert_eq!(world.delivered_ids(), ids);
-    assert_eq!(seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await, 0);
+    assert_eq!(
+        seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await,
+        0
+    );
     let email = seed::get_email(&world.dynamo, world.emails_table(), &ids[0]).await;
     assert_eq!(email.status, EmailStatus::Sent);
     assert_eq!(email.claimed_by, Some(symphony_core::Route::Legacy));
@@ -70,7 +90,10 @@ async fn a_flag_flip_takes_effect_at_the_next_tick() {
     assert_eq!((second.dispatched, second.legacy), (0, 2));
     // What was queued before the rollback still drains: flags decide where new work goes.
     world.drain(&world.handle_function()).await;
-    assert_eq!(world.delivered_ids(), ["first-1", "first-2", "second-1", "second-2"]);
+    assert_eq!(
+        world.delivered_ids(),
+        ["first-1", "first-2", "second-1", "second-2"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +101,10 @@ async fn two_overlapping_ticks_enqueue_each_email_once() {
     let world = EmailWorld::start().await;
     world.set_email_flag(true).await;
     let ids = world.seed_emails("overlap", 40).await;
-    let (one, two) = (world.process_function().await, world.process_function().await);
+    let (one, two) = (
+        world.process_function().await,
+        world.process_function().await,
+    );
 
     let (a, b) = tokio::join!(world.tick(&one), world.tick(&two));
 
@@ -87,7 +113,13 @@ async fn two_overlapping_ticks_enqueue_each_email_once() {
     let bodies = seed::peek_bodies(&world.sqs, &world.stack.queue("EmailQueue").url).await;
     let mut queued: Vec<String> = bodies
         .iter()
-        .map(|body| Envelope::from_body(Some(body)).unwrap().decode::<EmailMessage>().unwrap().email_id)
+        .map(|body| {
+            Envelope::from_body(Some(body))
+                .unwrap()
+                .decode::<EmailMessage>()
+                .unwrap()
+                .email_id
+        })
         .collect();
     queued.sort();
     let mut expected = ids.clone();
@@ -100,14 +132,29 @@ async fn a_malformed_or_unknown_message_fails_alone() {
     // Given the sample mixed batch of events/ on the queue: a valid email, a malformed
     // body and an unknown type
     let world = EmailWorld::start().await;
-    seed::put_email(&world.dynamo, world.emails_table(), &seed::queued_email("email-0101", "mailbox-1", "lead.ok@example.com")).await;
+    seed::put_email(
+        &world.dynamo,
+        world.emails_table(),
+        &seed::queued_email("email-0101", "mailbox-1", "lead.ok@example.com"),
+    )
+    .await;
     let sample: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(symphony_tests::project_root().join("events/example-sqs-email-mixed.json")).unwrap(),
+        &std::fs::read_to_string(
+            symphony_tests::project_root().join("events/example-sqs-email-mixed.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let queue = world.stack.queue("EmailQueue");
     for record in sample["Records"].as_array().unwrap() {
-        world.sqs.send_message().queue_url(&queue.url).message_body(record["body"].as_str().unwrap()).send().await.unwrap();
+        world
+            .sqs
+            .send_message()
+            .queue_url(&queue.url)
+            .message_body(record["body"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
     }
 
     // When the worker drains the queue
@@ -117,7 +164,11 @@ async fn a_malformed_or_unknown_message_fails_alone() {
     // redrive policy moved them to the dead-letter queue
     assert_eq!(world.delivered_ids(), ["email-0101"]);
     assert_eq!(report.succeeded, 1);
-    assert_eq!(report.failed_deliveries, 2 * 5, "each bad message fails on each of its 5 receives");
+    assert_eq!(
+        report.failed_deliveries,
+        2 * 5,
+        "each bad message fails on each of its 5 receives"
+    );
     let dlq = &world.stack.queue("EmailDeadLetterQueue").url;
     assert_eq!(seed::queue_depth(&world.sqs, dlq).await, 2);
 }
@@ -128,23 +179,47 @@ async fn a_failed_entry_of_send_message_batch_is_reported_not_lost() {
     // the service answers that entry in `Failed` and accepts the others
     let world = EmailWorld::start().await;
     let queue = world.stack.queue("EmailQueue");
-    let transport = SqsTransport::connect(world.sqs.clone(), &queue.url).await.unwrap();
+    let transport = SqsTransport::connect(world.sqs.clone(), &queue.url)
+        .await
+        .unwrap();
     let mut envelopes: Vec<Envelope> = (1..=3)
         .map(|n| {
             let message = seed::queued_email(&format!("e-{n}"), "mailbox-1", "a@example.com");
-            Envelope::wrap(&symphony_jobs::email::tick::message_of(&message), "test", None).unwrap()
+            Envelope::wrap(
+                &symphony_jobs::email::tick::message_of(&message),
+                "test",
+                None,
+            )
+            .unwrap()
         })
         .collect();
     envelopes[1].meta.deliver_at = Some(Utc::now() + chrono::Duration::hours(1));
     let refused = envelopes[1].id.clone();
 
     // When they are dispatched
-    let deliveries = Dispatcher::new(Arc::new(transport)).dispatch(envelopes).await;
+    let deliveries = Dispatcher::new(Arc::new(transport))
+        .dispatch(envelopes)
+        .await;
 
     // Then the refused entry comes back as an error, and only the others are queued
     assert_eq!(deliveries.len(), 3);
-    let failure = deliveries.iter().find(|d| d.envelope_id == refused).unwrap().result.as_ref().unwrap_err();
-    assert!(matches!(failure, TransportError::Rejected { sender_fault: true, .. }), "{failure}");
+    let failure = deliveries
+        .iter()
+        .find(|d| d.envelope_id == refused)
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert!(
+        matches!(
+            failure,
+            TransportError::Rejected {
+                sender_fault: true,
+                ..
+            }
+        ),
+        "{failure}"
+    );
     assert!(!failure.is_retryable());
     assert_eq!(deliveries.iter().filter(|d| d.result.is_ok()).count(), 2);
     assert_eq!(seed::queue_depth(&world.sqs, &queue.url).await, 2);
@@ -155,7 +230,12 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
     // Given an email whose recipient the SMTP server keeps deferring (451)
     let world = EmailWorld::start().await;
     world.set_email_flag(true).await;
-    seed::put_email(&world.dynamo, world.emails_table(), &seed::queued_email("deferred", "mailbox-1", "busy@example.com")).await;
+    seed::put_email(
+        &world.dynamo,
+        world.emails_table(),
+        &seed::queued_email("deferred", "mailbox-1", "busy@example.com"),
+    )
+    .await;
     world.tick(&world.process_function().await).await;
 
     // When the worker drains the queue
@@ -167,17 +247,30 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
     let dlq = world.stack.queue("EmailDeadLetterQueue");
     let bodies = seed::peek_bodies(&world.sqs, &dlq.url).await;
     assert_eq!(bodies.len(), 1);
-    let message: EmailMessage = Envelope::from_body(Some(&bodies[0])).unwrap().decode().unwrap();
+    let message: EmailMessage = Envelope::from_body(Some(&bodies[0]))
+        .unwrap()
+        .decode()
+        .unwrap();
     assert_eq!(message.email_id, "deferred");
     // A 451 is retryable: the email stays claimed by the symphony path, not failed
-    assert_eq!(seed::get_email(&world.dynamo, world.emails_table(), "deferred").await.status, EmailStatus::Claimed);
+    assert_eq!(
+        seed::get_email(&world.dynamo, world.emails_table(), "deferred")
+            .await
+            .status,
+        EmailStatus::Claimed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_recipient_is_permanent_and_recorded() {
     let world = EmailWorld::start().await;
     world.set_email_flag(false).await;
-    seed::put_email(&world.dynamo, world.emails_table(), &seed::queued_email("rejected", "mailbox-1", "bounce@example.com")).await;
+    seed::put_email(
+        &world.dynamo,
+        world.emails_table(),
+        &seed::queued_email("rejected", "mailbox-1", "bounce@example.com"),
+    )
+    .await;
     world.seed_emails("fine", 1).await;
 
     let report = world.tick(&world.process_function().await).await;
@@ -197,13 +290,29 @@ async fn a_rejected_recipient_is_permanent_and_recorded() {
 async fn a_missing_mailbox_is_permanent() {
     let world = EmailWorld::start().await;
     world.set_email_flag(false).await;
-    seed::put_email(&world.dynamo, world.emails_table(), &seed::queued_email("orphan", "mailbox-gone", "lead@example.com")).await;
+    seed::put_email(
+        &world.dynamo,
+        world.emails_table(),
+        &seed::queued_email("orphan", "mailbox-gone", "lead@example.com"),
+    )
+    .await;
 
     let report = world.tick(&world.process_function().await).await;
 
     assert_eq!(report.failed, 1);
-    assert!(report.failures[0].reason.contains("mailbox mailbox-gone does not exist"), "{}", report.failures[0].reason);
-    assert_eq!(seed::get_email(&world.dynamo, world.emails_table(), "orphan").await.status, EmailStatus::Failed);
+    assert!(
+        report.failures[0]
+            .reason
+            .contains("mailbox mailbox-gone does not exist"),
+        "{}",
+        report.failures[0].reason
+    );
+    assert_eq!(
+        seed::get_email(&world.dynamo, world.emails_table(), "orphan")
+            .await
+            .status,
+        EmailStatus::Failed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +329,16 @@ async fn an_unreadable_flag_table_sends_the_tick_down_the_legacy_path() {
     let report = world.tick(&world.process_function_with(&env).await).await;
 
     assert_eq!((report.dispatched, report.legacy), (0, 2));
-    assert!(report.flags.table_error.as_deref().unwrap().contains("no-such-table"), "{:?}", report.flags);
+    assert!(
+        report
+            .flags
+            .table_error
+            .as_deref()
+            .unwrap()
+            .contains("no-such-table"),
+        "{:?}",
+        report.flags
+    );
     assert_eq!(world.delivered_ids(), ids);
 }
 
@@ -248,7 +366,13 @@ async fn an_oversized_email_fails_alone_with_a_clear_reason() {
 
     // Then the small ones are queued, and the big one is marked failed with the reason
     assert_eq!((report.dispatched, report.failed), (2, 1));
-    assert!(report.failures[0].reason.contains("over the queue's limit of 4096 bytes"), "{}", report.failures[0].reason);
+    assert!(
+        report.failures[0]
+            .reason
+            .contains("over the queue's limit of 4096 bytes"),
+        "{}",
+        report.failures[0].reason
+    );
     let email = seed::get_email(&world.dynamo, world.emails_table(), "big").await;
     assert_eq!(email.status, EmailStatus::Failed);
     assert!(email.last_error.unwrap().contains("4096"));
@@ -266,7 +390,14 @@ async fn a_redelivered_message_of_a_sent_email_sends_nothing() {
     world.drain(&worker).await;
 
     // SQS delivers the same message again (at-least-once delivery)
-    world.sqs.send_message().queue_url(&queue.url).message_body(body).send().await.unwrap();
+    world
+        .sqs
+        .send_message()
+        .queue_url(&queue.url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
     let again = world.drain(&worker).await;
 
     assert_eq!(again.succeeded, 1);

@@ -18,13 +18,23 @@ pub struct HandleEmail {
 impl HandleEmail {
     pub fn new(config: &EmailWorkerConfig, sdk: &SdkConfig) -> Self {
         Self {
-            processor: BatchProcessor::new(Arc::new(config.registry(sdk)), config.batch_concurrency),
+            processor: BatchProcessor::new(
+                Arc::new(config.registry(sdk)),
+                config.batch_concurrency,
+            ),
         }
     }
 
     /// Never fails as a whole: every problem is a failed record in the response.
-    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, std::convert::Infallible> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> Result<SqsBatchResponse, std::convert::Infallible> {
         let context = HandlerContext::new(Route::Symphony, event.context.request_id);
-        Ok(self.processor.process(&event.payload, &context).await.response)
+        Ok(self
+            .processor
+            .process(&event.payload, &context)
+            .await
+            .response)
     }
 }

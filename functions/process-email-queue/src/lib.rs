@@ -36,7 +36,10 @@ impl ProcessEmailQueue {
         })
     }
 
-    pub async fn handle(&self, event: LambdaEvent<EventBridgeEvent>) -> Result<TickReport, ProcessError> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<EventBridgeEvent>,
+    ) -> Result<TickReport, ProcessError> {
         info!(request_id = %event.context.request_id, scheduled_at = ?event.payload.time, "email tick started");
         Ok(self.tick.run().await?)
     }

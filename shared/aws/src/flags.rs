@@ -40,11 +40,13 @@ impl DynamoFlagStore {
             })?;
         output
             .item()
-            .map(|item| parse_flag(item).map_err(|reason| FlagStoreError::Invalid {
-                table: self.table.clone(),
-                name: name.to_owned(),
-                reason,
-            }))
+            .map(|item| {
+                parse_flag(item).map_err(|reason| FlagStoreError::Invalid {
+                    table: self.table.clone(),
+                    name: name.to_owned(),
+                    reason,
+                })
+            })
             .transpose()
     }
 }
@@ -63,8 +65,14 @@ pub fn parse_flag(item: &HashMap<String, AttributeValue>) -> Result<FlagRecord, 
             .parse::<u8>()
             .ok()
             .filter(|p| *p <= 100)
-            .ok_or_else(|| format!("rolloutPercent must be a whole number from 0 to 100, found {number}"))?,
-        Some(other) => return Err(format!("rolloutPercent must be a number (N), found {other:?}")),
+            .ok_or_else(|| {
+                format!("rolloutPercent must be a whole number from 0 to 100, found {number}")
+            })?,
+        Some(other) => {
+            return Err(format!(
+                "rolloutPercent must be a number (N), found {other:?}"
+            ));
+        }
     };
     Ok(FlagRecord {
         enabled,
@@ -89,13 +97,22 @@ mod tests {
     use super::*;
 
     fn item(pairs: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     #[test]
     fn a_flag_without_rollout_is_at_one_hundred_percent() {
         let record = parse_flag(&item(&[("enabled", AttributeValue::Bool(true))])).unwrap();
-        assert_eq!(record, FlagRecord { enabled: true, rollout_percent: 100 });
+        assert_eq!(
+            record,
+            FlagRecord {
+                enabled: true,
+                rollout_percent: 100
+            }
+        );
     }
 
     #[test]

@@ -29,17 +29,23 @@ impl Retryable for AwsError {
 impl AwsError {
     /// Classifies an SDK error: no response, a timeout, a 5xx or throttling is worth a
     /// retry; any other service error (validation, access denied, not found) is not.
-    pub fn from_sdk<E, R>(operation: &'static str, error: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Self
+    pub fn from_sdk<E, R>(
+        operation: &'static str,
+        error: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: HttpStatus + std::fmt::Debug + Send + Sync + 'static,
     {
         use aws_smithy_runtime_api::client::result::SdkError;
         let (code, retryable) = match &error {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (None, true),
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => (None, true),
             SdkError::ServiceError(context) => {
                 let code = context.err().code().map(str::to_owned);
-                let retryable = context.raw().status() >= 500 || code.as_deref().is_some_and(is_throttling);
+                let retryable =
+                    context.raw().status() >= 500 || code.as_deref().is_some_and(is_throttling);
                 (code, retryable)
             }
             _ => (None, false),

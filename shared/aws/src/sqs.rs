@@ -67,7 +67,10 @@ impl OutgoingEntry {
             body: envelope.to_body(),
             attributes: vec![
                 ("type".to_owned(), envelope.message_type.clone()),
-                ("correlationId".to_owned(), envelope.meta.correlation_id.clone()),
+                (
+                    "correlationId".to_owned(),
+                    envelope.meta.correlation_id.clone(),
+                ),
             ],
             delay_seconds,
         }
@@ -92,7 +95,8 @@ pub fn plan_requests(sizes: &[usize], max_entries: usize, max_bytes: usize) -> V
     let mut current: Vec<usize> = Vec::new();
     let mut current_bytes = 0;
     for (index, &size) in sizes.iter().enumerate() {
-        if !current.is_empty() && (current.len() == max_entries || current_bytes + size > max_bytes) {
+        if !current.is_empty() && (current.len() == max_entries || current_bytes + size > max_bytes)
+        {
             requests.push(std::mem::take(&mut current));
             current_bytes = 0;
         }
@@ -153,14 +157,22 @@ impl SendMessageBatchApi for aws_sdk_sqs::Client {
                     .map_err(|e| AwsError::invalid_request("SendMessageBatch", e))?;
                 builder = builder.message_attributes(name.clone(), attribute);
             }
-            request = request.entries(builder.build().map_err(|e| AwsError::invalid_request("SendMessageBatch", e))?);
+            request = request.entries(
+                builder
+                    .build()
+                    .map_err(|e| AwsError::invalid_request("SendMessageBatch", e))?,
+            );
         }
         let output = request
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("SendMessageBatch", e))?;
         Ok(BatchAnswer {
-            successful: output.successful().iter().map(|s| s.id().to_owned()).collect(),
+            successful: output
+                .successful()
+                .iter()
+                .map(|s| s.id().to_owned())
+                .collect(),
             failed: output
                 .failed()
                 .iter()
@@ -185,7 +197,10 @@ pub struct SqsTransport<C = aws_sdk_sqs::Client> {
 
 impl SqsTransport<aws_sdk_sqs::Client> {
     /// Builds the transport for a queue, reading the queue's own `MaximumMessageSize`.
-    pub async fn connect(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Result<Self, AwsError> {
+    pub async fn connect(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+    ) -> Result<Self, AwsError> {
         let queue_url = queue_url.into();
         let attributes = client
             .get_queue_attributes()
@@ -202,7 +217,10 @@ impl SqsTransport<aws_sdk_sqs::Client> {
         {
             limits.max_message_bytes = size.min(SQS_MAX_REQUEST_BYTES);
         }
-        debug!(max_message_bytes = limits.max_message_bytes, "queue limits read");
+        debug!(
+            max_message_bytes = limits.max_message_bytes,
+            "queue limits read"
+        );
         Ok(Self::with_limits(client, queue_url, limits))
     }
 }
@@ -231,7 +249,11 @@ impl<C: SendMessageBatchApi> SqsTransport<C> {
                 .enumerate()
                 .map(|(index, entry)| (format!("m{index}"), *entry))
                 .collect();
-            let answer = match self.client.send_message_batch(&self.queue_url, request).await {
+            let answer = match self
+                .client
+                .send_message_batch(&self.queue_url, request)
+                .await
+            {
                 Ok(answer) => answer,
                 Err(error) => {
                     warn!(error = %symphony_core::error::chain(&error), entries = pending.len(), "SendMessageBatch failed");
@@ -308,7 +330,8 @@ impl std::error::Error for SharedError {
 #[async_trait]
 impl<C: SendMessageBatchApi> Transport for SqsTransport<C> {
     async fn send(&self, envelopes: Vec<Envelope>) -> Vec<Delivery> {
-        let entries: Vec<OutgoingEntry> = envelopes.iter().map(OutgoingEntry::from_envelope).collect();
+        let entries: Vec<OutgoingEntry> =
+            envelopes.iter().map(OutgoingEntry::from_envelope).collect();
         let mut deliveries = Vec::with_capacity(entries.len());
         let mut sendable = Vec::with_capacity(entries.len());
         for entry in &entries {
@@ -327,7 +350,11 @@ impl<C: SendMessageBatchApi> Transport for SqsTransport<C> {
             }
         }
         let sizes: Vec<usize> = sendable.iter().map(|e| e.size()).collect();
-        let requests = plan_requests(&sizes, self.limits.max_entries_per_request, self.limits.max_request_bytes);
+        let requests = plan_requests(
+            &sizes,
+            self.limits.max_entries_per_request,
+            self.limits.max_request_bytes,
+        );
         let sent: Vec<Vec<Delivery>> = stream::iter(requests)
             .map(|indexes| self.send_request(indexes.into_iter().map(|i| sendable[i]).collect()))
             .buffer_unordered(self.limits.max_requests_in_flight.max(1))
@@ -369,13 +396,29 @@ mod tests {
     }
 
     fn envelope(bytes: usize) -> Envelope {
-        Envelope::wrap(&Blob { text: "x".repeat(bytes) }, "test", None).unwrap()
+        Envelope::wrap(
+            &Blob {
+                text: "x".repeat(bytes),
+            },
+            "test",
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
     fn requests_hold_at_most_ten_entries_and_at_most_the_byte_limit() {
-        assert_eq!(plan_requests(&[1; 23], 10, 1_000).iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
-        assert_eq!(plan_requests(&[400, 400, 400, 100], 10, 1_000), [vec![0, 1], vec![2, 3]]);
+        assert_eq!(
+            plan_requests(&[1; 23], 10, 1_000)
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
+            [10, 10, 3]
+        );
+        assert_eq!(
+            plan_requests(&[400, 400, 400, 100], 10, 1_000),
+            [vec![0, 1], vec![2, 3]]
+        );
         assert_eq!(plan_requests(&[1_000, 1], 10, 1_000), [vec![0], vec![1]]);
         assert!(plan_requests(&[], 10, 1_000).is_empty());
     }
@@ -402,15 +445,27 @@ mod tests {
 
     #[async_trait]
     impl SendMessageBatchApi for FlakyQueue {
-        async fn send_message_batch(&self, _: &str, entries: Vec<(String, &OutgoingEntry)>) -> Result<BatchAnswer, AwsError> {
-            self.requests.lock().unwrap().push(entries.iter().map(|(_, e)| e.size()).collect());
+        async fn send_message_batch(
+            &self,
+            _: &str,
+            entries: Vec<(String, &OutgoingEntry)>,
+        ) -> Result<BatchAnswer, AwsError> {
+            self.requests
+                .lock()
+                .unwrap()
+                .push(entries.iter().map(|(_, e)| e.size()).collect());
             let mut answer = BatchAnswer::default();
             let mut seen = self.seen.lock().unwrap();
             for (id, entry) in entries {
                 let first_time = !seen.contains(&entry.envelope_id);
                 seen.push(entry.envelope_id.clone());
                 if entry.body.contains("FAIL") && (first_time || self.sender_fault) {
-                    answer.failed.push(FailedEntry { id, code: "InternalError".into(), message: "try again".into(), sender_fault: self.sender_fault });
+                    answer.failed.push(FailedEntry {
+                        id,
+                        code: "InternalError".into(),
+                        message: "try again".into(),
+                        sender_fault: self.sender_fault,
+                    });
                 } else {
                     answer.successful.push(id);
                 }
@@ -420,7 +475,12 @@ mod tests {
     }
 
     fn limits() -> SqsLimits {
-        SqsLimits { max_message_bytes: 2_000, max_request_bytes: 5_000, retry_delay: Duration::from_millis(1), ..SqsLimits::default() }
+        SqsLimits {
+            max_message_bytes: 2_000,
+            max_request_bytes: 5_000,
+            retry_delay: Duration::from_millis(1),
+            ..SqsLimits::default()
+        }
     }
 
     #[tokio::test]
@@ -428,19 +488,43 @@ mod tests {
         let queue = FlakyQueue::default();
         let transport = SqsTransport::with_limits(queue, "q", limits());
         let mut envelopes: Vec<Envelope> = (0..12).map(|_| envelope(10)).collect();
-        envelopes[3] = Envelope::wrap(&Blob { text: "FAIL".into() }, "test", None).unwrap();
-        let deliveries = Dispatcher::new(std::sync::Arc::new(transport)).dispatch(envelopes).await;
-        assert!(deliveries.iter().all(|d| d.result.is_ok()), "{deliveries:?}");
+        envelopes[3] = Envelope::wrap(
+            &Blob {
+                text: "FAIL".into(),
+            },
+            "test",
+            None,
+        )
+        .unwrap();
+        let deliveries = Dispatcher::new(std::sync::Arc::new(transport))
+            .dispatch(envelopes)
+            .await;
+        assert!(
+            deliveries.iter().all(|d| d.result.is_ok()),
+            "{deliveries:?}"
+        );
     }
 
     #[tokio::test]
     async fn entries_failed_by_the_sender_are_reported_not_dropped() {
-        let queue = FlakyQueue { sender_fault: true, ..FlakyQueue::default() };
+        let queue = FlakyQueue {
+            sender_fault: true,
+            ..FlakyQueue::default()
+        };
         let transport = SqsTransport::with_limits(queue, "q", limits());
         let mut envelopes: Vec<Envelope> = (0..3).map(|_| envelope(10)).collect();
-        envelopes[1] = Envelope::wrap(&Blob { text: "FAIL".into() }, "test", None).unwrap();
+        envelopes[1] = Envelope::wrap(
+            &Blob {
+                text: "FAIL".into(),
+            },
+            "test",
+            None,
+        )
+        .unwrap();
         let failed_id = envelopes[1].id.clone();
-        let deliveries = Dispatcher::new(std::sync::Arc::new(transport)).dispatch(envelopes).await;
+        let deliveries = Dispatcher::new(std::sync::Arc::new(transport))
+            .dispatch(envelopes)
+            .await;
         let failed: Vec<&Delivery> = deliveries.iter().filter(|d| d.result.is_err()).collect();
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].envelope_id, failed_id);
@@ -451,15 +535,37 @@ mod tests {
     async fn an_oversized_message_fails_alone_and_requests_respect_the_byte_limit() {
         let queue = FlakyQueue::default();
         let transport = SqsTransport::with_limits(queue, "q", limits());
-        let envelopes = vec![envelope(1_500), envelope(3_000), envelope(1_500), envelope(1_500), envelope(1_500)];
+        let envelopes = vec![
+            envelope(1_500),
+            envelope(3_000),
+            envelope(1_500),
+            envelope(1_500),
+            envelope(1_500),
+        ];
         let oversized = envelopes[1].id.clone();
         let deliveries = transport.send(envelopes).await;
-        let error = deliveries.iter().find(|d| d.envelope_id == oversized).unwrap().result.as_ref().unwrap_err();
-        assert!(matches!(error, TransportError::TooLarge { limit: 2_000, .. }), "{error}");
-        assert!(error.to_string().contains("over the queue's limit of 2000 bytes"));
+        let error = deliveries
+            .iter()
+            .find(|d| d.envelope_id == oversized)
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap_err();
+        assert!(
+            matches!(error, TransportError::TooLarge { limit: 2_000, .. }),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("over the queue's limit of 2000 bytes")
+        );
         assert_eq!(deliveries.iter().filter(|d| d.result.is_ok()).count(), 4);
         let requests = transport.client.requests.lock().unwrap();
-        assert!(requests.iter().all(|r| r.iter().sum::<usize>() <= 5_000), "{requests:?}");
+        assert!(
+            requests.iter().all(|r| r.iter().sum::<usize>() <= 5_000),
+            "{requests:?}"
+        );
         assert_eq!(requests.len(), 2);
     }
 }

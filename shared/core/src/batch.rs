@@ -163,7 +163,12 @@ mod tests {
     }
     #[async_trait]
     impl TypedHandler<Work> for Arc<Recorder> {
-        async fn handle(&self, work: Work, envelope: &Envelope, _: &HandlerContext) -> Result<(), HandlerError> {
+        async fn handle(
+            &self,
+            work: Work,
+            envelope: &Envelope,
+            _: &HandlerContext,
+        ) -> Result<(), HandlerError> {
             self.attempts.lock().unwrap().push(envelope.meta.attempt);
             match work.outcome.as_str() {
                 "ok" => Ok(()),
@@ -185,7 +190,17 @@ mod tests {
     }
 
     fn work(outcome: &str) -> Option<String> {
-        Some(Envelope::wrap(&Work { outcome: outcome.into() }, "test", None).unwrap().to_body())
+        Some(
+            Envelope::wrap(
+                &Work {
+                    outcome: outcome.into(),
+                },
+                "test",
+                None,
+            )
+            .unwrap()
+            .to_body(),
+        )
     }
 
     #[tokio::test]
@@ -194,7 +209,14 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         let registry = HandlerRegistry::new().register(recorder.clone()).unwrap();
         let processor = BatchProcessor::new(Arc::new(registry), 4);
-        let mut unknown = Envelope::wrap(&Work { outcome: "ok".into() }, "test", None).unwrap();
+        let mut unknown = Envelope::wrap(
+            &Work {
+                outcome: "ok".into(),
+            },
+            "test",
+            None,
+        )
+        .unwrap();
         unknown.message_type = "Unknown".into();
         let mut event = SqsEvent::default();
         event.records = vec![
@@ -220,7 +242,17 @@ mod tests {
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
-        assert_eq!(failed, ["malformed", "empty", "unknown", "retry", "permanent", "panic"]);
+        assert_eq!(
+            failed,
+            [
+                "malformed",
+                "empty",
+                "unknown",
+                "retry",
+                "permanent",
+                "panic"
+            ]
+        );
         assert_eq!(report.succeeded(), 2);
         let retryable: Vec<bool> = report
             .outcomes

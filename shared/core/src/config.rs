@@ -87,13 +87,20 @@ mod tests {
     #[test]
     fn a_missing_variable_is_named() {
         let error = required(&env(&[]), "EMAIL_QUEUE_URL").unwrap_err();
-        assert_eq!(error.to_string(), "environment variable EMAIL_QUEUE_URL is required but not set");
+        assert_eq!(
+            error.to_string(),
+            "environment variable EMAIL_QUEUE_URL is required but not set"
+        );
     }
 
     #[test]
     fn an_unparsable_number_is_named_with_its_value() {
-        let error = parsed_or(&env(&[("EMAIL_TICK_LIMIT", "lots")]), "EMAIL_TICK_LIMIT", 100_usize)
-            .unwrap_err();
+        let error = parsed_or(
+            &env(&[("EMAIL_TICK_LIMIT", "lots")]),
+            "EMAIL_TICK_LIMIT",
+            100_usize,
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("EMAIL_TICK_LIMIT"));
         assert!(error.to_string().contains("lots"));
     }

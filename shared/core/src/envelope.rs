@@ -137,16 +137,35 @@ mod tests {
 
     #[test]
     fn an_envelope_round_trips_through_its_body() {
-        let envelope = Envelope::wrap(&Ping { user_id: "u1".into() }, "test", None).unwrap();
+        let envelope = Envelope::wrap(
+            &Ping {
+                user_id: "u1".into(),
+            },
+            "test",
+            None,
+        )
+        .unwrap();
         let decoded = Envelope::from_body(Some(&envelope.to_body())).unwrap();
         assert_eq!(decoded, envelope);
         assert_eq!(decoded.meta.correlation_id, envelope.id);
-        assert_eq!(decoded.decode::<Ping>().unwrap(), Ping { user_id: "u1".into() });
+        assert_eq!(
+            decoded.decode::<Ping>().unwrap(),
+            Ping {
+                user_id: "u1".into()
+            }
+        );
     }
 
     #[test]
     fn the_wire_format_uses_the_documented_names() {
-        let envelope = Envelope::wrap(&Ping { user_id: "u1".into() }, "test", Some("c-1".into())).unwrap();
+        let envelope = Envelope::wrap(
+            &Ping {
+                user_id: "u1".into(),
+            },
+            "test",
+            Some("c-1".into()),
+        )
+        .unwrap();
         let json: serde_json::Value = serde_json::from_str(&envelope.to_body()).unwrap();
         assert_eq!(json["type"], "Ping");
         assert_eq!(json["payload"]["userId"], "u1");
@@ -158,18 +177,42 @@ mod tests {
     #[test]
     fn a_malformed_body_is_a_clear_error() {
         let error = Envelope::from_body(Some("{not json")).unwrap_err();
-        assert!(error.to_string().starts_with("message body is not a valid envelope"));
-        assert!(matches!(Envelope::from_body(None), Err(EnvelopeError::EmptyBody)));
+        assert!(
+            error
+                .to_string()
+                .starts_with("message body is not a valid envelope")
+        );
+        assert!(matches!(
+            Envelope::from_body(None),
+            Err(EnvelopeError::EmptyBody)
+        ));
     }
 
     #[test]
     fn a_payload_of_the_wrong_shape_names_the_field_and_is_permanent() {
-        let mut envelope = Envelope::wrap(&Ping { user_id: "u1".into() }, "test", None).unwrap();
+        let mut envelope = Envelope::wrap(
+            &Ping {
+                user_id: "u1".into(),
+            },
+            "test",
+            None,
+        )
+        .unwrap();
         envelope.payload = serde_json::json!({ "userId": 7 });
         let error = envelope.decode::<Ping>().unwrap_err();
         assert!(!crate::Retryable::is_retryable(&error));
-        assert!(error.reason().contains("invalid Ping payload"), "{}", error.reason());
+        assert!(
+            error.reason().contains("invalid Ping payload"),
+            "{}",
+            error.reason()
+        );
         envelope.payload = serde_json::json!({});
-        assert!(envelope.decode::<Ping>().unwrap_err().reason().contains("userId"));
+        assert!(
+            envelope
+                .decode::<Ping>()
+                .unwrap_err()
+                .reason()
+                .contains("userId")
+        );
     }
 }

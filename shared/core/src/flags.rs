@@ -229,10 +229,20 @@ mod tests {
 
     #[async_trait]
     impl FlagStore for MemoryFlags {
-        async fn read(&self, names: &[&str]) -> Result<HashMap<String, FlagRecord>, FlagStoreError> {
+        async fn read(
+            &self,
+            names: &[&str],
+        ) -> Result<HashMap<String, FlagRecord>, FlagStoreError> {
             match &*self.0.lock().unwrap() {
-                Ok(map) => Ok(map.iter().filter(|(k, _)| names.contains(&k.as_str())).map(|(k, v)| (k.clone(), *v)).collect()),
-                Err(reason) => Err(FlagStoreError::Unreadable { table: "flags".into(), source: reason.clone().into() }),
+                Ok(map) => Ok(map
+                    .iter()
+                    .filter(|(k, _)| names.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect()),
+                Err(reason) => Err(FlagStoreError::Unreadable {
+                    table: "flags".into(),
+                    source: reason.clone().into(),
+                }),
             }
         }
     }
@@ -242,9 +252,20 @@ mod tests {
     fn reader(items: &[(&str, bool, u8)], env: &[(&str, &str)]) -> FlagReader {
         let map = items
             .iter()
-            .map(|(n, e, p)| ((*n).to_owned(), FlagRecord { enabled: *e, rollout_percent: *p }))
+            .map(|(n, e, p)| {
+                (
+                    (*n).to_owned(),
+                    FlagRecord {
+                        enabled: *e,
+                        rollout_percent: *p,
+                    },
+                )
+            })
             .collect();
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         FlagReader::new(
             Arc::new(MemoryFlags(Mutex::new(Ok(map)))),
             FlagDefaults::from_env(&env, &[GLOBAL_FLAG, JOB]).unwrap(),
@@ -265,36 +286,52 @@ mod tests {
         for i in 0..20_000 {
             counts[usize::from(bucket(JOB, &format!("unit-{i}")))] += 1;
         }
-        assert!(counts.iter().all(|&c| (120..=280).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (120..=280).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[tokio::test]
     async fn both_flags_on_at_full_rollout_send_everything_the_symphony_way() {
-        let flags = reader(&[(GLOBAL_FLAG, true, 100), (JOB, true, 100)], &[]).evaluate(JOB).await;
+        let flags = reader(&[(GLOBAL_FLAG, true, 100), (JOB, true, 100)], &[])
+            .evaluate(JOB)
+            .await;
         assert!((0..200).all(|i| flags.route(&format!("e{i}")) == Route::Symphony));
     }
 
     #[tokio::test]
     async fn the_global_switch_off_sends_everything_legacy() {
-        let flags = reader(&[(GLOBAL_FLAG, false, 100), (JOB, true, 100)], &[]).evaluate(JOB).await;
+        let flags = reader(&[(GLOBAL_FLAG, false, 100), (JOB, true, 100)], &[])
+            .evaluate(JOB)
+            .await;
         assert!((0..200).all(|i| flags.route(&format!("e{i}")) == Route::Legacy));
     }
 
     #[tokio::test]
     async fn a_partial_rollout_is_stable_and_proportional() {
-        let flags = reader(&[(GLOBAL_FLAG, true, 100), (JOB, true, 30)], &[]).evaluate(JOB).await;
-        let symphony = (0..10_000).filter(|i| flags.route(&format!("e{i}")) == Route::Symphony).count();
+        let flags = reader(&[(GLOBAL_FLAG, true, 100), (JOB, true, 30)], &[])
+            .evaluate(JOB)
+            .await;
+        let symphony = (0..10_000)
+            .filter(|i| flags.route(&format!("e{i}")) == Route::Symphony)
+            .count();
         assert!((2_700..=3_300).contains(&symphony), "{symphony}");
         for i in 0..100 {
             let unit = format!("e{i}");
             assert_eq!(flags.route(&unit), flags.route(&unit));
-            assert_eq!(flags.route(&unit) == Route::Symphony, bucket(JOB, &unit) < 30);
+            assert_eq!(
+                flags.route(&unit) == Route::Symphony,
+                bucket(JOB, &unit) < 30
+            );
         }
     }
 
     #[tokio::test]
     async fn missing_items_fall_back_to_the_environment_then_off() {
-        let flags = reader(&[], &[(GLOBAL_FLAG, "true"), (JOB, "true")]).evaluate(JOB).await;
+        let flags = reader(&[], &[(GLOBAL_FLAG, "true"), (JOB, "true")])
+            .evaluate(JOB)
+            .await;
         assert_eq!(flags.job.source, FlagSource::Environment);
         assert_eq!(flags.route("e1"), Route::Symphony);
         let flags = reader(&[], &[(GLOBAL_FLAG, "true")]).evaluate(JOB).await;
@@ -307,13 +344,22 @@ mod tests {
         let reader = FlagReader::new(
             Arc::new(MemoryFlags(Mutex::new(Err("connection refused".into())))),
             FlagDefaults::from_env(
-                &HashMap::from([(GLOBAL_FLAG.to_owned(), "true".to_owned()), (JOB.to_owned(), "true".to_owned())]),
+                &HashMap::from([
+                    (GLOBAL_FLAG.to_owned(), "true".to_owned()),
+                    (JOB.to_owned(), "true".to_owned()),
+                ]),
                 &[GLOBAL_FLAG, JOB],
             )
             .unwrap(),
         );
         let flags = reader.evaluate(JOB).await;
-        assert!(flags.table_error.as_deref().unwrap().contains("connection refused"));
+        assert!(
+            flags
+                .table_error
+                .as_deref()
+                .unwrap()
+                .contains("connection refused")
+        );
         assert_eq!(flags.route("e1"), Route::Legacy);
     }
 }

@@ -32,8 +32,11 @@ impl HandlerContext {
 /// Handles one envelope of any type; the registry stores these.
 #[async_trait]
 pub trait MessageHandler: Send + Sync {
-    async fn handle(&self, envelope: &Envelope, context: &HandlerContext)
-    -> Result<(), HandlerError>;
+    async fn handle(
+        &self,
+        envelope: &Envelope,
+        context: &HandlerContext,
+    ) -> Result<(), HandlerError>;
 }
 
 /// Handles one typed message; what job code implements.
@@ -166,7 +169,12 @@ mod tests {
     struct BoomHandler;
     #[async_trait]
     impl TypedHandler<Boom> for BoomHandler {
-        async fn handle(&self, message: Boom, _: &Envelope, _: &HandlerContext) -> Result<(), HandlerError> {
+        async fn handle(
+            &self,
+            message: Boom,
+            _: &Envelope,
+            _: &HandlerContext,
+        ) -> Result<(), HandlerError> {
             assert!(!message.panic, "boom requested");
             Ok(())
         }
@@ -192,7 +200,11 @@ mod tests {
         let envelope = Envelope::wrap(&Boom { panic: true }, "test", None).unwrap();
         let error = registry.dispatch(&envelope, &context()).await.unwrap_err();
         assert!(!error.is_retryable());
-        assert!(error.reason().contains("boom requested"), "{}", error.reason());
+        assert!(
+            error.reason().contains("boom requested"),
+            "{}",
+            error.reason()
+        );
     }
 
     #[test]

@@ -126,10 +126,15 @@ impl Dispatcher {
             .collect();
         ids.into_iter()
             .map(|id| {
-                let result = by_id
-                    .remove(&id)
-                    .unwrap_or_else(|| Err(TransportError::Missing { envelope_id: id.clone() }));
-                Delivery { envelope_id: id, result }
+                let result = by_id.remove(&id).unwrap_or_else(|| {
+                    Err(TransportError::Missing {
+                        envelope_id: id.clone(),
+                    })
+                });
+                Delivery {
+                    envelope_id: id,
+                    result,
+                }
             })
             .collect()
     }
@@ -156,18 +161,28 @@ mod tests {
             envelopes
                 .into_iter()
                 .step_by(2)
-                .map(|e| Delivery { envelope_id: e.id, result: Ok(()) })
+                .map(|e| Delivery {
+                    envelope_id: e.id,
+                    result: Ok(()),
+                })
                 .collect()
         }
     }
 
     #[tokio::test]
     async fn an_envelope_a_transport_forgets_is_reported_not_lost() {
-        let envelopes: Vec<Envelope> = (0..4).map(|i| Envelope::wrap(&Note(i), "t", None).unwrap()).collect();
-        let deliveries = Dispatcher::new(Arc::new(Lossy)).dispatch(envelopes.clone()).await;
+        let envelopes: Vec<Envelope> = (0..4)
+            .map(|i| Envelope::wrap(&Note(i), "t", None).unwrap())
+            .collect();
+        let deliveries = Dispatcher::new(Arc::new(Lossy))
+            .dispatch(envelopes.clone())
+            .await;
         assert_eq!(deliveries.len(), 4);
         assert!(deliveries[0].result.is_ok());
-        assert!(matches!(deliveries[1].result, Err(TransportError::Missing { .. })));
+        assert!(matches!(
+            deliveries[1].result,
+            Err(TransportError::Missing { .. })
+        ));
         assert!(deliveries[1].result.as_ref().unwrap_err().is_retryable());
         assert_eq!(deliveries[3].envelope_id, envelopes[3].id);
     }
@@ -176,9 +191,18 @@ mod tests {
     struct Seen(Mutex<Vec<(u32, Route)>>);
     #[async_trait]
     impl TypedHandler<Note> for Arc<Seen> {
-        async fn handle(&self, note: Note, _: &Envelope, context: &HandlerContext) -> Result<(), HandlerError> {
+        async fn handle(
+            &self,
+            note: Note,
+            _: &Envelope,
+            context: &HandlerContext,
+        ) -> Result<(), HandlerError> {
             self.0.lock().unwrap().push((note.0, context.route));
-            if note.0 == 1 { Err(HandlerError::retryable("later")) } else { Ok(()) }
+            if note.0 == 1 {
+                Err(HandlerError::retryable("later"))
+            } else {
+                Ok(())
+            }
         }
     }
 
@@ -186,9 +210,16 @@ mod tests {
     async fn the_sync_transport_runs_handlers_inline_in_order_on_the_legacy_route() {
         let seen = Arc::new(Seen::default());
         let registry = Arc::new(HandlerRegistry::new().register(seen.clone()).unwrap());
-        let envelopes: Vec<Envelope> = (0..3).map(|i| Envelope::wrap(&Note(i), "t", None).unwrap()).collect();
-        let deliveries = Dispatcher::new(Arc::new(SyncTransport::new(registry))).dispatch(envelopes).await;
-        assert_eq!(*seen.0.lock().unwrap(), [(0, Route::Legacy), (1, Route::Legacy), (2, Route::Legacy)]);
+        let envelopes: Vec<Envelope> = (0..3)
+            .map(|i| Envelope::wrap(&Note(i), "t", None).unwrap())
+            .collect();
+        let deliveries = Dispatcher::new(Arc::new(SyncTransport::new(registry)))
+            .dispatch(envelopes)
+            .await;
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [(0, Route::Legacy), (1, Route::Legacy), (2, Route::Legacy)]
+        );
         assert!(deliveries[1].result.as_ref().unwrap_err().is_retryable());
         assert!(deliveries[2].result.is_ok());
     }

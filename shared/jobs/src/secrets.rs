@@ -98,7 +98,10 @@ mod tests {
 
     #[test]
     fn references_parse_and_reject_other_forms() {
-        assert_eq!("env:SMTP_PASSWORD".parse::<SecretRef>(), Ok(SecretRef::Env("SMTP_PASSWORD".into())));
+        assert_eq!(
+            "env:SMTP_PASSWORD".parse::<SecretRef>(),
+            Ok(SecretRef::Env("SMTP_PASSWORD".into()))
+        );
         assert!("hunter2".parse::<SecretRef>().is_err());
         assert!("env:".parse::<SecretRef>().is_err());
     }

@@ -66,7 +66,9 @@ impl EmailWorkerConfig {
     pub fn registry(&self, sdk: &SdkConfig) -> HandlerRegistry {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let mailer: Arc<dyn Mailer> = match &self.mailer {
-            MailerChoice::Smtp { timeout } => Arc::new(SmtpMailer::new(Arc::new(EnvSecrets), *timeout)),
+            MailerChoice::Smtp { timeout } => {
+                Arc::new(SmtpMailer::new(Arc::new(EnvSecrets), *timeout))
+            }
             MailerChoice::Outbox { folder } => Arc::new(OutboxMailer::new(folder)),
         };
         let handler = SendEmailHandler::new(
@@ -116,7 +118,10 @@ impl EmailTickConfig {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let transport = SqsTransport::connect(sqs, &self.queue_url).await?;
-        let emails: Arc<dyn EmailStore> = Arc::new(DynamoEmailStore::new(dynamo.clone(), &self.worker.emails_table));
+        let emails: Arc<dyn EmailStore> = Arc::new(DynamoEmailStore::new(
+            dynamo.clone(),
+            &self.worker.emails_table,
+        ));
         Ok(EmailTick::new(
             FlagReader::new(
                 Arc::new(DynamoFlagStore::new(dynamo, &self.flags_table)),
@@ -124,7 +129,9 @@ impl EmailTickConfig {
             ),
             emails,
             Dispatcher::new(Arc::new(transport)),
-            Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(self.worker.registry(sdk))))),
+            Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(
+                self.worker.registry(sdk),
+            )))),
             self.tick_limit,
         ))
     }
@@ -136,7 +143,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     const COMPLETE: [(&str, &str); 4] = [
@@ -150,15 +160,28 @@ mod tests {
     fn a_complete_environment_parses_with_defaults() {
         let config = EmailTickConfig::from_env(&env(&COMPLETE)).unwrap();
         assert_eq!(config.tick_limit, 100);
-        assert_eq!(config.worker.mailer, MailerChoice::Smtp { timeout: Duration::from_secs(10) });
+        assert_eq!(
+            config.worker.mailer,
+            MailerChoice::Smtp {
+                timeout: Duration::from_secs(10)
+            }
+        );
     }
 
     #[test]
     fn each_missing_variable_is_named() {
         for missing in COMPLETE.map(|(name, _)| name) {
-            let pairs: Vec<(&str, &str)> = COMPLETE.into_iter().filter(|(name, _)| *name != missing).collect();
+            let pairs: Vec<(&str, &str)> = COMPLETE
+                .into_iter()
+                .filter(|(name, _)| *name != missing)
+                .collect();
             let error = EmailTickConfig::from_env(&env(&pairs)).unwrap_err();
-            assert_eq!(error, ConfigError::Missing { name: missing.to_owned() });
+            assert_eq!(
+                error,
+                ConfigError::Missing {
+                    name: missing.to_owned()
+                }
+            );
         }
     }
 
@@ -167,12 +190,27 @@ mod tests {
         let mut pairs = COMPLETE.to_vec();
         pairs.push(("MAILER", "outbox"));
         let error = EmailTickConfig::from_env(&env(&pairs)).unwrap_err();
-        assert_eq!(error, ConfigError::Missing { name: "OUTBOX_DIR".to_owned() });
+        assert_eq!(
+            error,
+            ConfigError::Missing {
+                name: "OUTBOX_DIR".to_owned()
+            }
+        );
         let mut pairs = COMPLETE.to_vec();
         pairs.push(("SYMPHONY_EMAIL_QUEUE_ENABLED", "perhaps"));
-        assert!(EmailTickConfig::from_env(&env(&pairs)).unwrap_err().to_string().contains("SYMPHONY_EMAIL_QUEUE_ENABLED"));
+        assert!(
+            EmailTickConfig::from_env(&env(&pairs))
+                .unwrap_err()
+                .to_string()
+                .contains("SYMPHONY_EMAIL_QUEUE_ENABLED")
+        );
         let mut pairs = COMPLETE.to_vec();
         pairs.push(("EMAIL_TICK_LIMIT", "0"));
-        assert!(EmailTickConfig::from_env(&env(&pairs)).unwrap_err().to_string().contains("EMAIL_TICK_LIMIT"));
+        assert!(
+            EmailTickConfig::from_env(&env(&pairs))
+                .unwrap_err()
+                .to_string()
+                .contains("EMAIL_TICK_LIMIT")
+        );
     }
 }

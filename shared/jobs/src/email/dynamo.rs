@@ -64,7 +64,9 @@ impl DynamoEmailStore {
         }
         match request.send().await {
             Ok(_) => Ok(Transition::Done),
-            Err(SdkError::ServiceError(context)) if context.err().is_conditional_check_failed_exception() => {
+            Err(SdkError::ServiceError(context))
+                if context.err().is_conditional_check_failed_exception() =>
+            {
                 Ok(Transition::Conflict)
             }
             Err(error) => Err(self.unavailable(AwsError::from_sdk("UpdateItem", error))),
@@ -121,7 +123,11 @@ pub fn email_from_item(item: &Item) -> Result<EmailRecord, String> {
         claimed_by: match read_optional_s(item, "claimedBy")?.as_deref() {
             Some("symphony") => Some(Route::Symphony),
             Some("legacy") => Some(Route::Legacy),
-            Some(other) => return Err(format!("claimedBy must be symphony or legacy, found {other:?}")),
+            Some(other) => {
+                return Err(format!(
+                    "claimedBy must be symphony or legacy, found {other:?}"
+                ));
+            }
             None => None,
         },
         last_error: read_optional_s(item, "lastError")?,
@@ -223,7 +229,12 @@ impl EmailStore for DynamoEmailStore {
             .transpose()
     }
 
-    async fn claim(&self, email_id: &str, route: Route, now: i64) -> Result<Option<Claim>, StoreError> {
+    async fn claim(
+        &self,
+        email_id: &str,
+        route: Route,
+        now: i64,
+    ) -> Result<Option<Claim>, StoreError> {
         let token = uuid::Uuid::new_v4().to_string();
         let transition = self
             .transition(
@@ -274,7 +285,12 @@ impl EmailStore for DynamoEmailStore {
         .await
     }
 
-    async fn mark_failed(&self, email_id: &str, reason: &str, now: i64) -> Result<Transition, StoreError> {
+    async fn mark_failed(
+        &self,
+        email_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Transition, StoreError> {
         self.transition(
             email_id,
             "SET #status = :failed, failedAt = :now, lastError = :reason",
@@ -312,7 +328,8 @@ pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
         mailbox_id: read_s(item, "mailboxId")?,
         user_id: read_s(item, "userId")?,
         smtp_host: read_s(item, "smtpHost")?,
-        smtp_port: u16::try_from(port).map_err(|_| format!("smtpPort {port} is not a port number"))?,
+        smtp_port: u16::try_from(port)
+            .map_err(|_| format!("smtpPort {port} is not a port number"))?,
         smtp_security: read_s(item, "smtpSecurity")?.parse::<SmtpSecurity>()?,
         smtp_username: read_optional_s(item, "smtpUsername")?,
         smtp_password: read_optional_s(item, "smtpPasswordRef")?

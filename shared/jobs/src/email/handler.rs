@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::message::EmailMessage;
 use super::model::EmailStatus;
-use super::ports::{EmailStore, Mailer, MailboxStore, OutgoingEmail, Transition};
+use super::ports::{EmailStore, MailboxStore, Mailer, OutgoingEmail, Transition};
 
 pub struct SendEmailHandler {
     emails: Arc<dyn EmailStore>,
@@ -24,7 +24,11 @@ impl std::fmt::Debug for SendEmailHandler {
 }
 
 impl SendEmailHandler {
-    pub fn new(emails: Arc<dyn EmailStore>, mailboxes: Arc<dyn MailboxStore>, mailer: Arc<dyn Mailer>) -> Self {
+    pub fn new(
+        emails: Arc<dyn EmailStore>,
+        mailboxes: Arc<dyn MailboxStore>,
+        mailer: Arc<dyn Mailer>,
+    ) -> Self {
         Self {
             emails,
             mailboxes,
@@ -32,7 +36,11 @@ impl SendEmailHandler {
         }
     }
 
-    async fn send(&self, message: &EmailMessage, context: &HandlerContext) -> Result<(), HandlerError> {
+    async fn send(
+        &self,
+        message: &EmailMessage,
+        context: &HandlerContext,
+    ) -> Result<(), HandlerError> {
         message.validate()?;
         let now = Utc::now().timestamp();
         let record = self
@@ -40,7 +48,9 @@ impl SendEmailHandler {
             .get(&message.email_id)
             .await
             .map_err(|e| HandlerError::from_source("reading the email record", e))?
-            .ok_or_else(|| HandlerError::permanent(format!("email {} does not exist", message.email_id)))?;
+            .ok_or_else(|| {
+                HandlerError::permanent(format!("email {} does not exist", message.email_id))
+            })?;
         match record.status {
             // A redelivery of an email already sent: nothing to do.
             EmailStatus::Sent => {
@@ -77,7 +87,9 @@ impl SendEmailHandler {
             .get(&message.mailbox_id)
             .await
             .map_err(|e| HandlerError::from_source("reading the mailbox", e))?
-            .ok_or_else(|| HandlerError::permanent(format!("mailbox {} does not exist", message.mailbox_id)))?;
+            .ok_or_else(|| {
+                HandlerError::permanent(format!("mailbox {} does not exist", message.mailbox_id))
+            })?;
         let outgoing = OutgoingEmail {
             email_id: message.email_id.clone(),
             from_name: message.from_name.clone(),
@@ -86,17 +98,26 @@ impl SendEmailHandler {
             subject: message.subject.clone(),
             html: message.html.clone(),
         };
-        self.mailer
-            .send(&mailbox, &outgoing)
-            .await
-            .map_err(|e| HandlerError::from_source(format!("sending email {}", message.email_id), e))?;
+        self.mailer.send(&mailbox, &outgoing).await.map_err(|e| {
+            HandlerError::from_source(format!("sending email {}", message.email_id), e)
+        })?;
 
-        match self.emails.mark_sent(&message.email_id, Utc::now().timestamp()).await {
-            Ok(Transition::Done) => info!(email_id = %message.email_id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent"),
-            Ok(Transition::Conflict) => warn!(email_id = %message.email_id, "email sent, but its record had already left the claimed state"),
+        match self
+            .emails
+            .mark_sent(&message.email_id, Utc::now().timestamp())
+            .await
+        {
+            Ok(Transition::Done) => {
+                info!(email_id = %message.email_id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent")
+            }
+            Ok(Transition::Conflict) => {
+                warn!(email_id = %message.email_id, "email sent, but its record had already left the claimed state")
+            }
             // The mail is out: failing now would send it again on the retry. Say so loudly
             // and leave the record claimed, where an operator can see it.
-            Err(error) => warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&error), "email sent, but marking it sent failed"),
+            Err(error) => {
+                warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&error), "email sent, but marking it sent failed")
+            }
         }
         Ok(())
     }
@@ -104,14 +125,27 @@ impl SendEmailHandler {
 
 #[async_trait]
 impl TypedHandler<EmailMessage> for SendEmailHandler {
-    async fn handle(&self, message: EmailMessage, _: &Envelope, context: &HandlerContext) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        message: EmailMessage,
+        _: &Envelope,
+        context: &HandlerContext,
+    ) -> Result<(), HandlerError> {
         let result = self.send(&message, context).await;
         if let Err(error) = &result
             && !error.is_retryable()
             && !message.email_id.is_empty()
         {
             // Record why, so the emails table tells the same story as the DLQ.
-            if let Err(mark) = self.emails.mark_failed(&message.email_id, &error.full_reason(), Utc::now().timestamp()).await {
+            if let Err(mark) = self
+                .emails
+                .mark_failed(
+                    &message.email_id,
+                    &error.full_reason(),
+                    Utc::now().timestamp(),
+                )
+                .await
+            {
                 warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&mark), "could not mark the email failed");
             }
         }

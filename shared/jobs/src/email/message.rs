@@ -29,7 +29,9 @@ impl EmailMessage {
     /// Checks what the type system cannot; each error names the field and is permanent.
     pub fn validate(&self) -> Result<(), HandlerError> {
         let invalid = |field: &str, why: String| {
-            Err(HandlerError::permanent(format!("invalid EmailMessage: {field} {why}")))
+            Err(HandlerError::permanent(format!(
+                "invalid EmailMessage: {field} {why}"
+            )))
         };
         for (field, value) in [
             ("emailId", &self.email_id),
@@ -47,13 +49,19 @@ impl EmailMessage {
             return invalid("fromEmail", "is not a valid email address".to_owned());
         }
         if self.subject.chars().count() > MAX_SUBJECT_CHARS {
-            return invalid("subject", format!("is longer than {MAX_SUBJECT_CHARS} characters"));
+            return invalid(
+                "subject",
+                format!("is longer than {MAX_SUBJECT_CHARS} characters"),
+            );
         }
         if self.subject.contains(['\r', '\n']) || self.from_name.contains(['\r', '\n']) {
             return invalid("subject or fromName", "contains a line break".to_owned());
         }
         if self.html.len() > MAX_HTML_BYTES {
-            return invalid("html", format!("is {} bytes, over {MAX_HTML_BYTES}", self.html.len()));
+            return invalid(
+                "html",
+                format!("is {} bytes, over {MAX_HTML_BYTES}", self.html.len()),
+            );
         }
         Ok(())
     }
@@ -84,27 +92,43 @@ mod tests {
 
     #[test]
     fn each_invalid_field_is_named_and_permanent() {
-        let cases: [(&str, fn(&mut EmailMessage)); 6] = [
+        type Breakage = fn(&mut EmailMessage);
+        let cases: [(&str, Breakage); 6] = [
             ("toEmail", |m| m.to_email = "not-an-address".into()),
             ("fromEmail", |m| m.from_email = "@".into()),
             ("emailId", |m| m.email_id = " ".into()),
             ("subject", |m| m.subject = "x".repeat(MAX_SUBJECT_CHARS + 1)),
             ("html", |m| m.html = "x".repeat(MAX_HTML_BYTES + 1)),
-            ("subject or fromName", |m| m.subject = "a\r\nBcc: evil@example.com".into()),
+            ("subject or fromName", |m| {
+                m.subject = "a\r\nBcc: evil@example.com".into()
+            }),
         ];
         for (field, break_it) in cases {
             let mut message = sample();
             break_it(&mut message);
             let error = message.validate().unwrap_err();
             assert!(!error.is_retryable());
-            assert!(error.reason().contains(field), "{field}: {}", error.reason());
+            assert!(
+                error.reason().contains(field),
+                "{field}: {}",
+                error.reason()
+            );
         }
     }
 
     #[test]
     fn the_wire_names_are_the_seeds() {
         let json = serde_json::to_value(sample()).unwrap();
-        for field in ["emailId", "userId", "mailboxId", "toEmail", "subject", "html", "fromName", "fromEmail"] {
+        for field in [
+            "emailId",
+            "userId",
+            "mailboxId",
+            "toEmail",
+            "subject",
+            "html",
+            "fromName",
+            "fromEmail",
+        ] {
             assert!(json.get(field).is_some(), "{field}");
         }
     }

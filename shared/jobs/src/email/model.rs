@@ -92,7 +92,9 @@ impl FromStr for SmtpSecurity {
             "tls" => Ok(Self::Tls),
             "starttls" => Ok(Self::StartTls),
             "none" => Ok(Self::None),
-            other => Err(format!("smtpSecurity must be tls, starttls or none, found {other:?}")),
+            other => Err(format!(
+                "smtpSecurity must be tls, starttls or none, found {other:?}"
+            )),
         }
     }
 }

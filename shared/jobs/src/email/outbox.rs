@@ -17,7 +17,9 @@ pub struct OutboxMailer {
 
 impl OutboxMailer {
     pub fn new(folder: impl Into<PathBuf>) -> Self {
-        Self { folder: folder.into() }
+        Self {
+            folder: folder.into(),
+        }
     }
 }
 
@@ -25,18 +27,35 @@ impl OutboxMailer {
 impl Mailer for OutboxMailer {
     async fn send(&self, _: &Mailbox, email: &OutgoingEmail) -> Result<(), MailError> {
         let message = build_message(email)?;
-        let unavailable = |e: std::io::Error| MailError::retryable("the outbox folder cannot be written", Some(Box::new(e)));
-        tokio::fs::create_dir_all(&self.folder).await.map_err(unavailable)?;
+        let unavailable = |e: std::io::Error| {
+            MailError::retryable("the outbox folder cannot be written", Some(Box::new(e)))
+        };
+        tokio::fs::create_dir_all(&self.folder)
+            .await
+            .map_err(unavailable)?;
         // The id is ours but came through a queue: keep it to a plain file name.
         let name: String = email
             .email_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = self.folder.join(format!("{name}.eml"));
-        match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await {
+        match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+        {
             Ok(mut file) => {
-                file.write_all(&message.formatted()).await.map_err(unavailable)?;
+                file.write_all(&message.formatted())
+                    .await
+                    .map_err(unavailable)?;
                 file.flush().await.map_err(unavailable)
             }
             // Written by an earlier delivery of the same email: it is already "sent".

@@ -48,13 +48,23 @@ pub trait EmailStore: Send + Sync {
     /// A consistent read of one email.
     async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError>;
     /// Moves a queued email to claimed, for one route. `None` when someone else has it.
-    async fn claim(&self, email_id: &str, route: Route, now: i64) -> Result<Option<Claim>, StoreError>;
+    async fn claim(
+        &self,
+        email_id: &str,
+        route: Route,
+        now: i64,
+    ) -> Result<Option<Claim>, StoreError>;
     /// Gives a claim back: the email is queued again, for a later tick.
     async fn release(&self, claim: &Claim) -> Result<Transition, StoreError>;
     /// Claimed → sent.
     async fn mark_sent(&self, email_id: &str, now: i64) -> Result<Transition, StoreError>;
     /// Claimed → failed, with the reason (bounded in size by the adapter).
-    async fn mark_failed(&self, email_id: &str, reason: &str, now: i64) -> Result<Transition, StoreError>;
+    async fn mark_failed(
+        &self,
+        email_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Transition, StoreError>;
 }
 
 /// Port: the mailboxes table.

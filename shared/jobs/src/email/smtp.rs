@@ -26,7 +26,9 @@ pub struct SmtpMailer {
 
 impl std::fmt::Debug for SmtpMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpMailer").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("SmtpMailer")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,22 +53,36 @@ impl SmtpMailer {
             SmtpSecurity::StartTls => Transport::starttls_relay(host),
             SmtpSecurity::None => Ok(Transport::builder_dangerous(host)),
         }
-        .map_err(|e| MailError::permanent(format!("mailbox {} has an unusable SMTP host", mailbox.mailbox_id), Some(Box::new(e))))?;
+        .map_err(|e| {
+            MailError::permanent(
+                format!("mailbox {} has an unusable SMTP host", mailbox.mailbox_id),
+                Some(Box::new(e)),
+            )
+        })?;
         let mut builder = builder.port(mailbox.smtp_port).timeout(Some(self.timeout));
         if let Some(username) = &mailbox.smtp_username {
             let password = match &mailbox.smtp_password {
                 Some(reference) => self.secrets.resolve(reference).await.map_err(|e| {
                     MailError::permanent(
-                        format!("the SMTP password of mailbox {} cannot be resolved", mailbox.mailbox_id),
+                        format!(
+                            "the SMTP password of mailbox {} cannot be resolved",
+                            mailbox.mailbox_id
+                        ),
                         Some(Box::new(e)),
                     )
                 })?,
                 None => crate::secrets::Secret::new(""),
             };
-            builder = builder.credentials(Credentials::new(username.clone(), password.expose().to_owned()));
+            builder = builder.credentials(Credentials::new(
+                username.clone(),
+                password.expose().to_owned(),
+            ));
         }
         let transport = builder.build();
-        self.transports.lock().await.insert(mailbox.clone(), transport.clone());
+        self.transports
+            .lock()
+            .await
+            .insert(mailbox.clone(), transport.clone());
         Ok(transport)
     }
 }
@@ -75,15 +91,24 @@ impl SmtpMailer {
 /// (and our tests) can tell which record a mail came from.
 pub fn build_message(email: &OutgoingEmail) -> Result<Message, MailError> {
     let address = |field: &str, value: &str| {
-        value
-            .parse::<lettre::Address>()
-            .map_err(|e| MailError::permanent(format!("{field} is not a valid email address"), Some(Box::new(e))))
+        value.parse::<lettre::Address>().map_err(|e| {
+            MailError::permanent(
+                format!("{field} is not a valid email address"),
+                Some(Box::new(e)),
+            )
+        })
     };
     let from_name = (!email.from_name.is_empty()).then(|| email.from_name.clone());
     Message::builder()
         .message_id(Some(format!("<{}@symphony>", email.email_id)))
-        .from(lettre::message::Mailbox::new(from_name, address("fromEmail", &email.from_email)?))
-        .to(lettre::message::Mailbox::new(None, address("toEmail", &email.to_email)?))
+        .from(lettre::message::Mailbox::new(
+            from_name,
+            address("fromEmail", &email.from_email)?,
+        ))
+        .to(lettre::message::Mailbox::new(
+            None,
+            address("toEmail", &email.to_email)?,
+        ))
         .subject(email.subject.clone())
         .header(ContentType::TEXT_HTML)
         .body(email.html.clone())

@@ -71,7 +71,9 @@ pub struct EmailTick {
 
 impl std::fmt::Debug for EmailTick {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailTick").field("limit", &self.limit).finish_non_exhaustive()
+        f.debug_struct("EmailTick")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,7 +81,13 @@ impl std::fmt::Debug for EmailTick {
 pub const SOURCE: &str = "process-email-queue";
 
 impl EmailTick {
-    pub fn new(flags: FlagReader, emails: Arc<dyn EmailStore>, queue: Dispatcher, legacy: Dispatcher, limit: usize) -> Self {
+    pub fn new(
+        flags: FlagReader,
+        emails: Arc<dyn EmailStore>,
+        queue: Dispatcher,
+        legacy: Dispatcher,
+        limit: usize,
+    ) -> Self {
         Self {
             flags,
             emails,
@@ -92,7 +100,11 @@ impl EmailTick {
     pub async fn run(&self) -> Result<TickReport, TickError> {
         let flags = self.flags.evaluate(EMAIL_FLAG).await;
         let now = Utc::now().timestamp();
-        let due = self.emails.fetch_due(now, self.limit).await.map_err(TickError::Fetch)?;
+        let due = self
+            .emails
+            .fetch_due(now, self.limit)
+            .await
+            .map_err(TickError::Fetch)?;
         let mut report = TickReport {
             due: due.len(),
             dispatched: 0,
@@ -152,7 +164,12 @@ impl EmailTick {
 
     /// Sends claimed emails through one path; returns how many went. A failure releases
     /// the claim when a later tick may succeed, and marks the email failed when not.
-    async fn deliver(&self, dispatcher: &Dispatcher, claimed: Vec<(EmailRecord, Claim)>, report: &mut TickReport) -> usize {
+    async fn deliver(
+        &self,
+        dispatcher: &Dispatcher,
+        claimed: Vec<(EmailRecord, Claim)>,
+        report: &mut TickReport,
+    ) -> usize {
         if claimed.is_empty() {
             return 0;
         }
@@ -166,7 +183,8 @@ impl EmailTick {
                     owners.push(claim);
                 }
                 Err(error) => {
-                    self.give_up(&claim, &symphony_core::error::chain(&error), report).await;
+                    self.give_up(&claim, &symphony_core::error::chain(&error), report)
+                        .await;
                 }
             }
         }
@@ -189,20 +207,33 @@ impl EmailTick {
                         }
                     }
                 }
-                Err(error) => self.give_up(&claim, &symphony_core::error::chain(&error), report).await,
+                Err(error) => {
+                    self.give_up(&claim, &symphony_core::error::chain(&error), report)
+                        .await
+                }
             }
         }
         delivered
     }
 
     async fn give_up(&self, claim: &Claim, reason: &str, report: &mut TickReport) {
-        if let Err(error) = self.emails.mark_failed(&claim.email_id, reason, Utc::now().timestamp()).await {
+        if let Err(error) = self
+            .emails
+            .mark_failed(&claim.email_id, reason, Utc::now().timestamp())
+            .await
+        {
             error!(email_id = %claim.email_id, error = %symphony_core::error::chain(&error), "could not mark the email failed; it stays claimed");
         }
         self.count_failure(claim, reason.to_owned(), false, report);
     }
 
-    fn count_failure(&self, claim: &Claim, reason: String, released: bool, report: &mut TickReport) {
+    fn count_failure(
+        &self,
+        claim: &Claim,
+        reason: String,
+        released: bool,
+        report: &mut TickReport,
+    ) {
         warn!(email_id = %claim.email_id, route = %claim.route, released, reason = %reason, "email not sent this tick");
         report.failed += 1;
         report.failures.push(UnitFailure {
