@@ -1,0 +1,105 @@
+//! The sample events in `events/` are what `cargo lambda invoke --data-file` and
+//! `sam local invoke -e` send: each must parse as the event its name says, and the SQS
+//! samples must drive the real worker.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use symphony_core::Envelope;
+use symphony_jobs::email::EmailMessage;
+use symphony_tests::email_world::EmailWorld;
+use symphony_tests::{project_root, seed};
+
+fn sample(name: &str) -> String {
+    std::fs::read_to_string(project_root().join("events").join(name)).unwrap()
+}
+
+#[test]
+fn every_sample_event_parses_as_the_event_its_name_says() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(project_root().join("events")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if name.starts_with("example-sqs-") {
+            let event: SqsEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!event.records.is_empty(), "{name} has no records");
+            assert!(
+                event
+                    .records
+                    .iter()
+                    .all(|r| r.message_id.is_some() && r.body.is_some()),
+                "{name}"
+            );
+        } else if name.starts_with("example-eventbridge-") {
+            let event: EventBridgeEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(event.detail_type, "Scheduled Event", "{name}");
+        } else {
+            panic!("{name}: sample events are named example-<service>-<variant>.json");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} sample events found");
+}
+
+#[test]
+fn the_email_sample_carries_valid_email_messages() {
+    let event: SqsEvent = serde_json::from_str(&sample("example-sqs-email.json")).unwrap();
+    for record in &event.records {
+        let envelope = Envelope::from_body(record.body.as_deref()).unwrap();
+        let message: EmailMessage = envelope.decode().unwrap();
+        message.validate().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_handles_the_sample_batches() {
+    // Given the emails the samples name, queued, and the mailbox they use
+    let world = EmailWorld::start().await;
+    for (id, to) in [
+        ("email-0001", "lead.one@example.com"),
+        ("email-0002", "lead.two@example.com"),
+        ("email-0101", "lead.ok@example.com"),
+    ] {
+        seed::put_email(
+            &world.dynamo,
+            world.emails_table(),
+            &seed::queued_email(id, "mailbox-1", to),
+        )
+        .await;
+    }
+    let worker = world.handle_function();
+
+    // When handle-email is invoked with each sample, as `cargo lambda invoke` would
+    let good: SqsEvent = serde_json::from_str(&sample("example-sqs-email.json")).unwrap();
+    let good = worker
+        .handle(LambdaEvent::new(good, Context::default()))
+        .await
+        .unwrap();
+    let mixed: SqsEvent = serde_json::from_str(&sample("example-sqs-email-mixed.json")).unwrap();
+    let ids: Vec<String> = mixed
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    let mixed = worker
+        .handle(LambdaEvent::new(mixed, Context::default()))
+        .await
+        .unwrap();
+
+    // Then the good batch fully succeeds, and in the mixed one only the malformed body
+    // and the unknown type are reported failed
+    assert!(good.batch_item_failures.is_empty());
+    let failed: Vec<&str> = mixed
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, [ids[1].as_str(), ids[2].as_str()]);
+    assert_eq!(
+        world.delivered_ids(),
+        ["email-0001", "email-0002", "email-0101"]
+    );
+}

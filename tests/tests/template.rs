@@ -1,0 +1,100 @@
+//! `template.yaml` is the single source of truth for resources: it must lint clean with
+//! the pinned cfn-lint, and the lint must be able to fail.
+
+use std::process::Command;
+
+use symphony_tests::project_root;
+use symphony_tests::services::python_bin;
+use symphony_tests::stack::{load_template, resources_of_type};
+
+fn cfn_lint(path: &std::path::Path) -> (bool, String) {
+    let output = Command::new(python_bin().join("cfn-lint"))
+        .arg(path)
+        .output()
+        .expect("cannot run cfn-lint from the project venv");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_pinned_cfn_lint_is_the_one_that_checks_sam_functions() {
+    let output = Command::new(python_bin().join("cfn-lint"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        version.contains("1.51.0"),
+        "cfn-lint {version}: see scripts/requirements.txt"
+    );
+}
+
+#[test]
+fn the_template_lints_clean() {
+    let (ok, report) = cfn_lint(&project_root().join("template.yaml"));
+    assert!(ok, "cfn-lint found problems:\n{report}");
+}
+
+#[test]
+fn a_broken_template_fails_the_lint() {
+    // A bad runtime, a bad schedule, an impossible batch size and visibility timeout:
+    // the four mistakes the pinned cfn-lint is known to catch in SAM resources.
+    let text = std::fs::read_to_string(project_root().join("template.yaml")).unwrap();
+    let broken = text
+        .replace("Runtime: provided.al2023", "Runtime: provided.al2099")
+        .replace("Default: rate(1 minute)", "Default: every minute")
+        .replace("BatchSize: 10\n", "BatchSize: 50000\n")
+        .replace("VisibilityTimeout: 180", "VisibilityTimeout: 99999");
+    assert_ne!(
+        broken, text,
+        "the replacements no longer match template.yaml"
+    );
+    let dir = std::env::temp_dir().join(format!("symphony-lint-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("template.yaml");
+    std::fs::write(&path, broken).unwrap();
+
+    let (ok, report) = cfn_lint(&path);
+
+    assert!(!ok, "cfn-lint passed a broken template:\n{report}");
+    for expected in ["provided.al2099", "50000", "99999", "'cron()' or 'rate()'"] {
+        assert!(
+            report.contains(expected),
+            "cfn-lint missed {expected}:\n{report}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_email_queue_is_wired_as_lambda_advises() {
+    let template = load_template();
+    let resources = &template["Resources"];
+    let queue = &resources["EmailQueue"]["Properties"];
+    let worker = &resources["HandleEmailFunction"]["Properties"];
+    let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+    let timeout = worker["Timeout"].as_u64().unwrap();
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility}s < 6 × timeout {timeout}s"
+    );
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(5));
+    let source = &worker["Events"]["EmailQueue"]["Properties"];
+    assert_eq!(
+        source["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        let metadata = &resources[id.as_str()]["Metadata"];
+        assert_eq!(
+            metadata["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+        assert!(
+            !function["Role"].is_null(),
+            "{id} must have its own least-privilege role"
+        );
+    }
+}
