@@ -17,4 +17,4 @@ fi
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
 echo "$want" >"$stamp"
-echo "python-env: installed $(wc -l <"$req") lines of pins into $venv" >&2
+echo "python-env: installed the pinned tools of scripts/requirements.txt into .venv" >&2

@@ -32,8 +32,21 @@ pub struct EmailWorld {
 impl EmailWorld {
     /// Starts the services, creates the template's resources and a loopback mailbox.
     pub async fn start() -> Self {
+        Self::start_with(SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS)).await
+    }
+
+    /// The same, with the SMTP server recording into a folder that outlives it.
+    pub async fn start_keeping_mail(dir: &std::path::Path) -> Self {
+        Self::start_with(SmtpServer::start_in(
+            dir,
+            REJECTED_RECIPIENTS,
+            TEMPFAIL_RECIPIENTS,
+        ))
+        .await
+    }
+
+    async fn start_with(smtp: SmtpServer) -> Self {
         let moto = Moto::start();
-        let smtp = SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS);
         let sdk = moto.sdk_config().await;
         let stack = Stack::provision(&sdk, "symphony-local").await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);

@@ -45,6 +45,8 @@ struct ServiceProcess {
     name: &'static str,
     child: Child,
     log: PathBuf,
+    /// A scratch folder removed with the process.
+    scratch: Option<PathBuf>,
 }
 
 impl ServiceProcess {
@@ -58,7 +60,12 @@ impl ServiceProcess {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self { name, child, log }
+        Self {
+            name,
+            child,
+            log,
+            scratch: None,
+        }
     }
 
     fn wait_for_port(&mut self, port: u16, limit: Duration) {
@@ -100,6 +107,9 @@ impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(scratch) = &self.scratch {
+            let _ = std::fs::remove_dir_all(scratch);
+        }
     }
 }
 
@@ -191,11 +201,20 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
+    /// Records into a scratch folder removed when the server stops.
     pub fn start(reject: &str, tempfail: &str) -> Self {
+        let dir = scratch_dir("smtp");
+        let mut server = Self::start_in(&dir, reject, tempfail);
+        server.process.scratch = Some(dir);
+        server
+    }
+
+    /// Records into `dir/mail`, emptied first and kept after the server stops.
+    pub fn start_in(dir: &Path, reject: &str, tempfail: &str) -> Self {
         let bin = python_bin();
         let port = free_port();
-        let dir = scratch_dir("smtp");
         let mail_dir = dir.join("mail");
+        let _ = std::fs::remove_dir_all(&mail_dir);
         let mut process = ServiceProcess::spawn(
             "smtp",
             Command::new(bin.join("python"))
@@ -210,7 +229,7 @@ impl SmtpServer {
                     "--tempfail",
                     tempfail,
                 ]),
-            &dir,
+            dir,
         );
         process.wait_for_port(port, Duration::from_secs(30));
         Self {

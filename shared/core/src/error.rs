@@ -3,13 +3,17 @@
 /// The boxed source every error in Symphony keeps.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// An error followed by the chain of its sources, joined by ": ".
+/// An error followed by the chain of its sources, joined by ": ". A source whose text
+/// the chain already ends with (many errors repeat their source) is not said twice.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
     while let Some(source) = next {
-        text.push_str(": ");
-        text.push_str(&source.to_string());
+        let said = source.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         next = source.source();
     }
     text
@@ -114,6 +118,18 @@ mod tests {
         assert!(error.is_retryable());
         assert_eq!(error.full_reason(), "sending mail: connection reset");
         assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("550: mailbox unavailable")]
+    struct Echo(#[source] Inner);
+    #[derive(Debug, thiserror::Error)]
+    #[error("mailbox unavailable")]
+    struct Inner;
+
+    #[test]
+    fn a_source_repeated_by_its_error_is_said_once() {
+        assert_eq!(chain(&Echo(Inner)), "550: mailbox unavailable");
     }
 
     #[test]
