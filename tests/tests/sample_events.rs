@@ -11,7 +11,8 @@ use symphony_tests::email_world::EmailWorld;
 use symphony_tests::{project_root, seed};
 
 fn sample(name: &str) -> String {
-    std::fs::read_to_string(project_root().join("events").join(name)).unwrap()
+    std::fs::read_to_string(project_root().join("events").join(name))
+        .expect("cannot read a sample event")
 }
 
 #[test]
