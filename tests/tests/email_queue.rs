@@ -403,3 +403,37 @@ async fn a_redelivered_message_of_a_sent_email_sends_nothing() {
     assert_eq!(again.succeeded, 1);
     assert_eq!(world.delivered_ids(), ["once-1"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_smtp_server_is_retryable_and_the_email_waits_for_the_next_tick() {
+    // Given a mailbox whose SMTP server does not listen, on the legacy path
+    let world = EmailWorld::start().await;
+    world.set_email_flag(false).await;
+    let closed_port = symphony_tests::services::free_port();
+    seed::put_loopback_mailbox(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        "mailbox-down",
+        closed_port,
+    )
+    .await;
+    seed::put_email(
+        &world.dynamo,
+        world.emails_table(),
+        &seed::queued_email("later", "mailbox-down", "lead@example.com"),
+    )
+    .await;
+    let function = world.process_function().await;
+
+    // When a tick runs
+    let report = world.tick(&function).await;
+
+    // Then the email is not sent, its claim is released, and it is queued again
+    assert_eq!((report.legacy, report.failed), (0, 1));
+    assert!(report.failures[0].released, "{:?}", report.failures[0]);
+    let email = seed::get_email(&world.dynamo, world.emails_table(), "later").await;
+    assert_eq!(email.status, EmailStatus::Queued);
+    assert_eq!(email.claimed_by, None);
+    // and the next tick takes it again
+    assert_eq!(world.tick(&function).await.due, 1);
+}
