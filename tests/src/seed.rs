@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use symphony_jobs::email::dynamo::{email_from_item, email_to_item};
-use symphony_jobs::email::{EmailRecord, EmailStatus};
+use symphony_jobs::email::{EmailMessage, EmailRecord, EmailStatus};
 
 /// Writes a flag item.
 pub async fn put_flag(
@@ -65,14 +65,16 @@ pub async fn put_loopback_mailbox(
 /// A queued email, due a minute ago.
 pub fn queued_email(email_id: &str, mailbox_id: &str, to_email: &str) -> EmailRecord {
     EmailRecord {
-        email_id: email_id.to_owned(),
-        user_id: "user-1".to_owned(),
-        mailbox_id: mailbox_id.to_owned(),
-        to_email: to_email.to_owned(),
-        subject: format!("Hello ({email_id})"),
-        html: format!("<p>Message {email_id}</p>"),
-        from_name: "Ada from Acme".to_owned(),
-        from_email: "ada@acme.example".to_owned(),
+        message: EmailMessage {
+            email_id: email_id.to_owned(),
+            user_id: "user-1".to_owned(),
+            mailbox_id: mailbox_id.to_owned(),
+            to_email: to_email.to_owned(),
+            subject: format!("Hello ({email_id})"),
+            html: format!("<p>Message {email_id}</p>"),
+            from_name: "Ada from Acme".to_owned(),
+            from_email: "ada@acme.example".to_owned(),
+        },
         status: EmailStatus::Queued,
         due_at: Utc::now().timestamp() - 60,
         claimed_by: None,

@@ -184,13 +184,8 @@ async fn a_failed_entry_of_send_message_batch_is_reported_not_lost() {
         .unwrap();
     let mut envelopes: Vec<Envelope> = (1..=3)
         .map(|n| {
-            let message = seed::queued_email(&format!("e-{n}"), "mailbox-1", "a@example.com");
-            Envelope::wrap(
-                &symphony_jobs::email::tick::message_of(&message),
-                "test",
-                None,
-            )
-            .unwrap()
+            let email = seed::queued_email(&format!("e-{n}"), "mailbox-1", "a@example.com");
+            Envelope::wrap(&email.message, "test", None).unwrap()
         })
         .collect();
     envelopes[1].meta.deliver_at = Some(Utc::now() + chrono::Duration::hours(1));
@@ -357,7 +352,7 @@ async fn an_oversized_email_fails_alone_with_a_clear_reason() {
         .await
         .unwrap();
     let mut big = seed::queued_email("big", "mailbox-1", "lead@example.com");
-    big.html = "<p>".to_owned() + &"x".repeat(10_000) + "</p>";
+    big.message.html = "<p>".to_owned() + &"x".repeat(10_000) + "</p>";
     seed::put_email(&world.dynamo, world.emails_table(), &big).await;
     world.seed_emails("small", 2).await;
 

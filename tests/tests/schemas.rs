@@ -32,16 +32,19 @@ print(json.dumps(results))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("cannot run the venv's python");
+    let input = serde_json::to_string(documents).expect("documents serialise");
     child
         .stdin
         .take()
-        .unwrap()
-        .write_all(serde_json::to_string(documents).unwrap().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+        .expect("a piped stdin")
+        .write_all(input.as_bytes())
+        .expect("cannot write to the schema check");
+    let output = child
+        .wait_with_output()
+        .expect("the schema check did not finish");
     assert!(output.status.success(), "the schema check itself failed");
-    serde_json::from_slice(&output.stdout).unwrap()
+    serde_json::from_slice(&output.stdout).expect("the schema check printed no JSON")
 }
 
 fn email() -> EmailMessage {

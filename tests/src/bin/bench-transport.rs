@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use symphony_aws::SqsTransport;
 use symphony_core::{Envelope, Transport};
-use symphony_jobs::email::tick::message_of;
 use symphony_tests::{Moto, seed};
 
 #[tokio::main]
@@ -30,7 +29,7 @@ async fn main() {
                 "mailbox-1",
                 &format!("lead{n}@example.com"),
             );
-            Envelope::wrap(&message_of(&email), "bench", None).expect("an email always wraps")
+            Envelope::wrap(&email.message, "bench", None).expect("an email always wraps")
         })
         .collect();
 

@@ -52,7 +52,7 @@ async fn main() {
         "bounce@example.com",
     );
     seed::put_email(&world.dynamo, world.emails_table(), &rejected).await;
-    ids.push(rejected.email_id.clone());
+    ids.push(rejected.message.email_id.clone());
 
     let process = world.process_function().await;
     let report = world.tick(&process).await;

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_aws::AwsError;
 use symphony_core::Route;
 
+use super::message::EmailMessage;
 use super::model::{Claim, EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
 use super::ports::{EmailStore, MailboxStore, StoreError, Transition};
 
@@ -35,12 +36,7 @@ impl DynamoEmailStore {
     }
 
     fn unavailable(&self, error: AwsError) -> StoreError {
-        StoreError::Unavailable {
-            operation: error.operation,
-            table: self.table.clone(),
-            retryable: error.retryable,
-            source: Box::new(error),
-        }
+        unavailable(&self.table, error)
     }
 
     /// Runs a conditional update; a failed condition is a [`Transition::Conflict`].
@@ -71,6 +67,15 @@ impl DynamoEmailStore {
             }
             Err(error) => Err(self.unavailable(AwsError::from_sdk("UpdateItem", error))),
         }
+    }
+}
+
+fn unavailable(table: &str, error: AwsError) -> StoreError {
+    StoreError::Unavailable {
+        operation: error.operation,
+        table: table.to_owned(),
+        retryable: error.retryable,
+        source: Box::new(error),
     }
 }
 
@@ -110,14 +115,16 @@ fn read_n(item: &Item, name: &str) -> Result<i64, String> {
 /// Reads an emails-table item. Every problem names the attribute.
 pub fn email_from_item(item: &Item) -> Result<EmailRecord, String> {
     Ok(EmailRecord {
-        email_id: read_s(item, "emailId")?,
-        user_id: read_s(item, "userId")?,
-        mailbox_id: read_s(item, "mailboxId")?,
-        to_email: read_s(item, "toEmail")?,
-        subject: read_s(item, "subject")?,
-        html: read_s(item, "html")?,
-        from_name: read_optional_s(item, "fromName")?.unwrap_or_default(),
-        from_email: read_s(item, "fromEmail")?,
+        message: EmailMessage {
+            email_id: read_s(item, "emailId")?,
+            user_id: read_s(item, "userId")?,
+            mailbox_id: read_s(item, "mailboxId")?,
+            to_email: read_s(item, "toEmail")?,
+            subject: read_s(item, "subject")?,
+            html: read_s(item, "html")?,
+            from_name: read_optional_s(item, "fromName")?.unwrap_or_default(),
+            from_email: read_s(item, "fromEmail")?,
+        },
         status: read_s(item, "status")?.parse()?,
         due_at: read_n(item, "dueAt")?,
         claimed_by: match read_optional_s(item, "claimedBy")?.as_deref() {
@@ -136,15 +143,16 @@ pub fn email_from_item(item: &Item) -> Result<EmailRecord, String> {
 
 /// Writes an emails-table item (the web app's side of the contract; used by seeding).
 pub fn email_to_item(email: &EmailRecord) -> Item {
+    let message = &email.message;
     let mut item = Item::from([
-        ("emailId".to_owned(), s(&email.email_id)),
-        ("userId".to_owned(), s(&email.user_id)),
-        ("mailboxId".to_owned(), s(&email.mailbox_id)),
-        ("toEmail".to_owned(), s(&email.to_email)),
-        ("subject".to_owned(), s(&email.subject)),
-        ("html".to_owned(), s(&email.html)),
-        ("fromName".to_owned(), s(&email.from_name)),
-        ("fromEmail".to_owned(), s(&email.from_email)),
+        ("emailId".to_owned(), s(&message.email_id)),
+        ("userId".to_owned(), s(&message.user_id)),
+        ("mailboxId".to_owned(), s(&message.mailbox_id)),
+        ("toEmail".to_owned(), s(&message.to_email)),
+        ("subject".to_owned(), s(&message.subject)),
+        ("html".to_owned(), s(&message.html)),
+        ("fromName".to_owned(), s(&message.from_name)),
+        ("fromEmail".to_owned(), s(&message.from_email)),
         ("status".to_owned(), s(email.status.as_str())),
         ("dueAt".to_owned(), n(email.due_at)),
     ]);
@@ -348,15 +356,7 @@ impl MailboxStore for DynamoMailboxStore {
             .key("mailboxId", s(mailbox_id))
             .send()
             .await
-            .map_err(|e| {
-                let error = AwsError::from_sdk("GetItem", e);
-                StoreError::Unavailable {
-                    operation: error.operation,
-                    table: self.table.clone(),
-                    retryable: error.retryable,
-                    source: Box::new(error),
-                }
-            })?;
+            .map_err(|e| unavailable(&self.table, AwsError::from_sdk("GetItem", e)))?;
         output
             .item()
             .map(|item| {
@@ -374,41 +374,36 @@ impl MailboxStore for DynamoMailboxStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_email_round_trips_through_its_item() {
-        let email = EmailRecord {
-            email_id: "em-1".into(),
-            user_id: "u".into(),
-            mailbox_id: "mb".into(),
-            to_email: "a@example.com".into(),
-            subject: "s".into(),
-            html: "<p/>".into(),
-            from_name: "n".into(),
-            from_email: "f@example.com".into(),
+    fn record() -> EmailRecord {
+        EmailRecord {
+            message: EmailMessage {
+                email_id: "em-1".into(),
+                user_id: "u".into(),
+                mailbox_id: "mb".into(),
+                to_email: "a@example.com".into(),
+                subject: "s".into(),
+                html: "<p/>".into(),
+                from_name: "n".into(),
+                from_email: "f@example.com".into(),
+            },
             status: EmailStatus::Queued,
             due_at: 1_700_000_000,
             claimed_by: Some(Route::Legacy),
             last_error: None,
-        };
-        assert_eq!(email_from_item(&email_to_item(&email)).unwrap(), email);
+        }
+    }
+
+    #[test]
+    fn an_email_round_trips_through_its_item() {
+        assert_eq!(
+            email_from_item(&email_to_item(&record())).unwrap(),
+            record()
+        );
     }
 
     #[test]
     fn a_bad_item_names_the_attribute() {
-        let mut item = email_to_item(&EmailRecord {
-            email_id: "em-1".into(),
-            user_id: "u".into(),
-            mailbox_id: "mb".into(),
-            to_email: "a@example.com".into(),
-            subject: "s".into(),
-            html: "<p/>".into(),
-            from_name: "n".into(),
-            from_email: "f@example.com".into(),
-            status: EmailStatus::Queued,
-            due_at: 1,
-            claimed_by: None,
-            last_error: None,
-        });
+        let mut item = email_to_item(&record());
         item.insert("dueAt".into(), s("tomorrow"));
         assert!(email_from_item(&item).unwrap_err().contains("dueAt"));
         item.insert("dueAt".into(), n(1));

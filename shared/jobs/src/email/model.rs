@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use symphony_core::Route;
 
+use super::message::EmailMessage;
 use crate::secrets::SecretRef;
 
 /// Where an email is in its life: `queued` → `claimed` → `sent` or `failed`.
@@ -49,17 +50,10 @@ impl FromStr for EmailStatus {
     }
 }
 
-/// One row of the emails table.
+/// One row of the emails table: the message to send, and where it is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailRecord {
-    pub email_id: String,
-    pub user_id: String,
-    pub mailbox_id: String,
-    pub to_email: String,
-    pub subject: String,
-    pub html: String,
-    pub from_name: String,
-    pub from_email: String,
+    pub message: EmailMessage,
     pub status: EmailStatus,
     /// Epoch seconds at which the email becomes due.
     pub due_at: i64,

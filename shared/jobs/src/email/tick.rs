@@ -11,7 +11,6 @@ use symphony_core::{Delivery, Dispatcher, Envelope, FlagReader, Retryable, Route
 use tracing::{error, info, warn};
 
 use super::EMAIL_FLAG;
-use super::message::EmailMessage;
 use super::model::{Claim, EmailRecord};
 use super::ports::{EmailStore, StoreError};
 
@@ -117,8 +116,8 @@ impl EmailTick {
 
         let claims: Vec<(EmailRecord, Result<Option<Claim>, StoreError>)> = stream::iter(due)
             .map(|email| async {
-                let route = flags.route(&email.email_id);
-                let claim = self.emails.claim(&email.email_id, route, now).await;
+                let route = flags.route(&email.message.email_id);
+                let claim = self.emails.claim(&email.message.email_id, route, now).await;
                 (email, claim)
             })
             .buffered(CLAIM_CONCURRENCY)
@@ -133,11 +132,11 @@ impl EmailTick {
                 Ok(Some(claim)) => legacy.push((email, claim)),
                 Ok(None) => report.skipped += 1,
                 Err(error) => {
-                    warn!(email_id = %email.email_id, error = %symphony_core::error::chain(&error), "claim failed; the email stays queued");
+                    warn!(email_id = %email.message.email_id, error = %symphony_core::error::chain(&error), "claim failed; the email stays queued");
                     report.failed += 1;
                     report.failures.push(UnitFailure {
-                        route: flags.route(&email.email_id),
-                        email_id: email.email_id,
+                        route: flags.route(&email.message.email_id),
+                        email_id: email.message.email_id,
                         reason: symphony_core::error::chain(&error),
                         released: true,
                     });
@@ -176,8 +175,7 @@ impl EmailTick {
         let mut envelopes = Vec::with_capacity(claimed.len());
         let mut owners = Vec::with_capacity(claimed.len());
         for (email, claim) in claimed {
-            let message = message_of(&email);
-            match Envelope::wrap(&message, SOURCE, Some(email.email_id.clone())) {
+            match Envelope::wrap(&email.message, SOURCE, Some(email.message.email_id.clone())) {
                 Ok(envelope) => {
                     envelopes.push(envelope);
                     owners.push(claim);
@@ -242,18 +240,5 @@ impl EmailTick {
             reason,
             released,
         });
-    }
-}
-
-pub fn message_of(email: &EmailRecord) -> EmailMessage {
-    EmailMessage {
-        email_id: email.email_id.clone(),
-        user_id: email.user_id.clone(),
-        mailbox_id: email.mailbox_id.clone(),
-        to_email: email.to_email.clone(),
-        subject: email.subject.clone(),
-        html: email.html.clone(),
-        from_name: email.from_name.clone(),
-        from_email: email.from_email.clone(),
     }
 }
