@@ -97,8 +97,14 @@ async fn main() {
     );
     print_mail(&world, before);
 
-    let sent = world.smtp.received().len();
-    println!("\nDone: {sent} emails reached the SMTP server, {dead} dead-lettered, 0 sent twice.");
+    let delivered = world.delivered_ids();
+    let mut unique = delivered.clone();
+    unique.dedup();
+    println!(
+        "\nDone: {} emails reached the SMTP server, {dead} dead-lettered, {} sent twice.",
+        delivered.len(),
+        delivered.len() - unique.len()
+    );
     println!(
         "Stopping moto (pid {}) and the SMTP server (pid {}).",
         world.moto.pid(),
