@@ -7,7 +7,8 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use handle_email::HandleEmail;
 use lambda_runtime::{Context, LambdaEvent};
 use process_email_queue::ProcessEmailQueue;
-use symphony_jobs::email::{EMAIL_FLAG, EmailTickConfig, EmailWorkerConfig, TickReport};
+use symphony_core::TickReport;
+use symphony_jobs::email::{EMAIL_FLAG, EmailTickConfig, EmailWorkerConfig};
 
 use crate::seed;
 use crate::services::{Moto, SmtpServer};

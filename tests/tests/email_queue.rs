@@ -272,7 +272,7 @@ async fn a_rejected_recipient_is_permanent_and_recorded() {
 
     assert_eq!((report.legacy, report.failed), (1, 1));
     let failure = &report.failures[0];
-    assert_eq!(failure.email_id, "rejected");
+    assert_eq!(failure.unit_id, "rejected");
     assert!(!failure.released);
     assert!(failure.reason.contains("550"), "{}", failure.reason);
     let email = seed::get_email(&world.dynamo, world.emails_table(), "rejected").await;

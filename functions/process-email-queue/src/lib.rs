@@ -6,8 +6,8 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use symphony_aws::AwsError;
-use symphony_jobs::email::tick::TickError;
-use symphony_jobs::email::{EmailTick, EmailTickConfig, TickReport};
+use symphony_core::{TickError, TickReport};
+use symphony_jobs::email::{EmailTick, EmailTickConfig};
 use tracing::info;
 
 #[derive(Debug)]
@@ -41,6 +41,6 @@ impl ProcessEmailQueue {
         event: LambdaEvent<EventBridgeEvent>,
     ) -> Result<TickReport, ProcessError> {
         info!(request_id = %event.context.request_id, scheduled_at = ?event.payload.time, "email tick started");
-        Ok(self.tick.run().await?)
+        Ok(self.tick.run(chrono::Utc::now().timestamp()).await?)
     }
 }

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod error;
 pub mod flags;
 pub mod handler;
+pub mod tick;
 pub mod transport;
 
 pub use batch::{BatchProcessor, BatchReport, RecordError};
@@ -16,4 +17,5 @@ pub use envelope::{Envelope, EnvelopeError, Message, Meta};
 pub use error::{BoxError, HandlerError, Retryable};
 pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
 pub use handler::{HandlerContext, HandlerRegistry, MessageHandler, TypedHandler};
+pub use tick::{Claim, Tick, TickError, TickReport, WorkError, WorkSource};
 pub use transport::{Delivery, Dispatcher, SyncTransport, Transport, TransportError};

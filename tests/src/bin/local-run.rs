@@ -7,7 +7,8 @@
 
 #![allow(clippy::print_stdout)] // printing what happened is this program's job
 
-use symphony_jobs::email::{EMAIL_FLAG, EmailStatus, TickReport};
+use symphony_core::TickReport;
+use symphony_jobs::email::{EMAIL_FLAG, EmailStatus};
 use symphony_tests::email_world::EmailWorld;
 use symphony_tests::seed;
 

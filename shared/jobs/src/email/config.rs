@@ -17,7 +17,7 @@ use super::handler::SendEmailHandler;
 use super::outbox::OutboxMailer;
 use super::ports::{EmailStore, Mailer};
 use super::smtp::SmtpMailer;
-use super::tick::EmailTick;
+use super::tick::{EmailTick, EmailWork, SOURCE};
 use crate::secrets::EnvSecrets;
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
@@ -123,11 +123,12 @@ impl EmailTickConfig {
             &self.worker.emails_table,
         ));
         Ok(EmailTick::new(
+            SOURCE,
+            EmailWork::new(emails),
             FlagReader::new(
                 Arc::new(DynamoFlagStore::new(dynamo, &self.flags_table)),
                 self.flag_defaults.clone(),
             ),
-            emails,
             Dispatcher::new(Arc::new(transport)),
             Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(
                 self.worker.registry(sdk),

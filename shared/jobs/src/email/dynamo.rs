@@ -8,10 +8,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_aws::AwsError;
-use symphony_core::Route;
+use symphony_core::{Claim, Route};
 
 use super::message::EmailMessage;
-use super::model::{Claim, EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
+use super::model::{EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
 use super::ports::{EmailStore, MailboxStore, StoreError, Transition};
 
 /// The index of queued emails by due time.
@@ -259,7 +259,7 @@ impl EmailStore for DynamoEmailStore {
             )
             .await?;
         Ok((transition == Transition::Done).then(|| Claim {
-            email_id: email_id.to_owned(),
+            unit_id: email_id.to_owned(),
             token,
             route,
         }))
@@ -267,7 +267,7 @@ impl EmailStore for DynamoEmailStore {
 
     async fn release(&self, claim: &Claim) -> Result<Transition, StoreError> {
         self.transition(
-            &claim.email_id,
+            &claim.unit_id,
             "SET #status = :queued REMOVE claimToken, claimedAt, claimedBy",
             "#status = :claimed AND claimToken = :token",
             vec![

@@ -14,7 +14,7 @@ pub use config::{EmailTickConfig, EmailWorkerConfig, MailerChoice};
 pub use handler::SendEmailHandler;
 pub use message::EmailMessage;
 pub use model::{EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
-pub use tick::{EmailTick, TickReport};
+pub use tick::{EmailTick, EmailWork};
 
 /// The job's flag in the flag table.
 pub const EMAIL_FLAG: &str = "SYMPHONY_EMAIL_QUEUE_ENABLED";

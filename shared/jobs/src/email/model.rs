@@ -61,14 +61,6 @@ pub struct EmailRecord {
     pub last_error: Option<String>,
 }
 
-/// A claim on an email: only the holder of the token may release it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    pub email_id: String,
-    pub token: String,
-    pub route: Route,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SmtpSecurity {
     /// Implicit TLS, usually port 465.

@@ -1,9 +1,9 @@
 //! What the email job needs from the outside world, as traits.
 
 use async_trait::async_trait;
-use symphony_core::{BoxError, Retryable, Route};
+use symphony_core::{BoxError, Claim, Retryable, Route};
 
-use super::model::{Claim, EmailRecord, Mailbox};
+use super::model::{EmailRecord, Mailbox};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

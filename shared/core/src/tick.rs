@@ -1,0 +1,495 @@
+//! One tick of a scheduled function: what an old cron route did, with a choice of path
+//! per unit of work and a claim on each unit before it goes anywhere.
+//!
+//! Each job supplies a [`WorkSource`] (where due units come from and how they are claimed);
+//! the tick reads the flags, fetches due units, routes and claims each one, sends the
+//! symphony ones to the queue and runs the legacy ones inline, and accounts for every unit.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use futures::{StreamExt, stream};
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::flags::FlagEvaluation;
+use crate::{BoxError, Dispatcher, Envelope, FlagReader, Retryable, Route, TransportError};
+
+/// Claims made at once against the store.
+const CLAIM_CONCURRENCY: usize = 16;
+
+/// A claim on one unit of work: only its holder may release it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub unit_id: String,
+    pub token: String,
+    pub route: Route,
+}
+
+/// A work source's failure, with its retryability.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct WorkError {
+    pub reason: String,
+    pub retryable: bool,
+    #[source]
+    pub source: Option<BoxError>,
+}
+
+impl WorkError {
+    pub fn from_source<E>(reason: impl Into<String>, source: E) -> Self
+    where
+        E: std::error::Error + Retryable + Send + Sync + 'static,
+    {
+        Self {
+            reason: reason.into(),
+            retryable: source.is_retryable(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl Retryable for WorkError {
+    fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+/// Port: a job's due work and its claims.
+#[async_trait]
+pub trait WorkSource: Send + Sync {
+    type Unit: Send + Sync;
+
+    /// The job's flag in the flag table.
+    fn flag(&self) -> &'static str;
+    /// The id the rollout bucket and the claim use.
+    fn unit_id(&self, unit: &Self::Unit) -> String;
+    /// Due units at `now` (epoch seconds), at most `limit`.
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Self::Unit>, WorkError>;
+    /// Takes the unit for one route; `None` when someone else holds it.
+    async fn claim(
+        &self,
+        unit: &Self::Unit,
+        route: Route,
+        now: i64,
+    ) -> Result<Option<Claim>, WorkError>;
+    /// Gives the unit back for a later tick.
+    async fn release(&self, claim: &Claim) -> Result<(), WorkError>;
+    /// Gives up on the unit, recording why. A unit already moved on is left as it is.
+    async fn mark_failed(&self, claim: &Claim, reason: &str, now: i64) -> Result<(), WorkError>;
+    /// The message that carries the unit.
+    fn envelope(&self, unit: &Self::Unit, source: &str) -> Result<Envelope, crate::EnvelopeError>;
+}
+
+/// What a tick did; the scheduled function's response.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickReport {
+    /// Due units found (at most the per-tick cap).
+    pub due: usize,
+    /// Put on the queue (the symphony path).
+    pub dispatched: usize,
+    /// Processed inline (the legacy path).
+    pub legacy: usize,
+    /// Not done this tick: released for the next tick, or marked failed.
+    pub failed: usize,
+    /// Claimed by someone else first.
+    pub skipped: usize,
+    pub flags: FlagEvaluation,
+    /// Per failed unit: id and reason. Never addresses or bodies.
+    pub failures: Vec<UnitFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitFailure {
+    pub unit_id: String,
+    pub route: Route,
+    pub reason: String,
+    /// True when the unit was given back for the next tick.
+    pub released: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error("fetching due work failed")]
+    Fetch(#[source] WorkError),
+}
+
+impl Retryable for TickError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Fetch(error) => error.is_retryable(),
+        }
+    }
+}
+
+/// A unit, the route it was given, and what claiming it for that route gave.
+type ClaimAttempt<U> = (U, Route, Result<Option<Claim>, WorkError>);
+
+/// A scheduled function's tick over one work source.
+pub struct Tick<S> {
+    source: S,
+    flags: FlagReader,
+    queue: Dispatcher,
+    legacy: Dispatcher,
+    limit: usize,
+    /// The function's name, recorded as each envelope's source.
+    name: &'static str,
+}
+
+impl<S> fmt::Debug for Tick<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tick")
+            .field("name", &self.name)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: WorkSource> Tick<S> {
+    pub fn new(
+        name: &'static str,
+        source: S,
+        flags: FlagReader,
+        queue: Dispatcher,
+        legacy: Dispatcher,
+        limit: usize,
+    ) -> Self {
+        Self {
+            source,
+            flags,
+            queue,
+            legacy,
+            limit,
+            name,
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub async fn run(&self, now: i64) -> Result<TickReport, TickError> {
+        let flags = self.flags.evaluate(self.source.flag()).await;
+        let due = self
+            .source
+            .fetch_due(now, self.limit)
+            .await
+            .map_err(TickError::Fetch)?;
+        let mut report = TickReport {
+            due: due.len(),
+            dispatched: 0,
+            legacy: 0,
+            failed: 0,
+            skipped: 0,
+            flags: flags.clone(),
+            failures: Vec::new(),
+        };
+
+        let claims: Vec<ClaimAttempt<S::Unit>> = stream::iter(due)
+            .map(|unit| async {
+                let route = flags.route(&self.source.unit_id(&unit));
+                let claim = self.source.claim(&unit, route, now).await;
+                (unit, route, claim)
+            })
+            .buffered(CLAIM_CONCURRENCY)
+            .collect()
+            .await;
+
+        let mut symphony = Vec::new();
+        let mut legacy = Vec::new();
+        for (unit, route, claim) in claims {
+            match claim {
+                Ok(Some(claim)) if claim.route == Route::Symphony => symphony.push((unit, claim)),
+                Ok(Some(claim)) => legacy.push((unit, claim)),
+                Ok(None) => report.skipped += 1,
+                Err(failure) => {
+                    let unit_id = self.source.unit_id(&unit);
+                    let reason = crate::error::chain(&failure);
+                    warn!(unit_id = %unit_id, error = %reason, "claim failed; the unit stays due");
+                    report.failed += 1;
+                    report.failures.push(UnitFailure {
+                        unit_id,
+                        route,
+                        reason,
+                        released: true,
+                    });
+                }
+            }
+        }
+
+        report.dispatched = self.deliver(&self.queue, symphony, now, &mut report).await;
+        report.legacy = self.deliver(&self.legacy, legacy, now, &mut report).await;
+        info!(
+            function = self.name,
+            due = report.due,
+            dispatched = report.dispatched,
+            legacy = report.legacy,
+            failed = report.failed,
+            skipped = report.skipped,
+            flags_readable = report.flags.table_error.is_none(),
+            "tick done"
+        );
+        Ok(report)
+    }
+
+    /// Sends claimed units through one path; returns how many went. A failure releases
+    /// the claim when a later tick may succeed, and marks the unit failed when not.
+    async fn deliver(
+        &self,
+        dispatcher: &Dispatcher,
+        claimed: Vec<(S::Unit, Claim)>,
+        now: i64,
+        report: &mut TickReport,
+    ) -> usize {
+        if claimed.is_empty() {
+            return 0;
+        }
+        let mut envelopes = Vec::with_capacity(claimed.len());
+        let mut owners = Vec::with_capacity(claimed.len());
+        for (unit, claim) in claimed {
+            match self.source.envelope(&unit, self.name) {
+                Ok(envelope) => {
+                    envelopes.push(envelope);
+                    owners.push(claim);
+                }
+                Err(failure) => {
+                    self.give_up(&claim, crate::error::chain(&failure), now, report)
+                        .await
+                }
+            }
+        }
+        let mut delivered = 0;
+        for (delivery, claim) in dispatcher.dispatch(envelopes).await.into_iter().zip(owners) {
+            match delivery.result {
+                Ok(()) => delivered += 1,
+                Err(failure) if failure.is_retryable() => {
+                    let reason = transport_reason(&failure);
+                    match self.source.release(&claim).await {
+                        Ok(()) => count_failure(&claim, reason, true, report),
+                        Err(release) => {
+                            error!(unit_id = %claim.unit_id, error = %crate::error::chain(&release), "could not release the claim; the unit stays claimed");
+                            count_failure(&claim, reason, false, report);
+                        }
+                    }
+                }
+                Err(failure) => {
+                    self.give_up(&claim, transport_reason(&failure), now, report)
+                        .await
+                }
+            }
+        }
+        delivered
+    }
+
+    async fn give_up(&self, claim: &Claim, reason: String, now: i64, report: &mut TickReport) {
+        if let Err(failure) = self.source.mark_failed(claim, &reason, now).await {
+            error!(unit_id = %claim.unit_id, error = %crate::error::chain(&failure), "could not mark the unit failed; it stays claimed");
+        }
+        count_failure(claim, reason, false, report);
+    }
+}
+
+fn transport_reason(failure: &TransportError) -> String {
+    match failure {
+        TransportError::Handler(handler) => handler.full_reason(),
+        other => crate::error::chain(other),
+    }
+}
+
+fn count_failure(claim: &Claim, reason: String, released: bool, report: &mut TickReport) {
+    warn!(unit_id = %claim.unit_id, route = %claim.route, released, reason = %reason, "unit not done this tick");
+    report.failed += 1;
+    report.failures.push(UnitFailure {
+        unit_id: claim.unit_id.clone(),
+        route: claim.route,
+        reason,
+        released,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::{FlagDefaults, FlagRecord, FlagStore, FlagStoreError, GLOBAL_FLAG};
+    use crate::{Delivery, Message, Transport};
+    use serde::{Deserialize, Serialize};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    const FLAG: &str = "SYMPHONY_TEST_ENABLED";
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Unit(String);
+    impl Message for Unit {
+        const TYPE: &'static str = "Unit";
+    }
+
+    /// Units "a".."d"; "b" is already held by someone else.
+    #[derive(Default)]
+    struct MemoryWork {
+        released: Mutex<Vec<String>>,
+        failed: Mutex<Vec<(String, String)>>,
+    }
+
+    #[async_trait]
+    impl WorkSource for Arc<MemoryWork> {
+        type Unit = String;
+        fn flag(&self) -> &'static str {
+            FLAG
+        }
+        fn unit_id(&self, unit: &String) -> String {
+            unit.clone()
+        }
+        async fn fetch_due(&self, _: i64, limit: usize) -> Result<Vec<String>, WorkError> {
+            Ok(["a", "b", "c", "d"]
+                .iter()
+                .take(limit)
+                .map(|s| (*s).to_owned())
+                .collect())
+        }
+        async fn claim(
+            &self,
+            unit: &String,
+            route: Route,
+            _: i64,
+        ) -> Result<Option<Claim>, WorkError> {
+            Ok((unit != "b").then(|| Claim {
+                unit_id: unit.clone(),
+                token: "t".into(),
+                route,
+            }))
+        }
+        async fn release(&self, claim: &Claim) -> Result<(), WorkError> {
+            self.released.lock().unwrap().push(claim.unit_id.clone());
+            Ok(())
+        }
+        async fn mark_failed(&self, claim: &Claim, reason: &str, _: i64) -> Result<(), WorkError> {
+            self.failed
+                .lock()
+                .unwrap()
+                .push((claim.unit_id.clone(), reason.to_owned()));
+            Ok(())
+        }
+        fn envelope(&self, unit: &String, source: &str) -> Result<Envelope, crate::EnvelopeError> {
+            Envelope::wrap(&Unit(unit.clone()), source, Some(unit.clone()))
+        }
+    }
+
+    /// Accepts "a", loses "c" (retryable), finds "d" too large (permanent).
+    struct PickyQueue(Mutex<Vec<String>>);
+    #[async_trait]
+    impl Transport for PickyQueue {
+        async fn send(&self, envelopes: Vec<Envelope>) -> Vec<Delivery> {
+            envelopes
+                .into_iter()
+                .map(|e| {
+                    let unit = e.meta.correlation_id.clone();
+                    self.0.lock().unwrap().push(unit.clone());
+                    let result = match unit.as_str() {
+                        "c" => Err(TransportError::Missing {
+                            envelope_id: e.id.clone(),
+                        }),
+                        "d" => Err(TransportError::TooLarge {
+                            envelope_id: e.id.clone(),
+                            size: 2,
+                            limit: 1,
+                        }),
+                        _ => Ok(()),
+                    };
+                    Delivery {
+                        envelope_id: e.id,
+                        result,
+                    }
+                })
+                .collect()
+        }
+    }
+
+    struct Flags(Option<bool>);
+    #[async_trait]
+    impl FlagStore for Flags {
+        async fn read(&self, _: &[&str]) -> Result<HashMap<String, FlagRecord>, FlagStoreError> {
+            match self.0 {
+                Some(enabled) => Ok(HashMap::from([
+                    (
+                        GLOBAL_FLAG.to_owned(),
+                        FlagRecord {
+                            enabled: true,
+                            rollout_percent: 100,
+                        },
+                    ),
+                    (
+                        FLAG.to_owned(),
+                        FlagRecord {
+                            enabled,
+                            rollout_percent: 100,
+                        },
+                    ),
+                ])),
+                None => Err(FlagStoreError::Unreadable {
+                    table: "flags".into(),
+                    source: "down".into(),
+                }),
+            }
+        }
+    }
+
+    fn tick(
+        flags: Option<bool>,
+    ) -> (
+        Tick<Arc<MemoryWork>>,
+        Arc<MemoryWork>,
+        Arc<PickyQueue>,
+        Arc<PickyQueue>,
+    ) {
+        let work = Arc::new(MemoryWork::default());
+        let queue = Arc::new(PickyQueue(Mutex::default()));
+        let legacy = Arc::new(PickyQueue(Mutex::default()));
+        let tick = Tick::new(
+            "process-test",
+            work.clone(),
+            FlagReader::new(Arc::new(Flags(flags)), FlagDefaults::default()),
+            Dispatcher::new(queue.clone()),
+            Dispatcher::new(legacy.clone()),
+            10,
+        );
+        (tick, work, queue, legacy)
+    }
+
+    #[tokio::test]
+    async fn every_unit_is_dispatched_skipped_released_or_failed() {
+        let (tick, work, queue, legacy) = tick(Some(true));
+        let report = tick.run(0).await.unwrap();
+        assert_eq!(
+            (report.due, report.dispatched, report.skipped, report.failed),
+            (4, 1, 1, 2)
+        );
+        assert_eq!(*queue.0.lock().unwrap(), ["a", "c", "d"]);
+        assert!(legacy.0.lock().unwrap().is_empty());
+        assert_eq!(*work.released.lock().unwrap(), ["c"]);
+        let failed = work.failed.lock().unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, "d");
+        assert!(
+            failed[0].1.contains("over the queue's limit"),
+            "{}",
+            failed[0].1
+        );
+        let released: Vec<bool> = report.failures.iter().map(|f| f.released).collect();
+        assert_eq!(released, [true, false]);
+    }
+
+    #[tokio::test]
+    async fn flag_off_or_unreadable_sends_units_down_the_legacy_path() {
+        for flags in [Some(false), None] {
+            let (tick, _, queue, legacy) = tick(flags);
+            let report = tick.run(0).await.unwrap();
+            assert_eq!((report.dispatched, report.legacy), (0, 1), "{flags:?}");
+            assert!(queue.0.lock().unwrap().is_empty());
+            assert_eq!(*legacy.0.lock().unwrap(), ["a", "c", "d"]);
+            assert_eq!(report.flags.table_error.is_some(), flags.is_none());
+        }
+    }
+}
