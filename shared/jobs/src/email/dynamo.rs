@@ -1,25 +1,22 @@
 //! DynamoDB adapters of the email job: the emails table and the mailboxes table.
 //! Layout: `docs/data-model.md`.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_aws::AwsError;
 use symphony_core::{Claim, Route};
 
 use super::message::EmailMessage;
 use super::model::{EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
-use super::ports::{EmailStore, MailboxStore, StoreError, Transition};
+use super::ports::{EmailStore, MailboxStore};
+use crate::store::{
+    Item, MAX_ERROR_BYTES, StoreError, Transition, n, read_n, read_optional_s, read_s, s, truncate,
+    unavailable,
+};
 
 /// The index of queued emails by due time.
 pub const DUE_INDEX: &str = "byStatusDueAt";
-/// `lastError` is cut to this many bytes, so a long error chain never bloats an item.
-pub const MAX_ERROR_BYTES: usize = 1_024;
-
-type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, Clone)]
 pub struct DynamoEmailStore {
@@ -39,7 +36,6 @@ impl DynamoEmailStore {
         unavailable(&self.table, error)
     }
 
-    /// Runs a conditional update; a failed condition is a [`Transition::Conflict`].
     async fn transition(
         &self,
         email_id: &str,
@@ -47,68 +43,9 @@ impl DynamoEmailStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Transition, StoreError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("emailId", AttributeValue::S(email_id.to_owned()))
-            .update_expression(update)
-            .condition_expression(condition)
-            .expression_attribute_names("#status", "status");
-        for (name, value) in values {
-            request = request.expression_attribute_values(name, value);
-        }
-        match request.send().await {
-            Ok(_) => Ok(Transition::Done),
-            Err(SdkError::ServiceError(context))
-                if context.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(Transition::Conflict)
-            }
-            Err(error) => Err(self.unavailable(AwsError::from_sdk("UpdateItem", error))),
-        }
-    }
-}
-
-fn unavailable(table: &str, error: AwsError) -> StoreError {
-    StoreError::Unavailable {
-        operation: error.operation,
-        table: table.to_owned(),
-        retryable: error.retryable,
-        source: Box::new(error),
-    }
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn read_s(item: &Item, name: &str) -> Result<String, String> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Ok(value.clone()),
-        Some(other) => Err(format!("{name} must be a string (S), found {other:?}")),
-        None => Err(format!("{name} is missing")),
-    }
-}
-
-fn read_optional_s(item: &Item, name: &str) -> Result<Option<String>, String> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(_) => read_s(item, name).map(Some),
-    }
-}
-
-fn read_n(item: &Item, name: &str) -> Result<i64, String> {
-    match item.get(name) {
-        Some(AttributeValue::N(value)) => value
-            .parse()
-            .map_err(|_| format!("{name} must be a whole number, found {value}")),
-        Some(other) => Err(format!("{name} must be a number (N), found {other:?}")),
-        None => Err(format!("{name} is missing")),
+        let key = crate::store::key(&[("emailId", email_id)]);
+        crate::store::conditional_update(&self.client, &self.table, key, update, condition, values)
+            .await
     }
 }
 
@@ -165,18 +102,6 @@ pub fn email_to_item(email: &EmailRecord) -> Item {
     item
 }
 
-/// Cuts a text to at most `max` bytes on a character boundary.
-pub fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 #[async_trait]
 impl EmailStore for DynamoEmailStore {
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, StoreError> {
@@ -216,25 +141,12 @@ impl EmailStore for DynamoEmailStore {
     }
 
     async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("emailId", s(email_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable(AwsError::from_sdk("GetItem", e)))?;
-        output
-            .item()
-            .map(|item| {
-                email_from_item(item).map_err(|reason| StoreError::Corrupt {
-                    table: self.table.clone(),
-                    key: email_id.to_owned(),
-                    reason,
-                })
-            })
-            .transpose()
+        let key = crate::store::key(&[("emailId", email_id)]);
+        crate::store::get_item(&self.client, &self.table, key, email_from_item).await
+    }
+
+    async fn create(&self, email: &EmailRecord) -> Result<Transition, StoreError> {
+        crate::store::create_item(&self.client, &self.table, "emailId", email_to_item(email)).await
     }
 
     async fn claim(
@@ -349,24 +261,8 @@ pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
 #[async_trait]
 impl MailboxStore for DynamoMailboxStore {
     async fn get(&self, mailbox_id: &str) -> Result<Option<Mailbox>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("mailboxId", s(mailbox_id))
-            .send()
-            .await
-            .map_err(|e| unavailable(&self.table, AwsError::from_sdk("GetItem", e)))?;
-        output
-            .item()
-            .map(|item| {
-                mailbox_from_item(item).map_err(|reason| StoreError::Corrupt {
-                    table: self.table.clone(),
-                    key: mailbox_id.to_owned(),
-                    reason,
-                })
-            })
-            .transpose()
+        let key = crate::store::key(&[("mailboxId", mailbox_id)]);
+        crate::store::get_item(&self.client, &self.table, key, mailbox_from_item).await
     }
 }
 
@@ -409,11 +305,5 @@ mod tests {
         item.insert("dueAt".into(), n(1));
         item.insert("status".into(), s("lost"));
         assert!(email_from_item(&item).unwrap_err().contains("lost"));
-    }
-
-    #[test]
-    fn truncation_respects_character_boundaries() {
-        assert_eq!(truncate("ééé", 3), "é");
-        assert_eq!(truncate("abc", 10), "abc");
     }
 }

@@ -5,40 +5,7 @@ use symphony_core::{BoxError, Claim, Retryable, Route};
 
 use super::model::{EmailRecord, Mailbox};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{operation} on table {table} failed")]
-    Unavailable {
-        operation: &'static str,
-        table: String,
-        retryable: bool,
-        #[source]
-        source: BoxError,
-    },
-    #[error("record {key} in table {table} is invalid: {reason}")]
-    Corrupt {
-        table: String,
-        key: String,
-        reason: String,
-    },
-}
-
-impl Retryable for StoreError {
-    fn is_retryable(&self) -> bool {
-        match self {
-            Self::Unavailable { retryable, .. } => *retryable,
-            Self::Corrupt { .. } => false,
-        }
-    }
-}
-
-/// What a conditional state change found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Done,
-    /// The record was not in the state the change required: another owner moved it.
-    Conflict,
-}
+pub use crate::store::{StoreError, Transition};
 
 /// Port: the emails table.
 #[async_trait]
@@ -47,6 +14,8 @@ pub trait EmailStore: Send + Sync {
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, StoreError>;
     /// A consistent read of one email.
     async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError>;
+    /// Creates an email; [`Transition::Conflict`] when one with its id exists already.
+    async fn create(&self, email: &EmailRecord) -> Result<Transition, StoreError>;
     /// Moves a queued email to claimed, for one route. `None` when someone else has it.
     async fn claim(
         &self,

@@ -1,0 +1,292 @@
+//! What every job's DynamoDB adapters share: the store error, conditional transitions, and
+//! attribute reading that names the attribute on every problem.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use symphony_aws::AwsError;
+use symphony_core::{BoxError, Retryable};
+
+/// Reasons stored in an item are cut to this many bytes, so a long error chain never bloats it.
+pub const MAX_ERROR_BYTES: usize = 1_024;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{operation} on table {table} failed")]
+    Unavailable {
+        operation: &'static str,
+        table: String,
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
+    #[error("record {key} in table {table} is invalid: {reason}")]
+    Corrupt {
+        table: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unavailable { retryable, .. } => *retryable,
+            Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+pub fn unavailable(table: &str, error: AwsError) -> StoreError {
+    StoreError::Unavailable {
+        operation: error.operation,
+        table: table.to_owned(),
+        retryable: error.retryable,
+        source: Box::new(error),
+    }
+}
+
+/// What a conditional state change found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Done,
+    /// The record was not in the state the change required: another owner moved it.
+    Conflict,
+}
+
+/// One conditional `UpdateItem`; a failed condition is a [`Transition::Conflict`].
+/// `#status` always names the `status` attribute.
+pub async fn conditional_update(
+    client: &Client,
+    table: &str,
+    key: Item,
+    update: &str,
+    condition: &str,
+    values: Vec<(&str, AttributeValue)>,
+) -> Result<Transition, StoreError> {
+    let mut request = client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression(update)
+        .condition_expression(condition);
+    if update.contains("#status") || condition.contains("#status") {
+        request = request.expression_attribute_names("#status", "status");
+    }
+    for (name, value) in values {
+        request = request.expression_attribute_values(name, value);
+    }
+    match request.send().await {
+        Ok(_) => Ok(Transition::Done),
+        Err(SdkError::ServiceError(context))
+            if context.err().is_conditional_check_failed_exception() =>
+        {
+            Ok(Transition::Conflict)
+        }
+        Err(error) => Err(unavailable(table, AwsError::from_sdk("UpdateItem", error))),
+    }
+}
+
+/// A conditional `PutItem` that only creates: an existing item is a [`Transition::Conflict`].
+pub async fn create_item(
+    client: &Client,
+    table: &str,
+    key_name: &str,
+    item: Item,
+) -> Result<Transition, StoreError> {
+    let result = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#key)")
+        .expression_attribute_names("#key", key_name)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(Transition::Done),
+        Err(SdkError::ServiceError(context))
+            if context.err().is_conditional_check_failed_exception() =>
+        {
+            Ok(Transition::Conflict)
+        }
+        Err(error) => Err(unavailable(table, AwsError::from_sdk("PutItem", error))),
+    }
+}
+
+/// A consistent `GetItem`, parsed with `parse`.
+pub async fn get_item<T>(
+    client: &Client,
+    table: &str,
+    key: Item,
+    parse: impl Fn(&Item) -> Result<T, String>,
+) -> Result<Option<T>, StoreError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| unavailable(table, AwsError::from_sdk("GetItem", e)))?;
+    output
+        .item()
+        .map(|item| {
+            parse(item).map_err(|reason| StoreError::Corrupt {
+                table: table.to_owned(),
+                key: describe_key(&key),
+                reason,
+            })
+        })
+        .transpose()
+}
+
+pub fn describe_key(key: &Item) -> String {
+    let mut parts: Vec<String> = key
+        .iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(text) => format!("{name}={text}"),
+            AttributeValue::N(number) => format!("{name}={number}"),
+            other => format!("{name}={other:?}"),
+        })
+        .collect();
+    parts.sort();
+    parts.join(",")
+}
+
+pub fn key(pairs: &[(&str, &str)]) -> Item {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), s(value)))
+        .collect()
+}
+
+pub fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+pub fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn read_s(item: &Item, name: &str) -> Result<String, String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        Some(other) => Err(format!("{name} must be a string (S), found {other:?}")),
+        None => Err(format!("{name} is missing")),
+    }
+}
+
+pub fn read_optional_s(item: &Item, name: &str) -> Result<Option<String>, String> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => read_s(item, name).map(Some),
+    }
+}
+
+pub fn read_n(item: &Item, name: &str) -> Result<i64, String> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, found {value}")),
+        Some(other) => Err(format!("{name} must be a number (N), found {other:?}")),
+        None => Err(format!("{name} is missing")),
+    }
+}
+
+pub fn read_optional_n(item: &Item, name: &str) -> Result<Option<i64>, String> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => read_n(item, name).map(Some),
+    }
+}
+
+/// A map of strings (M of S), e.g. a lead's custom fields; absent is empty.
+pub fn read_string_map(
+    item: &Item,
+    name: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(Default::default()),
+        Some(AttributeValue::M(map)) => map
+            .iter()
+            .map(|(key, value)| match value {
+                AttributeValue::S(text) => Ok((key.clone(), text.clone())),
+                AttributeValue::N(number) => Ok((key.clone(), number.clone())),
+                other => Err(format!("{name}.{key} must be a string, found {other:?}")),
+            })
+            .collect(),
+        Some(other) => Err(format!("{name} must be a map (M), found {other:?}")),
+    }
+}
+
+/// A list of maps (L of M), e.g. a campaign's steps.
+pub fn read_list_of_maps<'a>(item: &'a Item, name: &str) -> Result<Vec<&'a Item>, String> {
+    match item.get(name) {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(index, value)| match value {
+                AttributeValue::M(map) => Ok(map),
+                other => Err(format!(
+                    "{name}[{index}] must be a map (M), found {other:?}"
+                )),
+            })
+            .collect(),
+        Some(other) => Err(format!("{name} must be a list (L), found {other:?}")),
+        None => Err(format!("{name} is missing")),
+    }
+}
+
+/// Cuts a text to at most `max` bytes on a character boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_respects_character_boundaries() {
+        assert_eq!(truncate("ééé", 3), "é");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn maps_and_lists_name_the_bad_element() {
+        let item = Item::from([
+            (
+                "fields".to_owned(),
+                AttributeValue::M(HashMap::from([(
+                    "plan".to_owned(),
+                    AttributeValue::Bool(true),
+                )])),
+            ),
+            (
+                "steps".to_owned(),
+                AttributeValue::L(vec![AttributeValue::S("x".into())]),
+            ),
+        ]);
+        assert!(
+            read_string_map(&item, "fields")
+                .unwrap_err()
+                .contains("fields.plan")
+        );
+        assert!(
+            read_list_of_maps(&item, "steps")
+                .unwrap_err()
+                .contains("steps[0]")
+        );
+    }
+}
