@@ -1,5 +1,8 @@
 //! Symphony's jobs: each old cron route's messages, handlers, work source and legacy path.
 
+pub mod campaign;
 pub mod email;
 pub mod secrets;
 pub mod store;
+pub mod template;
+pub mod window;

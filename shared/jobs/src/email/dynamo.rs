@@ -255,6 +255,11 @@ pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
         smtp_password: read_optional_s(item, "smtpPasswordRef")?
             .map(|reference| reference.parse())
             .transpose()?,
+        daily_limit: crate::store::read_optional_n(item, "dailyLimit")?
+            .map(|limit| {
+                u32::try_from(limit).map_err(|_| format!("dailyLimit {limit} is out of range"))
+            })
+            .transpose()?,
     })
 }
 

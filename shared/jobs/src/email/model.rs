@@ -96,4 +96,6 @@ pub struct Mailbox {
     pub smtp_security: SmtpSecurity,
     pub smtp_username: Option<String>,
     pub smtp_password: Option<SecretRef>,
+    /// At most this many campaign emails a day (UTC); none when absent.
+    pub daily_limit: Option<u32>,
 }

@@ -82,6 +82,7 @@ mod tests {
             smtp_security: SmtpSecurity::None,
             smtp_username: None,
             smtp_password: None,
+            daily_limit: None,
         };
         let email = OutgoingEmail {
             email_id: "em-1".into(),

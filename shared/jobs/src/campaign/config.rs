@@ -1,0 +1,160 @@
+//! The campaign functions' configuration, read once at init, and their wiring.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
+use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
+use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
+use symphony_core::{Dispatcher, FlagReader, HandlerRegistry, SyncTransport};
+
+use super::CAMPAIGN_FLAG;
+use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
+use super::handler::ProcessCampaignHandler;
+use super::work::{CampaignTick, CampaignWork, SOURCE};
+use crate::email::dynamo::{DynamoEmailStore, DynamoMailboxStore};
+
+/// What `handle-campaign` needs, and what the legacy path of `process-campaigns` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignWorkerConfig {
+    pub campaigns_table: String,
+    pub leads_table: String,
+    pub quotas_table: String,
+    pub emails_table: String,
+    pub mailboxes_table: String,
+    /// New emails go onto this queue on the symphony path.
+    pub email_queue_url: String,
+    /// At most this many leads are handled per campaign run.
+    pub leads_per_run: usize,
+    pub batch_concurrency: usize,
+}
+
+impl CampaignWorkerConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            campaigns_table: required(env, "CAMPAIGNS_TABLE")?,
+            leads_table: required(env, "CAMPAIGN_LEADS_TABLE")?,
+            quotas_table: required(env, "MAILBOX_QUOTAS_TABLE")?,
+            emails_table: required(env, "EMAILS_TABLE")?,
+            mailboxes_table: required(env, "MAILBOXES_TABLE")?,
+            email_queue_url: required(env, "EMAIL_QUEUE_URL")?,
+            leads_per_run: parsed_or(env, "CAMPAIGN_LEADS_PER_RUN", 200_usize)?.max(1),
+            batch_concurrency: parsed_or(env, "BATCH_CONCURRENCY", 2_usize)?,
+        })
+    }
+
+    /// The registry of campaign processing; reads the email queue's limits once.
+    pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, AwsError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let email_queue =
+            SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.email_queue_url).await?;
+        let handler = ProcessCampaignHandler::new(
+            Arc::new(DynamoCampaignStore::new(
+                dynamo.clone(),
+                &self.campaigns_table,
+            )),
+            Arc::new(DynamoLeadStore::new(dynamo.clone(), &self.leads_table)),
+            Arc::new(DynamoEmailStore::new(dynamo.clone(), &self.emails_table)),
+            Arc::new(DynamoMailboxStore::new(
+                dynamo.clone(),
+                &self.mailboxes_table,
+            )),
+            Arc::new(DynamoSendQuota::new(dynamo, &self.quotas_table)),
+            Dispatcher::new(Arc::new(email_queue)),
+            self.leads_per_run,
+        );
+        // One handler in a fresh registry: registration cannot collide.
+        Ok(HandlerRegistry::new()
+            .register(handler)
+            .unwrap_or_else(|_| HandlerRegistry::new()))
+    }
+}
+
+/// What `process-campaigns` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignTickConfig {
+    pub worker: CampaignWorkerConfig,
+    pub flags_table: String,
+    pub campaign_queue_url: String,
+    /// At most this many campaigns are dispatched per tick.
+    pub tick_limit: usize,
+    pub flag_defaults: FlagDefaults,
+}
+
+impl CampaignTickConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            worker: CampaignWorkerConfig::from_env(env)?,
+            flags_table: required(env, "FLAGS_TABLE")?,
+            campaign_queue_url: required(env, "CAMPAIGN_QUEUE_URL")?,
+            tick_limit: parsed_or(env, "CAMPAIGN_TICK_LIMIT", 50_usize)?.max(1),
+            flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, CAMPAIGN_FLAG])?,
+        })
+    }
+
+    pub async fn tick(&self, sdk: &SdkConfig) -> Result<CampaignTick, AwsError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let queue =
+            SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.campaign_queue_url).await?;
+        Ok(CampaignTick::new(
+            SOURCE,
+            CampaignWork::new(Arc::new(DynamoCampaignStore::new(
+                dynamo.clone(),
+                &self.worker.campaigns_table,
+            ))),
+            FlagReader::new(
+                Arc::new(DynamoFlagStore::new(dynamo, &self.flags_table)),
+                self.flag_defaults.clone(),
+            ),
+            Dispatcher::new(Arc::new(queue)),
+            Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(
+                self.worker.registry(sdk).await?,
+            )))),
+            self.tick_limit,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn each_missing_variable_is_named() {
+        let complete = [
+            ("CAMPAIGNS_TABLE", "c"),
+            ("CAMPAIGN_LEADS_TABLE", "l"),
+            ("MAILBOX_QUOTAS_TABLE", "q"),
+            ("EMAILS_TABLE", "e"),
+            ("MAILBOXES_TABLE", "m"),
+            ("EMAIL_QUEUE_URL", "http://e"),
+            ("FLAGS_TABLE", "f"),
+            ("CAMPAIGN_QUEUE_URL", "http://c"),
+        ];
+        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            CampaignTickConfig::from_env(&env(&complete))
+                .unwrap()
+                .tick_limit,
+            50
+        );
+        for (missing, _) in complete {
+            let pairs: Vec<(&str, &str)> = complete
+                .into_iter()
+                .filter(|(name, _)| *name != missing)
+                .collect();
+            assert_eq!(
+                CampaignTickConfig::from_env(&env(&pairs)).unwrap_err(),
+                ConfigError::Missing {
+                    name: missing.to_owned()
+                }
+            );
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! `ProcessCampaignHandler`: one run of a campaign. Each due lead's current step becomes
+//! one email record (created once, whatever the redeliveries), within the sending window
+//! and the mailbox's daily limit, and the lead moves on.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use symphony_core::{Dispatcher, Envelope, HandlerContext, HandlerError, Route, TypedHandler};
+use tracing::{info, warn};
+
+use super::message::CampaignProcessingMessage;
+use super::model::{Campaign, CampaignStatus, Lead, LeadStatus};
+use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
+use crate::email::ports::{EmailStore, MailboxStore};
+use crate::email::{EmailMessage, EmailRecord, EmailStatus};
+use crate::store::Transition;
+use crate::template::{Escape, render};
+
+/// The function name recorded as the source of the emails' envelopes.
+pub const SOURCE: &str = "handle-campaign";
+
+pub struct ProcessCampaignHandler {
+    campaigns: Arc<dyn CampaignStore>,
+    leads: Arc<dyn LeadStore>,
+    emails: Arc<dyn EmailStore>,
+    mailboxes: Arc<dyn MailboxStore>,
+    quota: Arc<dyn SendQuota>,
+    /// The email queue: on the symphony path new emails go straight onto it.
+    email_queue: Dispatcher,
+    leads_per_run: usize,
+}
+
+impl std::fmt::Debug for ProcessCampaignHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessCampaignHandler")
+            .field("leads_per_run", &self.leads_per_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one run did, for the log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CampaignRun {
+    pub emails_created: usize,
+    pub leads_failed: usize,
+    pub leads_waiting: usize,
+    pub emails_enqueued: usize,
+}
+
+impl ProcessCampaignHandler {
+    #[allow(clippy::too_many_arguments)] // each is a port the handler really uses
+    pub fn new(
+        campaigns: Arc<dyn CampaignStore>,
+        leads: Arc<dyn LeadStore>,
+        emails: Arc<dyn EmailStore>,
+        mailboxes: Arc<dyn MailboxStore>,
+        quota: Arc<dyn SendQuota>,
+        email_queue: Dispatcher,
+        leads_per_run: usize,
+    ) -> Self {
+        Self {
+            campaigns,
+            leads,
+            emails,
+            mailboxes,
+            quota,
+            email_queue,
+            leads_per_run,
+        }
+    }
+
+    pub async fn run(
+        &self,
+        campaign_id: &str,
+        route: Route,
+        now: DateTime<Utc>,
+    ) -> Result<CampaignRun, HandlerError> {
+        let mut run = CampaignRun::default();
+        let campaign = self
+            .campaigns
+            .get(campaign_id)
+            .await
+            .map_err(|e| HandlerError::from_source("reading the campaign", e))?
+            .ok_or_else(|| {
+                HandlerError::permanent(format!("campaign {campaign_id} does not exist"))
+            })?;
+        if campaign.status != CampaignStatus::Active {
+            info!(
+                campaign_id,
+                status = campaign.status.as_str(),
+                "campaign not active; nothing to do"
+            );
+            return Ok(run);
+        }
+        let mailbox = self
+            .mailboxes
+            .get(&campaign.mailbox_id)
+            .await
+            .map_err(|e| HandlerError::from_source("reading the campaign's mailbox", e))?
+            .ok_or_else(|| {
+                HandlerError::permanent(format!("mailbox {} does not exist", campaign.mailbox_id))
+            })?;
+        if !campaign.window.is_open(now, campaign.time_zone) {
+            info!(campaign_id, opens_at = %campaign.window.next_open(now, campaign.time_zone), "outside the sending window; leads wait");
+            return Ok(run);
+        }
+
+        let leads = self
+            .leads
+            .due(campaign_id, now.timestamp(), self.leads_per_run)
+            .await
+            .map_err(|e| HandlerError::from_source("reading due leads", e))?;
+        let day = now.format("%Y-%m-%d").to_string();
+        let mut created = Vec::new();
+        for (position, lead) in leads.iter().enumerate() {
+            if lead.status != LeadStatus::Active {
+                continue;
+            }
+            let Some(step) = campaign.steps.get(lead.current_step) else {
+                self.advance(lead, LeadNext::Finished).await?;
+                continue;
+            };
+            let email_id = lead.email_id(lead.current_step);
+            let rendered =
+                render(&step.subject, &lead.template_values(), Escape::None).and_then(|subject| {
+                    render(&step.html, &lead.template_values(), Escape::Html)
+                        .map(|html| (subject, html))
+                });
+            let (subject, html) = match rendered {
+                Ok(rendered) => rendered,
+                Err(error) => {
+                    let reason = format!(
+                        "step {} of campaign {campaign_id}: {error}",
+                        lead.current_step
+                    );
+                    warn!(campaign_id, lead_id = %lead.lead_id, reason = %reason, "lead failed");
+                    self.leads
+                        .fail(lead, &reason)
+                        .await
+                        .map_err(|e| HandlerError::from_source("marking a lead failed", e))?;
+                    run.leads_failed += 1;
+                    continue;
+                }
+            };
+            if let Some(limit) = mailbox.daily_limit {
+                let quota = self
+                    .quota
+                    .reserve(&mailbox.mailbox_id, &day, &email_id, limit)
+                    .await
+                    .map_err(|e| HandlerError::from_source("reserving a send", e))?;
+                if quota == Quota::Full {
+                    // Over the limit: the rest wait for tomorrow's quota; they are not failed.
+                    run.leads_waiting = leads.len() - position;
+                    info!(campaign_id, mailbox_id = %mailbox.mailbox_id, waiting = run.leads_waiting, "daily limit reached");
+                    break;
+                }
+            }
+            let email = EmailRecord {
+                message: EmailMessage {
+                    email_id,
+                    user_id: campaign.user_id.clone(),
+                    mailbox_id: campaign.mailbox_id.clone(),
+                    to_email: lead.email.clone(),
+                    subject,
+                    html,
+                    from_name: campaign.from_name.clone(),
+                    from_email: campaign.from_email.clone(),
+                },
+                status: EmailStatus::Queued,
+                due_at: now.timestamp(),
+                claimed_by: None,
+                last_error: None,
+            };
+            // The deterministic id makes this create the claim: a redelivered campaign
+            // message finds the email there and creates nothing.
+            let outcome = self
+                .emails
+                .create(&email)
+                .await
+                .map_err(|e| HandlerError::from_source("creating an email", e))?;
+            if outcome == Transition::Done {
+                run.emails_created += 1;
+                created.push(email);
+            }
+            self.advance(lead, next_of(&campaign, lead, now)).await?;
+        }
+
+        if route == Route::Symphony {
+            run.emails_enqueued = self.enqueue(created, now.timestamp()).await;
+        }
+        if run.leads_waiting == 0
+            && self
+                .leads
+                .all_settled(campaign_id)
+                .await
+                .map_err(|e| HandlerError::from_source("counting active leads", e))?
+        {
+            self.campaigns
+                .complete(campaign_id)
+                .await
+                .map_err(|e| HandlerError::from_source("completing the campaign", e))?;
+            info!(campaign_id, "campaign completed");
+        }
+        info!(
+            campaign_id,
+            emails_created = run.emails_created,
+            emails_enqueued = run.emails_enqueued,
+            leads_failed = run.leads_failed,
+            leads_waiting = run.leads_waiting,
+            "campaign processed"
+        );
+        Ok(run)
+    }
+
+    async fn advance(&self, lead: &Lead, next: LeadNext) -> Result<(), HandlerError> {
+        self.leads
+            .advance(lead, lead.current_step, next)
+            .await
+            .map(drop)
+            .map_err(|e| HandlerError::from_source("advancing a lead", e))
+    }
+
+    /// Claims new emails for the symphony path and puts them on the email queue. An email
+    /// that cannot go now is released to `queued`: the email tick takes it later.
+    async fn enqueue(&self, emails: Vec<EmailRecord>, now: i64) -> usize {
+        let mut claims = Vec::new();
+        let mut envelopes = Vec::new();
+        for email in emails {
+            let id = email.message.email_id.clone();
+            match self.emails.claim(&id, Route::Symphony, now).await {
+                Ok(Some(claim)) => match Envelope::wrap(&email.message, SOURCE, Some(id)) {
+                    Ok(envelope) => {
+                        envelopes.push(envelope);
+                        claims.push(claim);
+                    }
+                    Err(error) => {
+                        warn!(email_id = %claim.unit_id, error = %error, "cannot wrap the email; releasing it");
+                        let _ = self.emails.release(&claim).await;
+                    }
+                },
+                Ok(None) => {}
+                Err(error) => {
+                    warn!(email_id = %email.message.email_id, error = %symphony_core::error::chain(&error), "cannot claim the email; the email tick will take it")
+                }
+            }
+        }
+        let mut enqueued = 0;
+        for (delivery, claim) in self
+            .email_queue
+            .dispatch(envelopes)
+            .await
+            .into_iter()
+            .zip(claims)
+        {
+            if delivery.result.is_ok() {
+                enqueued += 1;
+            } else if let Err(error) = self.emails.release(&claim).await {
+                warn!(email_id = %claim.unit_id, error = %symphony_core::error::chain(&error), "cannot release the email; it stays claimed");
+            }
+        }
+        enqueued
+    }
+}
+
+fn next_of(campaign: &Campaign, lead: &Lead, now: DateTime<Utc>) -> LeadNext {
+    let index = lead.current_step + 1;
+    match campaign.steps.get(index) {
+        Some(step) => LeadNext::Step {
+            index,
+            due_at: now.timestamp() + step.delay_hours * 3_600,
+        },
+        None => LeadNext::Finished,
+    }
+}
+
+#[async_trait]
+impl TypedHandler<CampaignProcessingMessage> for ProcessCampaignHandler {
+    async fn handle(
+        &self,
+        message: CampaignProcessingMessage,
+        _: &Envelope,
+        context: &HandlerContext,
+    ) -> Result<(), HandlerError> {
+        message.validate()?;
+        self.run(&message.campaign_id, context.route, Utc::now())
+            .await
+            .map(drop)
+    }
+}
