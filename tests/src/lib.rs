@@ -4,10 +4,10 @@
 //! source mapping. Every process started here is stopped by PID when its handle drops.
 
 pub mod drain;
-pub mod email_world;
 pub mod seed;
 pub mod services;
 pub mod stack;
+pub mod world;
 
 use std::path::PathBuf;
 

@@ -3,8 +3,13 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
+use symphony_jobs::campaign::dynamo::{
+    campaign_from_item, campaign_to_item, lead_from_item, lead_to_item,
+};
+use symphony_jobs::campaign::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
 use symphony_jobs::email::dynamo::{email_from_item, email_to_item};
 use symphony_jobs::email::{EmailMessage, EmailRecord, EmailStatus};
+use symphony_jobs::window::HourWindow;
 
 /// Writes a flag item.
 pub async fn put_flag(
@@ -128,9 +133,10 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
     .sum()
 }
 
-/// The bodies of every message in a queue, received once and left to reappear.
+/// The bodies of every message in a queue, left on the queue and visible again.
 pub async fn peek_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
     let mut bodies = Vec::new();
+    let mut handles = Vec::new();
     loop {
         let output = sqs
             .receive_message()
@@ -142,13 +148,130 @@ pub async fn peek_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Stri
             .await
             .expect("ReceiveMessage failed");
         if output.messages().is_empty() {
-            return bodies;
+            break;
         }
-        bodies.extend(
-            output
-                .messages()
-                .iter()
-                .filter_map(|m| m.body().map(str::to_owned)),
-        );
+        for message in output.messages() {
+            bodies.extend(message.body().map(str::to_owned));
+            handles.extend(message.receipt_handle().map(str::to_owned));
+        }
     }
+    for handle in handles {
+        sqs.change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("ChangeMessageVisibility failed");
+    }
+    bodies
+}
+
+/// A one- or multi-step campaign whose sending window is always open, in UTC.
+pub fn campaign(campaign_id: &str, mailbox_id: &str, steps: usize) -> Campaign {
+    Campaign {
+        campaign_id: campaign_id.to_owned(),
+        user_id: "user-1".to_owned(),
+        status: CampaignStatus::Active,
+        mailbox_id: mailbox_id.to_owned(),
+        from_name: "Ada from Acme".to_owned(),
+        from_email: "ada@acme.example".to_owned(),
+        time_zone: chrono_tz::Tz::UTC,
+        window: HourWindow::new(0, 24).expect("an all-day window"),
+        steps: (0..steps)
+            .map(|n| CampaignStep {
+                subject: format!("Step {n} for {{{{firstName}}}}"),
+                html: format!("<p>Hi {{{{ firstName }}}}, step {n} about {{{{ company }}}}</p>"),
+                delay_hours: 24,
+            })
+            .collect(),
+    }
+}
+
+/// An active lead, due a minute ago, at step 0.
+pub fn lead(campaign_id: &str, lead_id: &str) -> Lead {
+    Lead {
+        campaign_id: campaign_id.to_owned(),
+        lead_id: lead_id.to_owned(),
+        email: format!("{lead_id}@example.com"),
+        first_name: format!("Lead {lead_id}"),
+        last_name: String::new(),
+        fields: std::collections::BTreeMap::from([("company".to_owned(), "Initech".to_owned())]),
+        current_step: 0,
+        next_due_at: Utc::now().timestamp() - 60,
+        status: LeadStatus::Active,
+    }
+}
+
+pub async fn put_campaign(dynamo: &aws_sdk_dynamodb::Client, table: &str, campaign: &Campaign) {
+    dynamo
+        .put_item()
+        .table_name(table)
+        .set_item(Some(campaign_to_item(campaign)))
+        .send()
+        .await
+        .expect("cannot write a campaign");
+}
+
+pub async fn put_lead(dynamo: &aws_sdk_dynamodb::Client, table: &str, lead: &Lead) {
+    dynamo
+        .put_item()
+        .table_name(table)
+        .set_item(Some(lead_to_item(lead)))
+        .send()
+        .await
+        .expect("cannot write a lead");
+}
+
+pub async fn get_lead(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    campaign_id: &str,
+    lead_id: &str,
+) -> Lead {
+    let output = dynamo
+        .get_item()
+        .table_name(table)
+        .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+        .key("leadId", AttributeValue::S(lead_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("cannot read a lead");
+    lead_from_item(output.item().expect("no such lead")).expect("the lead item is invalid")
+}
+
+pub async fn get_campaign(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    campaign_id: &str,
+) -> Campaign {
+    let output = dynamo
+        .get_item()
+        .table_name(table)
+        .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("cannot read a campaign");
+    campaign_from_item(output.item().expect("no such campaign"))
+        .expect("the campaign item is invalid")
+}
+
+/// Sets a mailbox's daily limit of campaign emails.
+pub async fn set_daily_limit(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mailbox_id: &str,
+    limit: u32,
+) {
+    dynamo
+        .update_item()
+        .table_name(table)
+        .key("mailboxId", AttributeValue::S(mailbox_id.to_owned()))
+        .update_expression("SET dailyLimit = :limit")
+        .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+        .send()
+        .await
+        .expect("cannot set the daily limit");
 }

@@ -117,7 +117,8 @@ fn scratch_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("symphony-{name}-{}", uuid::Uuid::new_v4()))
 }
 
-/// A moto server: SQS, DynamoDB (and every other AWS API moto has) on 127.0.0.1.
+/// A moto server: SQS, DynamoDB, SNS (and every other AWS API moto has) on 127.0.0.1,
+/// one request at a time (see `scripts/moto_server.py`).
 #[derive(Debug)]
 pub struct Moto {
     process: ServiceProcess,
@@ -131,12 +132,9 @@ impl Moto {
         let port = free_port();
         let mut process = ServiceProcess::spawn(
             "moto",
-            Command::new(bin.join("moto_server")).args([
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ]),
+            Command::new(bin.join("python"))
+                .arg(project_root().join("scripts/moto_server.py"))
+                .args(["127.0.0.1", &port.to_string()]),
             &scratch_dir("moto"),
         );
         process.wait_for_port(port, Duration::from_secs(60));

@@ -8,13 +8,13 @@ use chrono::Utc;
 use symphony_aws::SqsTransport;
 use symphony_core::{Dispatcher, Envelope, Retryable, TransportError};
 use symphony_jobs::email::{EmailMessage, EmailStatus};
-use symphony_tests::email_world::EmailWorld;
 use symphony_tests::seed;
+use symphony_tests::world::World;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dispatched_email_reaches_the_smtp_server() {
     // Given the email flag on and three due emails
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(true).await;
     let ids = world.seed_emails("email", 3).await;
 
@@ -56,7 +56,7 @@ async fn a_dispatched_email_reaches_the_smtp_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_flag_off_the_tick_sends_inline() {
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(false).await;
     let ids = world.seed_emails("inline", 3).await;
 
@@ -75,7 +75,7 @@ async fn with_the_flag_off_the_tick_sends_inline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flag_flip_takes_effect_at_the_next_tick() {
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     let function = world.process_function().await;
     world.set_email_flag(true).await;
     world.seed_emails("first", 2).await;
@@ -98,7 +98,7 @@ async fn a_flag_flip_takes_effect_at_the_next_tick() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_overlapping_ticks_enqueue_each_email_once() {
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(true).await;
     let ids = world.seed_emails("overlap", 40).await;
     let (one, two) = (
@@ -131,7 +131,7 @@ async fn two_overlapping_ticks_enqueue_each_email_once() {
 async fn a_malformed_or_unknown_message_fails_alone() {
     // Given the sample mixed batch of events/ on the queue: a valid email, a malformed
     // body and an unknown type
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     seed::put_email(
         &world.dynamo,
         world.emails_table(),
@@ -177,7 +177,7 @@ async fn a_malformed_or_unknown_message_fails_alone() {
 async fn a_failed_entry_of_send_message_batch_is_reported_not_lost() {
     // Given three envelopes, one of which asks for a delay SQS refuses (over 15 minutes):
     // the service answers that entry in `Failed` and accepts the others
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     let queue = world.stack.queue("EmailQueue");
     let transport = SqsTransport::connect(world.sqs.clone(), &queue.url)
         .await
@@ -223,7 +223,7 @@ async fn a_failed_entry_of_send_message_batch_is_reported_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
     // Given an email whose recipient the SMTP server keeps deferring (451)
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(true).await;
     seed::put_email(
         &world.dynamo,
@@ -258,7 +258,7 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_recipient_is_permanent_and_recorded() {
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(false).await;
     seed::put_email(
         &world.dynamo,
@@ -283,7 +283,7 @@ async fn a_rejected_recipient_is_permanent_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_mailbox_is_permanent() {
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(false).await;
     seed::put_email(
         &world.dynamo,
@@ -313,7 +313,7 @@ async fn a_missing_mailbox_is_permanent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_flag_table_sends_the_tick_down_the_legacy_path() {
     // Given flags that say "symphony", in a table the function cannot read
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(true).await;
     let ids = world.seed_emails("fallback", 2).await;
     let mut env = world.process_env();
@@ -340,7 +340,7 @@ async fn an_unreadable_flag_table_sends_the_tick_down_the_legacy_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_email_fails_alone_with_a_clear_reason() {
     // Given a queue whose MaximumMessageSize is 4 KiB, and one email far over it
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(true).await;
     let queue = world.stack.queue("EmailQueue");
     world
@@ -375,7 +375,7 @@ async fn an_oversized_email_fails_alone_with_a_clear_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_message_of_a_sent_email_sends_nothing() {
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(true).await;
     world.seed_emails("once", 1).await;
     world.tick(&world.process_function().await).await;
@@ -402,7 +402,7 @@ async fn a_redelivered_message_of_a_sent_email_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_smtp_server_is_retryable_and_the_email_waits_for_the_next_tick() {
     // Given a mailbox whose SMTP server does not listen, on the legacy path
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     world.set_email_flag(false).await;
     let closed_port = symphony_tests::services::free_port();
     seed::put_loopback_mailbox(

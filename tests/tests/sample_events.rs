@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use symphony_core::Envelope;
 use symphony_jobs::email::EmailMessage;
-use symphony_tests::email_world::EmailWorld;
+use symphony_tests::world::World;
 use symphony_tests::{project_root, seed};
 
 fn sample(name: &str) -> String {
@@ -58,7 +58,7 @@ fn the_email_sample_carries_valid_email_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_handles_the_sample_batches() {
     // Given the emails the samples name, queued, and the mailbox they use
-    let world = EmailWorld::start().await;
+    let world = World::start().await;
     for (id, to) in [
         ("email-0001", "lead.one@example.com"),
         ("email-0002", "lead.two@example.com"),
@@ -103,4 +103,51 @@ async fn the_worker_handles_the_sample_batches() {
         world.delivered_ids(),
         ["email-0001", "email-0002", "email-0101"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_campaign_worker_fails_only_the_bad_samples() {
+    // Given the campaign the samples name, with one due lead
+    let world = World::start().await;
+    seed::put_campaign(
+        &world.dynamo,
+        world.stack.table("CampaignsTable"),
+        &seed::campaign("campaign-spring", "mailbox-1", 1),
+    )
+    .await;
+    seed::put_lead(
+        &world.dynamo,
+        world.stack.table("CampaignLeadsTable"),
+        &seed::lead("campaign-spring", "lead-1"),
+    )
+    .await;
+    let worker = world.handle_campaign().await;
+
+    // When handle-campaign gets the good sample, then the bad one
+    let good: SqsEvent = serde_json::from_str(&sample("example-sqs-campaign.json")).unwrap();
+    let good = worker
+        .handle(LambdaEvent::new(good, Context::default()))
+        .await
+        .unwrap();
+    let bad: SqsEvent = serde_json::from_str(&sample("example-sqs-campaign-bad.json")).unwrap();
+    let ids: Vec<String> = bad
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    let bad = worker
+        .handle(LambdaEvent::new(bad, Context::default()))
+        .await
+        .unwrap();
+
+    // Then the good one made the lead's email, and only the missing campaignId and the
+    // unknown action failed (the valid first record of the bad sample is a redelivery)
+    assert!(good.batch_item_failures.is_empty());
+    let failed: Vec<&str> = bad
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, [ids[1].as_str(), ids[2].as_str()]);
+    assert_eq!(world.all_emails().await.len(), 1);
 }

@@ -68,23 +68,10 @@ fn a_broken_template_fails_the_lint() {
 }
 
 #[test]
-fn the_email_queue_is_wired_as_lambda_advises() {
+fn every_queue_is_wired_as_lambda_advises() {
     let template = load_template();
     let resources = &template["Resources"];
-    let queue = &resources["EmailQueue"]["Properties"];
-    let worker = &resources["HandleEmailFunction"]["Properties"];
-    let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
-    let timeout = worker["Timeout"].as_u64().unwrap();
-    assert!(
-        visibility >= 6 * timeout,
-        "visibility {visibility}s < 6 × timeout {timeout}s"
-    );
-    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(5));
-    let source = &worker["Events"]["EmailQueue"]["Properties"];
-    assert_eq!(
-        source["FunctionResponseTypes"][0].as_str(),
-        Some("ReportBatchItemFailures")
-    );
+    let mut workers = 0;
     for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
         let metadata = &resources[id.as_str()]["Metadata"];
         assert_eq!(
@@ -96,5 +83,34 @@ fn the_email_queue_is_wired_as_lambda_advises() {
             !function["Role"].is_null(),
             "{id} must have its own least-privilege role"
         );
+        for (_, event) in function["Events"].as_mapping().unwrap() {
+            if event["Type"].as_str() != Some("SQS") {
+                continue;
+            }
+            workers += 1;
+            let source = &event["Properties"];
+            assert_eq!(
+                source["FunctionResponseTypes"][0].as_str(),
+                Some("ReportBatchItemFailures"),
+                "{id}"
+            );
+            let serde_norway::Value::Tagged(queue) = &source["Queue"] else {
+                panic!("{id}: the queue must be a !GetAtt");
+            };
+            let queue_id = queue.value.as_str().unwrap().trim_end_matches(".Arn");
+            let queue = &resources[queue_id]["Properties"];
+            let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+            let timeout = function["Timeout"].as_u64().unwrap();
+            assert!(
+                visibility >= 6 * timeout,
+                "{queue_id}: visibility {visibility}s < 6 × {id}'s timeout {timeout}s"
+            );
+            assert_eq!(
+                queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+                Some(5),
+                "{queue_id}"
+            );
+        }
     }
+    assert!(workers >= 2, "only {workers} SQS workers found");
 }

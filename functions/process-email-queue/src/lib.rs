@@ -7,26 +7,20 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use symphony_aws::AwsError;
 use symphony_core::{TickError, TickReport};
+
+/// The Lambda error of a failed tick: a readable type, the whole cause chain.
+pub fn tick_failed(error_type: &str, error: &TickError) -> Diagnostic {
+    Diagnostic {
+        error_type: error_type.to_owned(),
+        error_message: symphony_core::error::chain(error),
+    }
+}
 use symphony_jobs::email::{EmailTick, EmailTickConfig};
 use tracing::info;
 
 #[derive(Debug)]
 pub struct ProcessEmailQueue {
     tick: EmailTick,
-}
-
-/// A failed tick; the next tick starts over, and nothing was claimed by this one.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct ProcessError(#[from] TickError);
-
-impl From<ProcessError> for Diagnostic {
-    fn from(error: ProcessError) -> Self {
-        Diagnostic {
-            error_type: "EmailTickFailed".to_owned(),
-            error_message: symphony_core::error::chain(&error),
-        }
-    }
 }
 
 impl ProcessEmailQueue {
@@ -36,11 +30,16 @@ impl ProcessEmailQueue {
         })
     }
 
+    /// Fails only when the due emails cannot be fetched; nothing was claimed then, and the
+    /// next tick starts over.
     pub async fn handle(
         &self,
         event: LambdaEvent<EventBridgeEvent>,
-    ) -> Result<TickReport, ProcessError> {
+    ) -> Result<TickReport, Diagnostic> {
         info!(request_id = %event.context.request_id, scheduled_at = ?event.payload.time, "email tick started");
-        Ok(self.tick.run(chrono::Utc::now().timestamp()).await?)
+        self.tick
+            .run(chrono::Utc::now().timestamp())
+            .await
+            .map_err(|error| tick_failed("EmailTickFailed", &error))
     }
 }

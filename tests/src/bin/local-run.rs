@@ -9,8 +9,8 @@
 
 use symphony_core::TickReport;
 use symphony_jobs::email::{EMAIL_FLAG, EmailStatus};
-use symphony_tests::email_world::EmailWorld;
 use symphony_tests::seed;
+use symphony_tests::world::World;
 
 #[tokio::main]
 async fn main() {
@@ -23,8 +23,7 @@ async fn main() {
 
     println!("Symphony local run: the email queue\n");
     let world =
-        EmailWorld::start_keeping_mail(&symphony_tests::project_root().join(".local/local-run"))
-            .await;
+        World::start_keeping_mail(&symphony_tests::project_root().join(".local/local-run")).await;
     println!(
         "  moto server   {} (pid {})",
         world.moto.endpoint,
@@ -49,7 +48,7 @@ async fn main() {
     let mut ids = world.seed_emails("email", 4).await;
     let rejected = seed::queued_email(
         "email-5",
-        symphony_tests::email_world::MAILBOX_ID,
+        symphony_tests::world::MAILBOX_ID,
         "bounce@example.com",
     );
     seed::put_email(&world.dynamo, world.emails_table(), &rejected).await;
@@ -131,7 +130,7 @@ fn route_of(email: &symphony_jobs::email::EmailRecord) -> String {
         .unwrap_or_default()
 }
 
-fn print_mail(world: &EmailWorld, skip: usize) {
+fn print_mail(world: &World, skip: usize) {
     println!("   mail that reached the SMTP server:");
     for mail in world.smtp.received().iter().skip(skip) {
         println!(

@@ -1,13 +1,16 @@
-//! Everything the email job needs, running for real on loopback: a moto server with the
-//! template's queues and tables, an SMTP server, and the two functions wired to them.
+//! Everything the jobs need, running for real on loopback: a moto server with the
+//! template's queues and tables, an SMTP server, and the functions wired to them.
 
 use std::collections::HashMap;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use handle_campaign::HandleCampaign;
 use handle_email::HandleEmail;
 use lambda_runtime::{Context, LambdaEvent};
+use process_campaigns::ProcessCampaigns;
 use process_email_queue::ProcessEmailQueue;
 use symphony_core::TickReport;
+use symphony_jobs::campaign::{CampaignTickConfig, CampaignWorkerConfig};
 use symphony_jobs::email::{EMAIL_FLAG, EmailTickConfig, EmailWorkerConfig};
 
 use crate::seed;
@@ -21,7 +24,7 @@ pub const TEMPFAIL_RECIPIENTS: &str = "^busy";
 pub const MAILBOX_ID: &str = "mailbox-1";
 
 #[derive(Debug)]
-pub struct EmailWorld {
+pub struct World {
     pub moto: Moto,
     pub smtp: SmtpServer,
     pub stack: Stack,
@@ -30,7 +33,7 @@ pub struct EmailWorld {
     pub sqs: aws_sdk_sqs::Client,
 }
 
-impl EmailWorld {
+impl World {
     /// Starts the services, creates the template's resources and a loopback mailbox.
     pub async fn start() -> Self {
         Self::start_with(SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS)).await
@@ -156,6 +159,73 @@ impl EmailWorld {
             .collect();
         ids.sort();
         ids
+    }
+}
+
+impl World {
+    pub async fn process_campaigns(&self) -> ProcessCampaigns {
+        let env = self.stack.function_env("ProcessCampaignsFunction");
+        let config = CampaignTickConfig::from_env(&env)
+            .expect("the template's environment is a valid configuration");
+        ProcessCampaigns::new(&config, &self.sdk)
+            .await
+            .expect("process-campaigns cannot start")
+    }
+
+    pub async fn handle_campaign(&self) -> HandleCampaign {
+        let env = self.stack.function_env("HandleCampaignFunction");
+        let config = CampaignWorkerConfig::from_env(&env)
+            .expect("the template's environment is a valid configuration");
+        HandleCampaign::new(&config, &self.sdk)
+            .await
+            .expect("handle-campaign cannot start")
+    }
+
+    pub async fn set_flag(&self, job_flag: &str, enabled: bool) {
+        seed::set_job_flags(&self.dynamo, self.flags_table(), job_flag, enabled).await;
+    }
+
+    pub async fn campaign_tick(&self, function: &ProcessCampaigns) -> TickReport {
+        function
+            .handle(LambdaEvent::new(schedule_event(), Context::default()))
+            .await
+            .expect("the campaign tick failed")
+    }
+
+    pub async fn drain_campaigns(&self, worker: &HandleCampaign) -> DrainReport {
+        drain_queue(
+            &self.sqs,
+            self.stack.queue("CampaignQueue"),
+            200,
+            |event| async {
+                worker
+                    .handle(event)
+                    .await
+                    .unwrap_or_else(|never| match never {})
+            },
+        )
+        .await
+    }
+
+    /// Every email record, sorted by id.
+    pub async fn all_emails(&self) -> Vec<symphony_jobs::email::EmailRecord> {
+        let output = self
+            .dynamo
+            .scan()
+            .table_name(self.emails_table())
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("cannot scan the emails table");
+        let mut emails: Vec<_> = output
+            .items()
+            .iter()
+            .map(|item| {
+                symphony_jobs::email::dynamo::email_from_item(item).expect("a valid email item")
+            })
+            .collect();
+        emails.sort_by(|a, b| a.message.email_id.cmp(&b.message.email_id));
+        emails
     }
 }
 

@@ -1,0 +1,13 @@
+use handle_campaign::HandleCampaign;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use symphony_core::config::ProcessEnv;
+use symphony_jobs::campaign::CampaignWorkerConfig;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    symphony_aws::telemetry::init();
+    let config = CampaignWorkerConfig::from_env(&ProcessEnv)?;
+    let sdk = symphony_aws::load_sdk_config().await;
+    let function = HandleCampaign::new(&config, &sdk).await?;
+    run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
+}

@@ -1,0 +1,301 @@
+//! Campaign processing end to end: process-campaigns and handle-campaign against moto,
+//! with the emails they create going through the email queue.
+
+use aws_sdk_dynamodb::Client;
+use chrono::{Timelike, Utc};
+use symphony_core::Envelope;
+use symphony_jobs::campaign::{CAMPAIGN_FLAG, CampaignStatus, LeadStatus};
+use symphony_jobs::email::{EmailMessage, EmailStatus};
+use symphony_jobs::window::HourWindow;
+use symphony_tests::seed;
+use symphony_tests::world::{MAILBOX_ID, World};
+
+async fn seed_campaign(world: &World, campaign_id: &str, steps: usize, leads: &[&str]) {
+    let dynamo: &Client = &world.dynamo;
+    seed::put_campaign(
+        dynamo,
+        world.stack.table("CampaignsTable"),
+        &seed::campaign(campaign_id, MAILBOX_ID, steps),
+    )
+    .await;
+    for lead in leads {
+        seed::put_lead(
+            dynamo,
+            world.stack.table("CampaignLeadsTable"),
+            &seed::lead(campaign_id, lead),
+        )
+        .await;
+    }
+}
+
+async fn queued_email_ids(world: &World) -> Vec<String> {
+    let mut ids: Vec<String> = seed::peek_bodies(&world.sqs, &world.stack.queue("EmailQueue").url)
+        .await
+        .iter()
+        .map(|body| {
+            Envelope::from_body(Some(body))
+                .unwrap()
+                .decode::<EmailMessage>()
+                .unwrap()
+                .email_id
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_makes_one_email_per_due_lead_even_when_the_campaign_message_comes_twice() {
+    // Given a campaign with three due leads, one that replied and one not yet due
+    let world = World::start().await;
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+    seed_campaign(&world, "spring", 2, &["a", "b", "c"]).await;
+    let leads = world.stack.table("CampaignLeadsTable");
+    let mut replied = seed::lead("spring", "replied");
+    replied.status = LeadStatus::Replied;
+    seed::put_lead(&world.dynamo, leads, &replied).await;
+    let mut later = seed::lead("spring", "later");
+    later.next_due_at = Utc::now().timestamp() + 3_600;
+    seed::put_lead(&world.dynamo, leads, &later).await;
+
+    // When a tick dispatches the campaign and its message is delivered twice
+    let report = world.campaign_tick(&world.process_campaigns().await).await;
+    assert_eq!((report.due, report.dispatched), (1, 1));
+    let queue = world.stack.queue("CampaignQueue");
+    let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
+    world
+        .sqs
+        .send_message()
+        .queue_url(&queue.url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+    let drained = world.drain_campaigns(&world.handle_campaign().await).await;
+
+    // Then each due lead got exactly one email, on the email queue, rendered for them
+    assert_eq!(drained.succeeded, 2);
+    let expected = ["spring.a.0", "spring.b.0", "spring.c.0"];
+    let emails = world.all_emails().await;
+    let ids: Vec<&str> = emails.iter().map(|e| e.message.email_id.as_str()).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(queued_email_ids(&world).await, expected);
+    assert_eq!(emails[0].message.subject, "Step 0 for Lead a");
+    assert_eq!(
+        emails[0].message.html,
+        "<p>Hi Lead a, step 0 about Initech</p>"
+    );
+    assert!(emails.iter().all(|e| e.status == EmailStatus::Claimed));
+    // and each lead moved on to step 1, due a day later; the others were not touched
+    let a = seed::get_lead(&world.dynamo, leads, "spring", "a").await;
+    assert_eq!(a.current_step, 1);
+    assert!(a.next_due_at > Utc::now().timestamp() + 23 * 3_600);
+    assert_eq!(
+        seed::get_lead(&world.dynamo, leads, "spring", "replied")
+            .await
+            .current_step,
+        0
+    );
+    assert_eq!(
+        seed::get_lead(&world.dynamo, leads, "spring", "later")
+            .await
+            .current_step,
+        0
+    );
+
+    // And the email worker sends them
+    world.drain(&world.handle_function()).await;
+    assert_eq!(world.delivered_ids(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_limit_holds_when_two_handlers_run_at_once() {
+    // Given two campaigns of three due leads each, sharing a mailbox that may send 4 a day
+    let world = World::start().await;
+    seed::set_daily_limit(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        MAILBOX_ID,
+        4,
+    )
+    .await;
+    seed_campaign(&world, "north", 1, &["n1", "n2", "n3"]).await;
+    seed_campaign(&world, "south", 1, &["s1", "s2", "s3"]).await;
+    let (one, two) = (world.handle_campaign().await, world.handle_campaign().await);
+    let queue = world.stack.queue("CampaignQueue");
+    for campaign in ["north", "south"] {
+        let message = symphony_jobs::campaign::CampaignProcessingMessage {
+            campaign_id: campaign.into(),
+            user_id: "user-1".into(),
+            action: symphony_jobs::campaign::CampaignAction::Process,
+        };
+        let body = Envelope::wrap(&message, "test", None).unwrap().to_body();
+        world
+            .sqs
+            .send_message()
+            .queue_url(&queue.url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    let received = world
+        .sqs
+        .receive_message()
+        .queue_url(&queue.url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    for message in received.messages() {
+        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+        record.message_id = message.message_id().map(str::to_owned);
+        record.body = message.body().map(str::to_owned);
+        event.records.push(record);
+    }
+    assert_eq!(event.records.len(), 2);
+    let (first, second) = (event.clone(), event);
+
+    // When two handlers process both campaigns at the same moment
+    let context = lambda_runtime::Context::default;
+    let (a, b) = tokio::join!(
+        one.handle(lambda_runtime::LambdaEvent::new(first, context())),
+        two.handle(lambda_runtime::LambdaEvent::new(second, context()))
+    );
+    assert!(a.unwrap().batch_item_failures.is_empty());
+    assert!(b.unwrap().batch_item_failures.is_empty());
+
+    // Then exactly four emails exist, and the other two leads wait at step 0, still active
+    assert_eq!(world.all_emails().await.len(), 4);
+    let leads = world.stack.table("CampaignLeadsTable");
+    let mut waiting = 0;
+    for (campaign, lead) in [
+        ("north", "n1"),
+        ("north", "n2"),
+        ("north", "n3"),
+        ("south", "s1"),
+        ("south", "s2"),
+        ("south", "s3"),
+    ] {
+        let lead = seed::get_lead(&world.dynamo, leads, campaign, lead).await;
+        if lead.current_step == 0 {
+            assert_eq!(lead.status, LeadStatus::Active);
+            waiting += 1;
+        }
+    }
+    assert_eq!(waiting, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_sending_window_leads_wait() {
+    // Given a campaign whose window opens two hours from now (UTC)
+    let world = World::start().await;
+    let hour = Utc::now().hour();
+    let mut campaign = seed::campaign("closed", MAILBOX_ID, 1);
+    campaign.window = HourWindow::new((hour + 2) % 24, (hour + 3) % 24).unwrap();
+    seed::put_campaign(
+        &world.dynamo,
+        world.stack.table("CampaignsTable"),
+        &campaign,
+    )
+    .await;
+    seed::put_lead(
+        &world.dynamo,
+        world.stack.table("CampaignLeadsTable"),
+        &seed::lead("closed", "early"),
+    )
+    .await;
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+
+    // When the campaign is processed
+    world.campaign_tick(&world.process_campaigns().await).await;
+    let drained = world.drain_campaigns(&world.handle_campaign().await).await;
+
+    // Then the run succeeds but makes no email: the lead waits, unchanged
+    assert_eq!(drained.succeeded, 1);
+    assert!(world.all_emails().await.is_empty());
+    let lead = seed::get_lead(
+        &world.dynamo,
+        world.stack.table("CampaignLeadsTable"),
+        "closed",
+        "early",
+    )
+    .await;
+    assert_eq!((lead.current_step, lead.status), (0, LeadStatus::Active));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_flag_off_the_next_tick_processes_campaigns_inline() {
+    let world = World::start().await;
+    seed_campaign(&world, "inline", 1, &["x", "y"]).await;
+    let function = world.process_campaigns().await;
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+    world.set_flag(CAMPAIGN_FLAG, false).await;
+
+    let report = world.campaign_tick(&function).await;
+
+    assert_eq!((report.dispatched, report.legacy), (0, 1));
+    assert_eq!(
+        seed::queue_depth(&world.sqs, &world.stack.queue("CampaignQueue").url).await,
+        0
+    );
+    // The legacy path leaves the new emails queued for the email tick, as the old routes did
+    let emails = world.all_emails().await;
+    assert_eq!(emails.len(), 2);
+    assert!(emails.iter().all(|e| e.status == EmailStatus::Queued));
+    // and the one-step campaign is complete
+    let campaign =
+        seed::get_campaign(&world.dynamo, world.stack.table("CampaignsTable"), "inline").await;
+    assert_eq!(campaign.status, CampaignStatus::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_variable_fails_that_lead_alone_and_lead_values_are_escaped() {
+    let world = World::start().await;
+    seed_campaign(&world, "vars", 1, &["ok"]).await;
+    let leads = world.stack.table("CampaignLeadsTable");
+    let mut no_company = seed::lead("vars", "nocompany");
+    no_company.fields.clear();
+    seed::put_lead(&world.dynamo, leads, &no_company).await;
+    let mut sneaky = seed::lead("vars", "sneaky");
+    sneaky.first_name = "<script>alert(1)</script>".into();
+    seed::put_lead(&world.dynamo, leads, &sneaky).await;
+    world.set_flag(CAMPAIGN_FLAG, false).await;
+
+    world.campaign_tick(&world.process_campaigns().await).await;
+
+    let emails = world.all_emails().await;
+    let ids: Vec<&str> = emails.iter().map(|e| e.message.email_id.as_str()).collect();
+    assert_eq!(ids, ["vars.ok.0", "vars.sneaky.0"]);
+    assert!(
+        emails[1]
+            .message
+            .html
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        emails[1].message.html
+    );
+    let failed = seed::get_lead(&world.dynamo, leads, "vars", "nocompany").await;
+    assert_eq!(failed.status, LeadStatus::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_ticks_dispatch_a_campaign_once() {
+    let world = World::start().await;
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+    seed_campaign(&world, "busy", 1, &["l1"]).await;
+    let (one, two) = (
+        world.process_campaigns().await,
+        world.process_campaigns().await,
+    );
+
+    let (a, b) = tokio::join!(world.campaign_tick(&one), world.campaign_tick(&two));
+
+    assert_eq!(a.dispatched + b.dispatched, 1);
+    assert_eq!(a.skipped + b.skipped, 1);
+    assert_eq!(
+        seed::queue_depth(&world.sqs, &world.stack.queue("CampaignQueue").url).await,
+        1
+    );
+}
