@@ -34,9 +34,8 @@ async fn queued_email_ids(world: &World) -> Vec<String> {
         .iter()
         .map(|body| {
             Envelope::from_body(Some(body))
-                .unwrap()
-                .decode::<EmailMessage>()
-                .unwrap()
+                .map(|e| e.decode::<EmailMessage>().expect("an EmailMessage"))
+                .expect("an envelope")
                 .email_id
         })
         .collect();
