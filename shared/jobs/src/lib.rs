@@ -3,6 +3,7 @@
 pub mod campaign;
 pub mod email;
 pub mod secrets;
+pub mod sms;
 pub mod store;
 pub mod template;
 pub mod window;

@@ -241,6 +241,38 @@ pub fn read_list_of_maps<'a>(item: &'a Item, name: &str) -> Result<Vec<&'a Item>
     }
 }
 
+/// Runs a paginated query and parses each item, stopping at `limit` items.
+pub async fn query_all<T>(
+    table: &str,
+    limit: usize,
+    parse: impl Fn(&Item) -> Result<T, String>,
+    page: impl Fn(Option<Item>) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<Vec<T>, StoreError> {
+    let mut found = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let output = page(start.take())
+            .send()
+            .await
+            .map_err(|e| unavailable(table, AwsError::from_sdk("Query", e)))?;
+        for item in output.items() {
+            let parsed = parse(item).map_err(|reason| StoreError::Corrupt {
+                table: table.to_owned(),
+                key: describe_key(item),
+                reason,
+            })?;
+            found.push(parsed);
+            if found.len() >= limit {
+                return Ok(found);
+            }
+        }
+        match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => return Ok(found),
+        }
+    }
+}
+
 /// Cuts a text to at most `max` bytes on a character boundary.
 pub fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {

@@ -10,7 +10,7 @@ use symphony_core::{Claim, Route};
 use super::model::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
 use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
 use crate::store::{
-    Item, MAX_ERROR_BYTES, StoreError, Transition, conditional_update, get_item, key, n,
+    Item, MAX_ERROR_BYTES, StoreError, Transition, conditional_update, get_item, key, n, query_all,
     read_list_of_maps, read_n, read_optional_s, read_s, read_string_map, s, truncate, unavailable,
 };
 use crate::window::{HourWindow, parse_zone};
@@ -114,38 +114,6 @@ pub fn lead_to_item(lead: &Lead) -> Item {
         ("nextDueAt".to_owned(), n(lead.next_due_at)),
         ("status".to_owned(), s(lead.status.as_str())),
     ])
-}
-
-/// Runs a paginated query and parses each item, stopping at `limit` items.
-async fn query_all<T>(
-    table: &str,
-    limit: usize,
-    parse: impl Fn(&Item) -> Result<T, String>,
-    page: impl Fn(Option<Item>) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-) -> Result<Vec<T>, StoreError> {
-    let mut found = Vec::new();
-    let mut start: Option<Item> = None;
-    loop {
-        let output = page(start.take())
-            .send()
-            .await
-            .map_err(|e| unavailable(table, AwsError::from_sdk("Query", e)))?;
-        for item in output.items() {
-            let parsed = parse(item).map_err(|reason| StoreError::Corrupt {
-                table: table.to_owned(),
-                key: crate::store::describe_key(item),
-                reason,
-            })?;
-            found.push(parsed);
-            if found.len() >= limit {
-                return Ok(found);
-            }
-        }
-        match output.last_evaluated_key() {
-            Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => return Ok(found),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

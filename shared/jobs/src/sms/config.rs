@@ -1,0 +1,143 @@
+//! The SMS functions' configuration, read once at init, and their wiring.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
+use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
+use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
+use symphony_core::{Dispatcher, FlagReader, HandlerRegistry, SyncTransport};
+
+use super::SMS_FLAG;
+use super::dynamo::{DynamoEnrollmentStore, DynamoOptOuts, DynamoSequenceStore};
+use super::handler::SendSmsHandler;
+use super::sns::SnsSender;
+use super::work::{SOURCE, SmsTick, SmsWork};
+use crate::window::HourWindow;
+
+/// What `handle-sms` needs, and what the legacy path of `process-sms-drip` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsWorkerConfig {
+    pub enrollments_table: String,
+    pub sequences_table: String,
+    pub opt_outs_table: String,
+    /// Texts go out only within these local hours (quiet hours are the rest).
+    pub allowed_hours: HourWindow,
+    pub batch_concurrency: usize,
+}
+
+impl SmsWorkerConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let quiet_start = parsed_or(env, "SMS_QUIET_START_HOUR", 21_u32)?;
+        let quiet_end = parsed_or(env, "SMS_QUIET_END_HOUR", 8_u32)?;
+        let allowed_hours =
+            HourWindow::new(quiet_end, quiet_start).map_err(|reason| ConfigError::Invalid {
+                name: "SMS_QUIET_START_HOUR".to_owned(),
+                value: format!("{quiet_start} (end {quiet_end})"),
+                reason,
+            })?;
+        Ok(Self {
+            enrollments_table: required(env, "SMS_ENROLLMENTS_TABLE")?,
+            sequences_table: required(env, "SMS_SEQUENCES_TABLE")?,
+            opt_outs_table: required(env, "SMS_OPT_OUTS_TABLE")?,
+            allowed_hours,
+            batch_concurrency: parsed_or(env, "BATCH_CONCURRENCY", 4_usize)?,
+        })
+    }
+
+    pub fn registry(&self, sdk: &SdkConfig) -> HandlerRegistry {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let handler = SendSmsHandler::new(
+            Arc::new(DynamoEnrollmentStore::new(
+                dynamo.clone(),
+                &self.enrollments_table,
+            )),
+            Arc::new(DynamoSequenceStore::new(
+                dynamo.clone(),
+                &self.sequences_table,
+            )),
+            Arc::new(DynamoOptOuts::new(dynamo, &self.opt_outs_table)),
+            Arc::new(SnsSender::new(aws_sdk_sns::Client::new(sdk))),
+            self.allowed_hours,
+        );
+        // One handler in a fresh registry: registration cannot collide.
+        HandlerRegistry::new()
+            .register(handler)
+            .unwrap_or_else(|_| HandlerRegistry::new())
+    }
+}
+
+/// What `process-sms-drip` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsTickConfig {
+    pub worker: SmsWorkerConfig,
+    pub flags_table: String,
+    pub sms_queue_url: String,
+    pub tick_limit: usize,
+    pub flag_defaults: FlagDefaults,
+}
+
+impl SmsTickConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            worker: SmsWorkerConfig::from_env(env)?,
+            flags_table: required(env, "FLAGS_TABLE")?,
+            sms_queue_url: required(env, "SMS_QUEUE_URL")?,
+            tick_limit: parsed_or(env, "SMS_TICK_LIMIT", 100_usize)?.max(1),
+            flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, SMS_FLAG])?,
+        })
+    }
+
+    pub async fn tick(&self, sdk: &SdkConfig) -> Result<SmsTick, AwsError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let queue =
+            SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.sms_queue_url).await?;
+        Ok(SmsTick::new(
+            SOURCE,
+            SmsWork::new(Arc::new(DynamoEnrollmentStore::new(
+                dynamo.clone(),
+                &self.worker.enrollments_table,
+            ))),
+            FlagReader::new(
+                Arc::new(DynamoFlagStore::new(dynamo, &self.flags_table)),
+                self.flag_defaults.clone(),
+            ),
+            Dispatcher::new(Arc::new(queue)),
+            Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(
+                self.worker.registry(sdk),
+            )))),
+            self.tick_limit,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn quiet_hours_default_to_nine_pm_until_eight_am() {
+        let config = SmsWorkerConfig::from_env(&env(&[
+            ("SMS_ENROLLMENTS_TABLE", "e"),
+            ("SMS_SEQUENCES_TABLE", "s"),
+            ("SMS_OPT_OUTS_TABLE", "o"),
+        ]))
+        .unwrap();
+        assert_eq!(config.allowed_hours, HourWindow::new(8, 21).unwrap());
+        let error = SmsWorkerConfig::from_env(&env(&[("SMS_ENROLLMENTS_TABLE", "e")])).unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::Missing {
+                name: "SMS_SEQUENCES_TABLE".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! What the SMS drip needs from the outside world, as traits.
+
+use async_trait::async_trait;
+use symphony_core::{BoxError, Claim, Retryable, Route};
+
+use super::model::{Enrollment, Sequence};
+use crate::store::{StoreError, Transition};
+
+/// Where an enrollment goes once its step is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollmentNext {
+    Step { index: usize, send_at: i64 },
+    Finished,
+}
+
+/// Port: the enrollments table.
+#[async_trait]
+pub trait EnrollmentStore: Send + Sync {
+    /// Active enrollments due at `now`, oldest first, at most `limit`.
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, StoreError>;
+    async fn get(&self, enrollment_id: &str) -> Result<Option<Enrollment>, StoreError>;
+    /// Active → claimed, for the step it is at.
+    async fn claim(
+        &self,
+        enrollment_id: &str,
+        step: usize,
+        route: Route,
+        now: i64,
+    ) -> Result<Option<Claim>, StoreError>;
+    /// Claimed → active, due at `send_at` (a release, or a deferral past quiet hours).
+    async fn reschedule(&self, enrollment_id: &str, send_at: i64)
+    -> Result<Transition, StoreError>;
+    /// Claimed at step `from` → the next step or finished.
+    async fn advance(
+        &self,
+        enrollment_id: &str,
+        from: usize,
+        next: EnrollmentNext,
+    ) -> Result<Transition, StoreError>;
+    /// Claimed → opted out.
+    async fn opt_out(&self, enrollment_id: &str) -> Result<Transition, StoreError>;
+    /// Claimed or active → failed, with the reason.
+    async fn fail(&self, enrollment_id: &str, reason: &str) -> Result<Transition, StoreError>;
+}
+
+/// Port: the sequences table.
+#[async_trait]
+pub trait SequenceStore: Send + Sync {
+    async fn get(&self, sequence_id: &str) -> Result<Option<Sequence>, StoreError>;
+}
+
+/// Port: numbers that asked not to be texted.
+#[async_trait]
+pub trait OptOuts: Send + Sync {
+    async fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct SmsError {
+    pub reason: String,
+    pub retryable: bool,
+    #[source]
+    pub source: Option<BoxError>,
+}
+
+impl Retryable for SmsError {
+    fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+/// Port: sends one text message.
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    /// Returns the provider's message id.
+    async fn send(&self, phone: &str, body: &str) -> Result<String, SmsError>;
+}
