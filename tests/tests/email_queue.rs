@@ -432,3 +432,35 @@ async fn an_unreachable_smtp_server_is_retryable_and_the_email_waits_for_the_nex
     // and the next tick takes it again
     assert_eq!(world.tick(&function).await.due, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_a_message_in_one_batch_send_once() {
+    // Given one dispatched email whose message SQS delivers twice, side by side
+    let world = World::start().await;
+    world.set_email_flag(true).await;
+    world.seed_emails("twin", 1).await;
+    world.tick(&world.process_function().await).await;
+    let queue = world.stack.queue("EmailQueue");
+    let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
+    world
+        .sqs
+        .send_message()
+        .queue_url(&queue.url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+
+    // When the worker drains them (both land in one batch, handled concurrently)
+    let report = world.drain(&world.handle_function()).await;
+
+    // Then the mail went out once; the copy waited, found it sent, and succeeded
+    assert_eq!(world.delivered_ids(), ["twin-1"]);
+    assert_eq!(report.succeeded, 2);
+    assert_eq!(
+        seed::get_email(&world.dynamo, world.emails_table(), "twin-1")
+            .await
+            .status,
+        EmailStatus::Sent
+    );
+}

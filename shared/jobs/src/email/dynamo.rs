@@ -191,13 +191,40 @@ impl EmailStore for DynamoEmailStore {
         .await
     }
 
+    async fn begin_send(&self, email_id: &str, now: i64) -> Result<Transition, StoreError> {
+        self.transition(
+            email_id,
+            "SET #status = :sending, sendingSince = :now",
+            "#status = :claimed",
+            vec![
+                (":claimed", s(EmailStatus::Claimed.as_str())),
+                (":sending", s(EmailStatus::Sending.as_str())),
+                (":now", n(now)),
+            ],
+        )
+        .await
+    }
+
+    async fn abort_send(&self, email_id: &str) -> Result<Transition, StoreError> {
+        self.transition(
+            email_id,
+            "SET #status = :claimed REMOVE sendingSince",
+            "#status = :sending",
+            vec![
+                (":claimed", s(EmailStatus::Claimed.as_str())),
+                (":sending", s(EmailStatus::Sending.as_str())),
+            ],
+        )
+        .await
+    }
+
     async fn mark_sent(&self, email_id: &str, now: i64) -> Result<Transition, StoreError> {
         self.transition(
             email_id,
             "SET #status = :sent, sentAt = :now",
-            "#status = :claimed",
+            "#status = :sending",
             vec![
-                (":claimed", s(EmailStatus::Claimed.as_str())),
+                (":sending", s(EmailStatus::Sending.as_str())),
                 (":sent", s(EmailStatus::Sent.as_str())),
                 (":now", n(now)),
             ],
@@ -214,9 +241,10 @@ impl EmailStore for DynamoEmailStore {
         self.transition(
             email_id,
             "SET #status = :failed, failedAt = :now, lastError = :reason",
-            "#status = :claimed",
+            "#status IN (:claimed, :sending)",
             vec![
                 (":claimed", s(EmailStatus::Claimed.as_str())),
+                (":sending", s(EmailStatus::Sending.as_str())),
                 (":failed", s(EmailStatus::Failed.as_str())),
                 (":now", n(now)),
                 (":reason", s(truncate(reason, MAX_ERROR_BYTES))),

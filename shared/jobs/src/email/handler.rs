@@ -80,6 +80,14 @@ impl SendEmailHandler {
                 }
             }
             EmailStatus::Claimed => {}
+            // Another delivery of the same email is sending it, or died while sending: its
+            // outcome is unknown, so this one must not send. Try again later.
+            EmailStatus::Sending => {
+                return Err(HandlerError::retryable(format!(
+                    "email {} is being sent by another delivery",
+                    message.email_id
+                )));
+            }
         }
 
         let mailbox = self
@@ -98,9 +106,29 @@ impl SendEmailHandler {
             subject: message.subject.clone(),
             html: message.html.clone(),
         };
-        self.mailer.send(&mailbox, &outgoing).await.map_err(|e| {
-            HandlerError::from_source(format!("sending email {}", message.email_id), e)
-        })?;
+        // Only one delivery gets past here: two copies of a message in one batch, or a
+        // tick's legacy path and a worker, cannot both send.
+        let turn = self
+            .emails
+            .begin_send(&message.email_id, now)
+            .await
+            .map_err(|e| HandlerError::from_source("taking the email for sending", e))?;
+        if turn == Transition::Conflict {
+            return Err(HandlerError::retryable(format!(
+                "email {} is being sent by another delivery",
+                message.email_id
+            )));
+        }
+        if let Err(error) = self.mailer.send(&mailbox, &outgoing).await {
+            let error =
+                HandlerError::from_source(format!("sending email {}", message.email_id), error);
+            if error.is_retryable()
+                && let Err(abort) = self.emails.abort_send(&message.email_id).await
+            {
+                warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&abort), "could not put the email back to claimed");
+            }
+            return Err(error);
+        }
 
         match self
             .emails
@@ -111,10 +139,10 @@ impl SendEmailHandler {
                 info!(email_id = %message.email_id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent")
             }
             Ok(Transition::Conflict) => {
-                warn!(email_id = %message.email_id, "email sent, but its record had already left the claimed state")
+                warn!(email_id = %message.email_id, "email sent, but its record had already left the sending state")
             }
             // The mail is out: failing now would send it again on the retry. Say so loudly
-            // and leave the record claimed, where an operator can see it.
+            // and leave the record in `sending`, where an operator can see it.
             Err(error) => {
                 warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&error), "email sent, but marking it sent failed")
             }

@@ -8,13 +8,16 @@ use symphony_core::Route;
 use super::message::EmailMessage;
 use crate::secrets::SecretRef;
 
-/// Where an email is in its life: `queued` → `claimed` → `sent` or `failed`.
+/// Where an email is in its life: `queued` → `claimed` → `sending` → `sent`, or `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailStatus {
     /// Due work, waiting for a tick.
     Queued,
     /// Owned by one path (symphony or legacy) until it is sent or released.
     Claimed,
+    /// One delivery is talking to the mail server right now. Only one can: the move from
+    /// `claimed` is conditional. A send that fails goes back to `claimed`.
+    Sending,
     Sent,
     /// Given up on; `lastError` says why.
     Failed,
@@ -25,6 +28,7 @@ impl EmailStatus {
         match self {
             Self::Queued => "queued",
             Self::Claimed => "claimed",
+            Self::Sending => "sending",
             Self::Sent => "sent",
             Self::Failed => "failed",
         }
@@ -43,6 +47,7 @@ impl FromStr for EmailStatus {
         match text {
             "queued" => Ok(Self::Queued),
             "claimed" => Ok(Self::Claimed),
+            "sending" => Ok(Self::Sending),
             "sent" => Ok(Self::Sent),
             "failed" => Ok(Self::Failed),
             other => Err(format!("unknown email status {other:?}")),

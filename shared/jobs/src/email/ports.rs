@@ -25,9 +25,13 @@ pub trait EmailStore: Send + Sync {
     ) -> Result<Option<Claim>, StoreError>;
     /// Gives a claim back: the email is queued again, for a later tick.
     async fn release(&self, claim: &Claim) -> Result<Transition, StoreError>;
-    /// Claimed → sent.
+    /// Claimed → sending: the one delivery that may talk to the mail server.
+    async fn begin_send(&self, email_id: &str, now: i64) -> Result<Transition, StoreError>;
+    /// Sending → claimed, after a send that may be tried again.
+    async fn abort_send(&self, email_id: &str) -> Result<Transition, StoreError>;
+    /// Sending → sent.
     async fn mark_sent(&self, email_id: &str, now: i64) -> Result<Transition, StoreError>;
-    /// Claimed → failed, with the reason (bounded in size by the adapter).
+    /// Claimed or sending → failed, with the reason (bounded in size by the adapter).
     async fn mark_failed(
         &self,
         email_id: &str,
