@@ -9,6 +9,8 @@ use symphony_jobs::campaign::dynamo::{
 use symphony_jobs::campaign::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
 use symphony_jobs::email::dynamo::{email_from_item, email_to_item};
 use symphony_jobs::email::{EmailMessage, EmailRecord, EmailStatus};
+use symphony_jobs::sms::dynamo::enrollment_from_item;
+use symphony_jobs::sms::{Enrollment, EnrollmentStatus, Sequence, SmsStep};
 use symphony_jobs::window::HourWindow;
 
 /// Writes a flag item.
@@ -274,4 +276,64 @@ pub async fn set_daily_limit(
         .send()
         .await
         .expect("cannot set the daily limit");
+}
+
+/// A sequence of `steps` texts, a day apart: "Step n, {{firstName}}".
+pub fn sequence(sequence_id: &str, steps: usize) -> Sequence {
+    Sequence {
+        sequence_id: sequence_id.to_owned(),
+        user_id: "user-1".to_owned(),
+        steps: (0..steps)
+            .map(|n| SmsStep {
+                body: format!("Step {n}, {{{{firstName}}}}"),
+                delay_hours: 24,
+            })
+            .collect(),
+    }
+}
+
+/// An active enrollment at step 0, due a minute ago, in UTC.
+pub fn enrollment(enrollment_id: &str, sequence_id: &str, phone: &str) -> Enrollment {
+    Enrollment {
+        enrollment_id: enrollment_id.to_owned(),
+        sequence_id: sequence_id.to_owned(),
+        user_id: "user-1".to_owned(),
+        phone: phone.to_owned(),
+        time_zone: chrono_tz::Tz::UTC,
+        fields: std::collections::BTreeMap::from([("firstName".to_owned(), "Kim".to_owned())]),
+        current_step: 0,
+        next_send_at: Utc::now().timestamp() - 60,
+        status: EnrollmentStatus::Active,
+    }
+}
+
+pub async fn put_item(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: std::collections::HashMap<String, AttributeValue>,
+) {
+    dynamo
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot write to {table}: {e:?}"));
+}
+
+pub async fn get_enrollment(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    enrollment_id: &str,
+) -> Enrollment {
+    let output = dynamo
+        .get_item()
+        .table_name(table)
+        .key("enrollmentId", AttributeValue::S(enrollment_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("cannot read an enrollment");
+    enrollment_from_item(output.item().expect("no such enrollment"))
+        .expect("the enrollment item is invalid")
 }

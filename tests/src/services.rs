@@ -113,6 +113,24 @@ impl Drop for ServiceProcess {
     }
 }
 
+/// A plain HTTP/1.0 GET on loopback, for moto's own inspection API.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("cannot reach moto");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("cannot send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("cannot read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
 fn scratch_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("symphony-{name}-{}", uuid::Uuid::new_v4()))
 }
@@ -147,6 +165,24 @@ impl Moto {
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// The text messages moto recorded as sent through SNS: (phone number, body), in order.
+    pub fn recorded_sms(&self) -> Vec<(String, String)> {
+        let body = http_get(self.port, "/moto-api/data.json");
+        let data: serde_json::Value =
+            serde_json::from_str(&body).expect("moto's data.json is JSON");
+        data["sns"]["SMS"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|sms| {
+                (
+                    sms["phone_number"].as_str().unwrap_or_default().to_owned(),
+                    sms["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// An SDK configuration that talks to this server with test credentials.

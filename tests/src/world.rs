@@ -6,12 +6,15 @@ use std::collections::HashMap;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use handle_campaign::HandleCampaign;
 use handle_email::HandleEmail;
+use handle_sms::HandleSms;
 use lambda_runtime::{Context, LambdaEvent};
 use process_campaigns::ProcessCampaigns;
 use process_email_queue::ProcessEmailQueue;
+use process_sms_drip::ProcessSmsDrip;
 use symphony_core::TickReport;
 use symphony_jobs::campaign::{CampaignTickConfig, CampaignWorkerConfig};
 use symphony_jobs::email::{EMAIL_FLAG, EmailTickConfig, EmailWorkerConfig};
+use symphony_jobs::sms::{SmsTickConfig, SmsWorkerConfig};
 
 use crate::seed;
 use crate::services::{Moto, SmtpServer};
@@ -226,6 +229,53 @@ impl World {
             .collect();
         emails.sort_by(|a, b| a.message.email_id.cmp(&b.message.email_id));
         emails
+    }
+}
+
+impl World {
+    pub async fn process_sms_drip(&self) -> ProcessSmsDrip {
+        let env = self.stack.function_env("ProcessSmsDripFunction");
+        let config = SmsTickConfig::from_env(&env)
+            .expect("the template's environment is a valid configuration");
+        ProcessSmsDrip::new(&config, &self.sdk)
+            .await
+            .expect("process-sms-drip cannot start")
+    }
+
+    /// `handle-sms` as the template configures it, with `overrides` on top.
+    pub fn handle_sms_with(&self, overrides: &[(&str, &str)]) -> HandleSms {
+        let mut env = self.stack.function_env("HandleSmsFunction");
+        for (name, value) in overrides {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let config = SmsWorkerConfig::from_env(&env).expect("a valid configuration");
+        HandleSms::new(&config, &self.sdk)
+    }
+
+    pub fn handle_sms(&self) -> HandleSms {
+        self.handle_sms_with(&[])
+    }
+
+    pub async fn sms_tick(&self, function: &ProcessSmsDrip) -> TickReport {
+        function
+            .handle(LambdaEvent::new(schedule_event(), Context::default()))
+            .await
+            .expect("the sms tick failed")
+    }
+
+    pub async fn drain_sms(&self, worker: &HandleSms) -> DrainReport {
+        drain_queue(
+            &self.sqs,
+            self.stack.queue("SmsQueue"),
+            200,
+            |event| async {
+                worker
+                    .handle(event)
+                    .await
+                    .unwrap_or_else(|never| match never {})
+            },
+        )
+        .await
     }
 }
 

@@ -128,6 +128,7 @@ impl DynamoEnrollmentStore {
 }
 
 const CLAIMED: &str = "claimed";
+const SENDING: &str = "sending";
 const ACTIVE: &str = "active";
 
 #[async_trait]
@@ -205,13 +206,37 @@ impl EnrollmentStore for DynamoEnrollmentStore {
         .await
     }
 
+    async fn begin_send(&self, enrollment_id: &str, step: usize) -> Result<Transition, StoreError> {
+        self.update(
+            enrollment_id,
+            "SET #status = :sending",
+            "#status = :claimed AND currentStep = :step",
+            vec![
+                (":sending", s(SENDING)),
+                (":claimed", s(CLAIMED)),
+                (":step", index(step)),
+            ],
+        )
+        .await
+    }
+
+    async fn abort_send(&self, enrollment_id: &str) -> Result<Transition, StoreError> {
+        self.update(
+            enrollment_id,
+            "SET #status = :claimed",
+            "#status = :sending",
+            vec![(":sending", s(SENDING)), (":claimed", s(CLAIMED))],
+        )
+        .await
+    }
+
     async fn advance(
         &self,
         enrollment_id: &str,
         from: usize,
         next: EnrollmentNext,
     ) -> Result<Transition, StoreError> {
-        let condition = "#status = :claimed AND currentStep = :from";
+        let condition = "#status = :sending AND currentStep = :from";
         match next {
             EnrollmentNext::Step { index: next_step, send_at } => {
                 self.update(
@@ -220,7 +245,7 @@ impl EnrollmentStore for DynamoEnrollmentStore {
                     condition,
                     vec![
                         (":active", s(ACTIVE)),
-                        (":claimed", s(CLAIMED)),
+                        (":sending", s(SENDING)),
                         (":from", index(from)),
                         (":next", index(next_step)),
                         (":at", n(send_at)),
@@ -235,7 +260,7 @@ impl EnrollmentStore for DynamoEnrollmentStore {
                     condition,
                     vec![
                         (":finished", s(EnrollmentStatus::Finished.as_str())),
-                        (":claimed", s(CLAIMED)),
+                        (":sending", s(SENDING)),
                         (":from", index(from)),
                         (":next", index(from + 1)),
                     ],
@@ -262,10 +287,11 @@ impl EnrollmentStore for DynamoEnrollmentStore {
         self.update(
             enrollment_id,
             "SET #status = :failed, lastError = :reason",
-            "#status IN (:claimed, :active)",
+            "#status IN (:claimed, :active, :sending)",
             vec![
                 (":failed", s(EnrollmentStatus::Failed.as_str())),
                 (":claimed", s(CLAIMED)),
+                (":sending", s(SENDING)),
                 (":active", s(ACTIVE)),
                 (":reason", s(truncate(reason, MAX_ERROR_BYTES))),
             ],

@@ -98,6 +98,13 @@ impl SendSmsHandler {
             EnrollmentStatus::Finished | EnrollmentStatus::OptedOut => {
                 return Ok(SmsOutcome::AlreadyDone);
             }
+            // Another delivery is sending this step, or died while sending: its outcome is
+            // unknown, so this one must not send. Try again later.
+            EnrollmentStatus::Sending => {
+                return Err(HandlerError::retryable(format!(
+                    "enrollment {id} is being sent by another delivery"
+                )));
+            }
             EnrollmentStatus::Failed => {
                 return Err(HandlerError::permanent(format!(
                     "enrollment {id} was marked failed"
@@ -150,16 +157,33 @@ impl SendSmsHandler {
                 message.step, sequence.sequence_id
             ))
         })?;
-        let provider_id = self
-            .sender
-            .send(&message.to_phone, &body)
+        // Only one delivery gets past here: two copies of a message in one batch cannot
+        // both send.
+        let turn = self
+            .enrollments
+            .begin_send(id, message.step)
             .await
-            .map_err(|e| {
-                HandlerError::from_source(
+            .map_err(|e| HandlerError::from_source("taking the step for sending", e))?;
+        if turn == Transition::Conflict {
+            return Err(HandlerError::retryable(format!(
+                "enrollment {id} is being sent by another delivery"
+            )));
+        }
+        let provider_id = match self.sender.send(&message.to_phone, &body).await {
+            Ok(provider_id) => provider_id,
+            Err(error) => {
+                let error = HandlerError::from_source(
                     format!("sending step {} of enrollment {id}", message.step),
-                    e,
-                )
-            })?;
+                    error,
+                );
+                if error.is_retryable()
+                    && let Err(abort) = self.enrollments.abort_send(id).await
+                {
+                    warn!(enrollment_id = id, error = %symphony_core::error::chain(&abort), "could not put the enrollment back to claimed");
+                }
+                return Err(error);
+            }
+        };
         let next = match sequence.steps.get(message.step + 1) {
             Some(following) => EnrollmentNext::Step {
                 index: message.step + 1,

@@ -26,6 +26,8 @@ pub enum EnrollmentStatus {
     Active,
     /// Owned by one path while its step is being sent.
     Claimed,
+    /// One delivery is handing the step to SNS right now; a failed send goes back to claimed.
+    Sending,
     OptedOut,
     Finished,
     /// Given up on; `lastError` says why.
@@ -37,6 +39,7 @@ impl EnrollmentStatus {
         match self {
             Self::Active => "active",
             Self::Claimed => "claimed",
+            Self::Sending => "sending",
             Self::OptedOut => "opted_out",
             Self::Finished => "finished",
             Self::Failed => "failed",
@@ -50,6 +53,7 @@ impl FromStr for EnrollmentStatus {
         match text {
             "active" => Ok(Self::Active),
             "claimed" => Ok(Self::Claimed),
+            "sending" => Ok(Self::Sending),
             "opted_out" => Ok(Self::OptedOut),
             "finished" => Ok(Self::Finished),
             "failed" => Ok(Self::Failed),

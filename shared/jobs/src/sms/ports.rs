@@ -30,7 +30,11 @@ pub trait EnrollmentStore: Send + Sync {
     /// Claimed → active, due at `send_at` (a release, or a deferral past quiet hours).
     async fn reschedule(&self, enrollment_id: &str, send_at: i64)
     -> Result<Transition, StoreError>;
-    /// Claimed at step `from` → the next step or finished.
+    /// Claimed at `step` → sending: the one delivery that may hand the step to SNS.
+    async fn begin_send(&self, enrollment_id: &str, step: usize) -> Result<Transition, StoreError>;
+    /// Sending → claimed, after a send that may be tried again.
+    async fn abort_send(&self, enrollment_id: &str) -> Result<Transition, StoreError>;
+    /// Sending at step `from` → the next step or finished.
     async fn advance(
         &self,
         enrollment_id: &str,
@@ -39,7 +43,7 @@ pub trait EnrollmentStore: Send + Sync {
     ) -> Result<Transition, StoreError>;
     /// Claimed → opted out.
     async fn opt_out(&self, enrollment_id: &str) -> Result<Transition, StoreError>;
-    /// Claimed or active → failed, with the reason.
+    /// Active, claimed or sending → failed, with the reason.
     async fn fail(&self, enrollment_id: &str, reason: &str) -> Result<Transition, StoreError>;
 }
 

@@ -1,0 +1,13 @@
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use process_sms_drip::ProcessSmsDrip;
+use symphony_core::config::ProcessEnv;
+use symphony_jobs::sms::SmsTickConfig;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    symphony_aws::telemetry::init();
+    let config = SmsTickConfig::from_env(&ProcessEnv)?;
+    let sdk = symphony_aws::load_sdk_config().await;
+    let function = ProcessSmsDrip::new(&config, &sdk).await?;
+    run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
+}

@@ -1,0 +1,197 @@
+//! The SMS drip end to end: process-sms-drip and handle-sms against moto, whose SNS
+//! records every text it was asked to send.
+
+use chrono::{Timelike, Utc};
+use symphony_core::Envelope;
+use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
+use symphony_jobs::sms::{EnrollmentStatus, SMS_FLAG, SmsDripMessage};
+use symphony_tests::seed;
+use symphony_tests::world::World;
+
+async fn seed_drip(world: &World, steps: usize, enrollments: &[(&str, &str)]) {
+    let sequences = world.stack.table("SmsSequencesTable");
+    seed::put_item(
+        &world.dynamo,
+        sequences,
+        sequence_to_item(&seed::sequence("welcome", steps)),
+    )
+    .await;
+    for (id, phone) in enrollments {
+        let enrollment = seed::enrollment(id, "welcome", phone);
+        seed::put_item(
+            &world.dynamo,
+            world.stack.table("SmsEnrollmentsTable"),
+            enrollment_to_item(&enrollment),
+        )
+        .await;
+    }
+}
+
+fn enrollment_table(world: &World) -> &str {
+    world.stack.table("SmsEnrollmentsTable")
+}
+
+/// Quiet hours that never apply, so these tests do not depend on the time of day.
+const NEVER_QUIET: [(&str, &str); 2] = [("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_step_reaches_sns_once_even_when_its_message_comes_twice() {
+    // Given two enrollments due for step 0 of a two-step sequence
+    let world = World::start().await;
+    world.set_flag(SMS_FLAG, true).await;
+    seed_drip(&world, 2, &[("e1", "+15550100"), ("e2", "+447700900123")]).await;
+
+    // When a tick dispatches them, and one message is delivered twice
+    let report = world.sms_tick(&world.process_sms_drip().await).await;
+    assert_eq!((report.due, report.dispatched), (2, 2));
+    let queue = world.stack.queue("SmsQueue");
+    let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
+    world
+        .sqs
+        .send_message()
+        .queue_url(&queue.url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+    let drained = world.drain_sms(&world.handle_sms_with(&NEVER_QUIET)).await;
+
+    // Then SNS got exactly one text per enrollment, rendered for it
+    assert_eq!(drained.succeeded, 3);
+    let mut sent = world.moto.recorded_sms();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            ("+15550100".to_owned(), "Step 0, Kim".to_owned()),
+            ("+447700900123".to_owned(), "Step 0, Kim".to_owned())
+        ]
+    );
+    // and each enrollment moved to step 1, due a day later
+    let e1 = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "e1").await;
+    assert_eq!((e1.current_step, e1.status), (1, EnrollmentStatus::Active));
+    assert!(e1.next_send_at > Utc::now().timestamp() + 23 * 3_600);
+    // and the next tick finds nothing due
+    assert_eq!(world.sms_tick(&world.process_sms_drip().await).await.due, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_number_lands_in_the_dead_letter_queue_with_its_reason() {
+    let world = World::start().await;
+    world.set_flag(SMS_FLAG, true).await;
+    seed_drip(&world, 1, &[("bad", "555-0100"), ("good", "+15550100")]).await;
+
+    world.sms_tick(&world.process_sms_drip().await).await;
+    let drained = world.drain_sms(&world.handle_sms_with(&NEVER_QUIET)).await;
+
+    assert_eq!(drained.succeeded, 1);
+    assert_eq!(
+        drained.failed_deliveries, 5,
+        "retried until maxReceiveCount"
+    );
+    let dead = seed::peek_bodies(&world.sqs, &world.stack.queue("SmsDeadLetterQueue").url).await;
+    assert_eq!(dead.len(), 1);
+    let message: SmsDripMessage = Envelope::from_body(Some(&dead[0]))
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert_eq!(message.enrollment_id, "bad");
+    let bad = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "bad").await;
+    assert_eq!(bad.status, EnrollmentStatus::Failed);
+    let reason = world
+        .dynamo
+        .get_item()
+        .table_name(enrollment_table(&world))
+        .key(
+            "enrollmentId",
+            aws_sdk_dynamodb::types::AttributeValue::S("bad".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .and_then(|item| item.get("lastError").and_then(|v| v.as_s().ok()).cloned())
+        .unwrap();
+    assert!(
+        reason.contains("toPhone is not an E.164 number"),
+        "{reason}"
+    );
+    assert_eq!(world.moto.recorded_sms().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_defer_the_text_without_failing_it() {
+    // Given quiet hours that cover the current hour (UTC)
+    let world = World::start().await;
+    world.set_flag(SMS_FLAG, true).await;
+    seed_drip(&world, 1, &[("night", "+15550100")]).await;
+    let hour = Utc::now().hour();
+    let (start, end) = (hour.to_string(), ((hour + 2) % 24).to_string());
+    let worker = world.handle_sms_with(&[
+        ("SMS_QUIET_START_HOUR", &start),
+        ("SMS_QUIET_END_HOUR", &end),
+    ]);
+
+    world.sms_tick(&world.process_sms_drip().await).await;
+    let drained = world.drain_sms(&worker).await;
+
+    // Then nothing is sent, the message succeeded, and the enrollment waits for quiet hours to end
+    assert_eq!((drained.succeeded, drained.failed_deliveries), (1, 0));
+    assert!(world.moto.recorded_sms().is_empty());
+    let night = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "night").await;
+    assert_eq!(
+        (night.current_step, night.status),
+        (0, EnrollmentStatus::Active)
+    );
+    assert!(
+        night.next_send_at > Utc::now().timestamp(),
+        "deferred into the future"
+    );
+    assert!(night.next_send_at <= Utc::now().timestamp() + 2 * 3_600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opted_out_number_is_skipped() {
+    let world = World::start().await;
+    world.set_flag(SMS_FLAG, true).await;
+    seed_drip(&world, 1, &[("stop", "+15550199")]).await;
+    let opt_out = std::collections::HashMap::from([(
+        "phone".to_owned(),
+        aws_sdk_dynamodb::types::AttributeValue::S("+15550199".into()),
+    )]);
+    seed::put_item(&world.dynamo, world.stack.table("SmsOptOutsTable"), opt_out).await;
+
+    world.sms_tick(&world.process_sms_drip().await).await;
+    world.drain_sms(&world.handle_sms_with(&NEVER_QUIET)).await;
+
+    assert!(world.moto.recorded_sms().is_empty());
+    let stop = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "stop").await;
+    assert_eq!(stop.status, EnrollmentStatus::OptedOut);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_flag_off_the_next_tick_sends_inline() {
+    let world = World::start().await;
+    seed_drip(&world, 1, &[("inline", "+15550100")]).await;
+    let function = world.process_sms_drip().await;
+    world.set_flag(SMS_FLAG, false).await;
+
+    let report = world.sms_tick(&function).await;
+
+    // The legacy path runs handle-sms's handler inline, with the template's quiet hours
+    // (21:00–08:00 UTC here): either it sent, or it deferred; never through the queue.
+    assert_eq!((report.dispatched, report.legacy, report.failed), (0, 1, 0));
+    assert_eq!(
+        seed::queue_depth(&world.sqs, &world.stack.queue("SmsQueue").url).await,
+        0
+    );
+    let inline = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "inline").await;
+    let quiet = !(8..21).contains(&Utc::now().hour());
+    if quiet {
+        assert!(world.moto.recorded_sms().is_empty());
+        assert_eq!(inline.current_step, 0);
+    } else {
+        assert_eq!(world.moto.recorded_sms().len(), 1);
+        assert_eq!(inline.status, EnrollmentStatus::Finished);
+    }
+}
