@@ -7,6 +7,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use symphony_core::Envelope;
 use symphony_jobs::email::EmailMessage;
+use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_tests::world::World;
 use symphony_tests::{project_root, seed};
 
@@ -150,4 +151,62 @@ async fn the_campaign_worker_fails_only_the_bad_samples() {
         .collect();
     assert_eq!(failed, [ids[1].as_str(), ids[2].as_str()]);
     assert_eq!(world.all_emails().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sms_worker_fails_only_the_bad_samples() {
+    // Given the enrollments the samples name, and their sequence
+    let world = World::start().await;
+    let sequences = world.stack.table("SmsSequencesTable");
+    seed::put_item(
+        &world.dynamo,
+        sequences,
+        sequence_to_item(&seed::sequence("welcome", 1)),
+    )
+    .await;
+    for (id, phone) in [
+        ("enrollment-1", "+15550100"),
+        ("enrollment-2", "555-0100"),
+        ("enrollment-3", "+15550111"),
+    ] {
+        let enrollment = enrollment_to_item(&seed::enrollment(id, "welcome", phone));
+        seed::put_item(
+            &world.dynamo,
+            world.stack.table("SmsEnrollmentsTable"),
+            enrollment,
+        )
+        .await;
+    }
+    let worker =
+        world.handle_sms_with(&[("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")]);
+
+    // When handle-sms gets the good sample, then the bad one
+    let good: SqsEvent = serde_json::from_str(&sample("example-sqs-sms.json")).unwrap();
+    let good = worker
+        .handle(LambdaEvent::new(good, Context::default()))
+        .await
+        .unwrap();
+    let bad: SqsEvent = serde_json::from_str(&sample("example-sqs-sms-bad.json")).unwrap();
+    let ids: Vec<String> = bad
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    let bad = worker
+        .handle(LambdaEvent::new(bad, Context::default()))
+        .await
+        .unwrap();
+
+    // Then one text went out, and only the invalid number and the wrong JSON type failed
+    assert!(good.batch_item_failures.is_empty());
+    let failed: Vec<&str> = bad
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, [ids[1].as_str(), ids[2].as_str()]);
+    assert_eq!(
+        world.moto.recorded_sms(),
+        [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
+    );
 }
