@@ -109,3 +109,44 @@ fn what_the_handler_refuses_does_not_validate() {
         assert!(message.contains(word), "{message}");
     }
 }
+
+#[test]
+fn the_bad_campaign_and_sms_samples_do_not_validate() {
+    let mut documents = Vec::new();
+    for name in ["example-sqs-campaign-bad.json", "example-sqs-sms-bad.json"] {
+        let sample: Value = serde_json::from_str(
+            &std::fs::read_to_string(project_root().join("events").join(name)).unwrap(),
+        )
+        .unwrap();
+        for record in sample["Records"].as_array().unwrap() {
+            documents
+                .push(serde_json::from_str::<Value>(record["body"].as_str().unwrap()).unwrap());
+        }
+    }
+
+    let results = validate(&documents);
+
+    // In each bad sample the first record is valid and the other two are not
+    assert_eq!(results[0], None);
+    assert!(
+        results[1].as_deref().unwrap().contains("campaignId"),
+        "{:?}",
+        results[1]
+    );
+    assert!(
+        results[2].as_deref().unwrap().contains("archive"),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(results[3], None);
+    assert!(
+        results[4].as_deref().unwrap().contains("555-0100"),
+        "{:?}",
+        results[4]
+    );
+    assert!(
+        results[5].as_deref().unwrap().contains("first"),
+        "{:?}",
+        results[5]
+    );
+}
