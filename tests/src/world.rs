@@ -131,7 +131,10 @@ impl World {
     /// Runs one tick with the sample schedule event from `events/`.
     pub async fn tick(&self, function: &ProcessEmailQueue) -> TickReport {
         function
-            .handle(LambdaEvent::new(schedule_event(), Context::default()))
+            .handle(LambdaEvent::new(
+                schedule_event("email-queue"),
+                Context::default(),
+            ))
             .await
             .expect("the tick failed")
     }
@@ -190,7 +193,10 @@ impl World {
 
     pub async fn campaign_tick(&self, function: &ProcessCampaigns) -> TickReport {
         function
-            .handle(LambdaEvent::new(schedule_event(), Context::default()))
+            .handle(LambdaEvent::new(
+                schedule_event("campaigns"),
+                Context::default(),
+            ))
             .await
             .expect("the campaign tick failed")
     }
@@ -258,7 +264,10 @@ impl World {
 
     pub async fn sms_tick(&self, function: &ProcessSmsDrip) -> TickReport {
         function
-            .handle(LambdaEvent::new(schedule_event(), Context::default()))
+            .handle(LambdaEvent::new(
+                schedule_event("sms-drip"),
+                Context::default(),
+            ))
             .await
             .expect("the sms tick failed")
     }
@@ -279,8 +288,9 @@ impl World {
     }
 }
 
-pub fn schedule_event() -> EventBridgeEvent {
-    let path = project_root().join("events/example-eventbridge-schedule.json");
+/// The sample schedule event of one job, `events/example-eventbridge-<job>.json`.
+pub fn schedule_event(job: &str) -> EventBridgeEvent {
+    let path = project_root().join(format!("events/example-eventbridge-{job}.json"));
     let text = std::fs::read_to_string(path).expect("cannot read the sample schedule event");
     serde_json::from_str(&text).expect("the sample schedule event does not parse")
 }

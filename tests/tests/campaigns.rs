@@ -225,28 +225,41 @@ async fn outside_the_sending_window_leads_wait() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_flag_off_the_next_tick_processes_campaigns_inline() {
+async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
+    // Given a running process-campaigns that dispatched one campaign with the flag on
     let world = World::start().await;
-    seed_campaign(&world, "inline", 1, &["x", "y"]).await;
     let function = world.process_campaigns().await;
     world.set_flag(CAMPAIGN_FLAG, true).await;
+    seed_campaign(&world, "queued", 1, &["q"]).await;
+    let first = world.campaign_tick(&function).await;
+
+    // When the flag is turned off and a new campaign starts
     world.set_flag(CAMPAIGN_FLAG, false).await;
+    seed_campaign(&world, "inline", 1, &["x", "y"]).await;
+    let second = world.campaign_tick(&function).await;
 
-    let report = world.campaign_tick(&function).await;
-
-    assert_eq!((report.dispatched, report.legacy), (0, 1));
+    // Then the next tick processes it inline (the first is still leased, so skipped)
+    assert_eq!((first.dispatched, first.legacy), (1, 0));
+    assert_eq!(
+        (second.dispatched, second.legacy, second.skipped),
+        (0, 1, 1)
+    );
     assert_eq!(
         seed::queue_depth(&world.sqs, &world.stack.queue("CampaignQueue").url).await,
-        0
+        1
     );
     // The legacy path leaves the new emails queued for the email tick, as the old routes did
     let emails = world.all_emails().await;
-    assert_eq!(emails.len(), 2);
+    let ids: Vec<&str> = emails.iter().map(|e| e.message.email_id.as_str()).collect();
+    assert_eq!(ids, ["inline.x.0", "inline.y.0"]);
     assert!(emails.iter().all(|e| e.status == EmailStatus::Queued));
     // and the one-step campaign is complete
     let campaign =
         seed::get_campaign(&world.dynamo, world.stack.table("CampaignsTable"), "inline").await;
     assert_eq!(campaign.status, CampaignStatus::Completed);
+    // while the message queued before the rollback still drains
+    world.drain_campaigns(&world.handle_campaign().await).await;
+    assert_eq!(world.all_emails().await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,28 +170,47 @@ async fn an_opted_out_number_is_skipped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_flag_off_the_next_tick_sends_inline() {
+async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
+    // Given a running process-sms-drip that dispatched one enrollment with the flag on
     let world = World::start().await;
-    seed_drip(&world, 1, &[("inline", "+15550100")]).await;
     let function = world.process_sms_drip().await;
+    world.set_flag(SMS_FLAG, true).await;
+    seed_drip(&world, 1, &[("queued", "+15550101")]).await;
+    let first = world.sms_tick(&function).await;
+
+    // When the flag is turned off and another enrollment falls due
     world.set_flag(SMS_FLAG, false).await;
+    let enrollment = seed::enrollment("inline", "welcome", "+15550100");
+    seed::put_item(
+        &world.dynamo,
+        enrollment_table(&world),
+        enrollment_to_item(&enrollment),
+    )
+    .await;
+    let second = world.sms_tick(&function).await;
 
-    let report = world.sms_tick(&function).await;
-
-    // The legacy path runs handle-sms's handler inline, with the template's quiet hours
-    // (21:00–08:00 UTC here): either it sent, or it deferred; never through the queue.
-    assert_eq!((report.dispatched, report.legacy, report.failed), (0, 1, 0));
+    // Then the next tick handles it inline, never through the queue. It runs handle-sms's
+    // handler with the template's quiet hours (21:00–08:00 in the enrollment's zone, UTC
+    // here): it either sent the text or deferred it.
+    assert_eq!((first.dispatched, first.legacy), (1, 0));
+    assert_eq!((second.dispatched, second.legacy, second.failed), (0, 1, 0));
     assert_eq!(
         seed::queue_depth(&world.sqs, &world.stack.queue("SmsQueue").url).await,
-        0
+        1
     );
     let inline = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "inline").await;
-    let quiet = !(8..21).contains(&Utc::now().hour());
-    if quiet {
-        assert!(world.moto.recorded_sms().is_empty());
-        assert_eq!(inline.current_step, 0);
-    } else {
-        assert_eq!(world.moto.recorded_sms().len(), 1);
+    if (8..21).contains(&Utc::now().hour()) {
+        assert_eq!(
+            world.moto.recorded_sms(),
+            [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
+        );
         assert_eq!(inline.status, EnrollmentStatus::Finished);
+    } else {
+        assert!(world.moto.recorded_sms().is_empty());
+        assert_eq!(
+            (inline.status, inline.current_step),
+            (EnrollmentStatus::Active, 0)
+        );
+        assert!(inline.next_send_at > Utc::now().timestamp());
     }
 }
