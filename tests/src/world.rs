@@ -91,7 +91,7 @@ impl World {
     pub async fn process_function_with(&self, env: &HashMap<String, String>) -> ProcessEmailQueue {
         let config = EmailTickConfig::from_env(env)
             .expect("the template's environment is a valid configuration");
-        ProcessEmailQueue::new(&config, &self.sdk)
+        process_email_queue::function(&config, &self.sdk)
             .await
             .expect("process-email-queue cannot start")
     }
@@ -104,7 +104,7 @@ impl World {
         let env = self.stack.function_env("HandleEmailFunction");
         let config = EmailWorkerConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
-        HandleEmail::new(&config, &self.sdk)
+        handle_email::function(&config, &self.sdk)
     }
 
     pub async fn set_email_flag(&self, enabled: bool) {
@@ -173,7 +173,7 @@ impl World {
         let env = self.stack.function_env("ProcessCampaignsFunction");
         let config = CampaignTickConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
-        ProcessCampaigns::new(&config, &self.sdk)
+        process_campaigns::function(&config, &self.sdk)
             .await
             .expect("process-campaigns cannot start")
     }
@@ -182,7 +182,7 @@ impl World {
         let env = self.stack.function_env("HandleCampaignFunction");
         let config = CampaignWorkerConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
-        HandleCampaign::new(&config, &self.sdk)
+        handle_campaign::function(&config, &self.sdk)
             .await
             .expect("handle-campaign cannot start")
     }
@@ -243,7 +243,7 @@ impl World {
         let env = self.stack.function_env("ProcessSmsDripFunction");
         let config = SmsTickConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
-        ProcessSmsDrip::new(&config, &self.sdk)
+        process_sms_drip::function(&config, &self.sdk)
             .await
             .expect("process-sms-drip cannot start")
     }
@@ -255,7 +255,7 @@ impl World {
             env.insert((*name).to_owned(), (*value).to_owned());
         }
         let config = SmsWorkerConfig::from_env(&env).expect("a valid configuration");
-        HandleSms::new(&config, &self.sdk)
+        handle_sms::function(&config, &self.sdk)
     }
 
     pub fn handle_sms(&self) -> HandleSms {

@@ -1,4 +1,3 @@
-use handle_campaign::HandleCampaign;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use symphony_core::config::ProcessEnv;
 use symphony_jobs::campaign::CampaignWorkerConfig;
@@ -8,6 +7,6 @@ async fn main() -> Result<(), Error> {
     symphony_aws::telemetry::init();
     let config = CampaignWorkerConfig::from_env(&ProcessEnv)?;
     let sdk = symphony_aws::load_sdk_config().await;
-    let function = HandleCampaign::new(&config, &sdk).await?;
+    let function = handle_campaign::function(&config, &sdk).await?;
     run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }

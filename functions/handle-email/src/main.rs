@@ -1,4 +1,3 @@
-use handle_email::HandleEmail;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use symphony_core::config::ProcessEnv;
 use symphony_jobs::email::EmailWorkerConfig;
@@ -8,6 +7,6 @@ async fn main() -> Result<(), Error> {
     symphony_aws::telemetry::init();
     let config = EmailWorkerConfig::from_env(&ProcessEnv)?;
     let sdk = symphony_aws::load_sdk_config().await;
-    let function = HandleEmail::new(&config, &sdk);
+    let function = handle_email::function(&config, &sdk);
     run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }

@@ -1,5 +1,4 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use process_campaigns::ProcessCampaigns;
 use symphony_core::config::ProcessEnv;
 use symphony_jobs::campaign::CampaignTickConfig;
 
@@ -8,6 +7,6 @@ async fn main() -> Result<(), Error> {
     symphony_aws::telemetry::init();
     let config = CampaignTickConfig::from_env(&ProcessEnv)?;
     let sdk = symphony_aws::load_sdk_config().await;
-    let function = ProcessCampaigns::new(&config, &sdk).await?;
+    let function = process_campaigns::function(&config, &sdk).await?;
     run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }

@@ -1,5 +1,4 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use process_email_queue::ProcessEmailQueue;
 use symphony_core::config::ProcessEnv;
 use symphony_jobs::email::EmailTickConfig;
 
@@ -8,6 +7,6 @@ async fn main() -> Result<(), Error> {
     symphony_aws::telemetry::init();
     let config = EmailTickConfig::from_env(&ProcessEnv)?;
     let sdk = symphony_aws::load_sdk_config().await;
-    let function = ProcessEmailQueue::new(&config, &sdk).await?;
+    let function = process_email_queue::function(&config, &sdk).await?;
     run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }

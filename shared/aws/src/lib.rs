@@ -2,10 +2,12 @@
 //! classification of SDK errors into retryable and permanent.
 
 pub mod flags;
+pub mod lambda;
 pub mod sdk;
 pub mod sqs;
 pub mod telemetry;
 
 pub use flags::DynamoFlagStore;
+pub use lambda::{ScheduledFunction, SqsWorker};
 pub use sdk::{AwsError, load_sdk_config};
 pub use sqs::{SqsLimits, SqsTransport};

@@ -1,0 +1,70 @@
+//! The Lambda side of every function: a scheduled tick and an SQS worker, so each
+//! function's crate only wires its job in.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use symphony_core::{
+    BatchProcessor, HandlerContext, HandlerRegistry, Route, Tick, TickReport, WorkSource,
+};
+use tracing::info;
+
+/// A scheduled function (`process-*`): one tick per EventBridge event.
+#[derive(Debug)]
+pub struct ScheduledFunction<S> {
+    tick: Tick<S>,
+    /// The `errorType` Lambda reports when a tick fails.
+    error_type: &'static str,
+}
+
+impl<S: WorkSource> ScheduledFunction<S> {
+    pub fn new(tick: Tick<S>, error_type: &'static str) -> Self {
+        Self { tick, error_type }
+    }
+
+    /// Fails only when the due work cannot be fetched; nothing was claimed then, and the
+    /// next tick starts over.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<EventBridgeEvent>,
+    ) -> Result<TickReport, Diagnostic> {
+        info!(request_id = %event.context.request_id, scheduled_at = ?event.payload.time, "tick started");
+        self.tick
+            .run(chrono::Utc::now().timestamp())
+            .await
+            .map_err(|error| Diagnostic {
+                error_type: self.error_type.to_owned(),
+                error_message: symphony_core::error::chain(&error),
+            })
+    }
+}
+
+/// An SQS-triggered worker (`handle-*`): a batch in, the failed records out.
+#[derive(Debug, Clone)]
+pub struct SqsWorker {
+    processor: BatchProcessor,
+}
+
+impl SqsWorker {
+    pub fn new(registry: HandlerRegistry, concurrency: usize) -> Self {
+        Self {
+            processor: BatchProcessor::new(Arc::new(registry), concurrency),
+        }
+    }
+
+    /// Never fails as a whole: every problem is a failed record in the response.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> Result<SqsBatchResponse, Infallible> {
+        let context = HandlerContext::new(Route::Symphony, event.context.request_id);
+        Ok(self
+            .processor
+            .process(&event.payload, &context)
+            .await
+            .response)
+    }
+}
