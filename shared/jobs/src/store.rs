@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_aws::AwsError;
 use symphony_core::{BoxError, Retryable};
@@ -41,15 +42,6 @@ impl Retryable for StoreError {
     }
 }
 
-pub fn unavailable(table: &str, error: AwsError) -> StoreError {
-    StoreError::Unavailable {
-        operation: error.operation,
-        table: table.to_owned(),
-        retryable: error.retryable,
-        source: Box::new(error),
-    }
-}
-
 /// What a conditional state change found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -58,90 +50,158 @@ pub enum Transition {
     Conflict,
 }
 
-/// One conditional `UpdateItem`; a failed condition is a [`Transition::Conflict`].
-/// `#status` always names the `status` attribute.
-pub async fn conditional_update(
-    client: &Client,
-    table: &str,
-    key: Item,
-    update: &str,
-    condition: &str,
-    values: Vec<(&str, AttributeValue)>,
-) -> Result<Transition, StoreError> {
-    let mut request = client
-        .update_item()
-        .table_name(table)
-        .set_key(Some(key))
-        .update_expression(update)
-        .condition_expression(condition);
-    if update.contains("#status") || condition.contains("#status") {
-        request = request.expression_attribute_names("#status", "status");
-    }
-    for (name, value) in values {
-        request = request.expression_attribute_values(name, value);
-    }
-    match request.send().await {
-        Ok(_) => Ok(Transition::Done),
-        Err(SdkError::ServiceError(context))
-            if context.err().is_conditional_check_failed_exception() =>
-        {
-            Ok(Transition::Conflict)
-        }
-        Err(error) => Err(unavailable(table, AwsError::from_sdk("UpdateItem", error))),
-    }
+/// One DynamoDB table: the client and its name, with the few operations every adapter
+/// uses. Errors name the table and keep the SDK error as their source.
+#[derive(Debug, Clone)]
+pub struct Table {
+    client: Client,
+    name: String,
 }
 
-/// A conditional `PutItem` that only creates: an existing item is a [`Transition::Conflict`].
-pub async fn create_item(
-    client: &Client,
-    table: &str,
-    key_name: &str,
-    item: Item,
-) -> Result<Transition, StoreError> {
-    let result = client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(#key)")
-        .expression_attribute_names("#key", key_name)
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(Transition::Done),
-        Err(SdkError::ServiceError(context))
-            if context.err().is_conditional_check_failed_exception() =>
-        {
-            Ok(Transition::Conflict)
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
         }
-        Err(error) => Err(unavailable(table, AwsError::from_sdk("PutItem", error))),
     }
-}
 
-/// A consistent `GetItem`, parsed with `parse`.
-pub async fn get_item<T>(
-    client: &Client,
-    table: &str,
-    key: Item,
-    parse: impl Fn(&Item) -> Result<T, String>,
-) -> Result<Option<T>, StoreError> {
-    let output = client
-        .get_item()
-        .table_name(table)
-        .set_key(Some(key.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| unavailable(table, AwsError::from_sdk("GetItem", e)))?;
-    output
-        .item()
-        .map(|item| {
-            parse(item).map_err(|reason| StoreError::Corrupt {
-                table: table.to_owned(),
-                key: describe_key(&key),
-                reason,
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn unavailable(&self, error: AwsError) -> StoreError {
+        StoreError::Unavailable {
+            operation: error.operation,
+            table: self.name.clone(),
+            retryable: error.retryable,
+            source: Box::new(error),
+        }
+    }
+
+    /// One conditional `UpdateItem`; a failed condition is a [`Transition::Conflict`].
+    /// `#status` always names the `status` attribute.
+    pub async fn update(
+        &self,
+        key: Item,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Transition, StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .update_expression(update)
+            .condition_expression(condition);
+        if update.contains("#status") || condition.contains("#status") {
+            request = request.expression_attribute_names("#status", "status");
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(Transition::Done),
+            Err(SdkError::ServiceError(context))
+                if context.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(Transition::Conflict)
+            }
+            Err(error) => Err(self.unavailable(AwsError::from_sdk("UpdateItem", error))),
+        }
+    }
+
+    /// A conditional `PutItem` that only creates: an existing item is a [`Transition::Conflict`].
+    pub async fn create(&self, key_name: &str, item: Item) -> Result<Transition, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", key_name)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Transition::Done),
+            Err(SdkError::ServiceError(context))
+                if context.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(Transition::Conflict)
+            }
+            Err(error) => Err(self.unavailable(AwsError::from_sdk("PutItem", error))),
+        }
+    }
+
+    /// A consistent `GetItem`, parsed with `parse`.
+    pub async fn get<T>(
+        &self,
+        key: Item,
+        parse: impl Fn(&Item) -> Result<T, String>,
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(AwsError::from_sdk("GetItem", e)))?;
+        output
+            .item()
+            .map(|item| {
+                parse(item).map_err(|reason| StoreError::Corrupt {
+                    table: self.name.clone(),
+                    key: describe_key(&key),
+                    reason,
+                })
             })
-        })
-        .transpose()
+            .transpose()
+    }
+
+    /// A paginated `Query` (`page` adds the conditions to a request on this table), each
+    /// item parsed, stopping at `limit` items.
+    pub async fn query<T>(
+        &self,
+        limit: usize,
+        parse: impl Fn(&Item) -> Result<T, String>,
+        page: impl Fn(QueryFluentBuilder) -> QueryFluentBuilder,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let request = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .set_exclusive_start_key(start.take());
+            let output = page(request)
+                .send()
+                .await
+                .map_err(|e| self.unavailable(AwsError::from_sdk("Query", e)))?;
+            for item in output.items() {
+                let parsed = parse(item).map_err(|reason| StoreError::Corrupt {
+                    table: self.name.clone(),
+                    key: describe_key(item),
+                    reason,
+                })?;
+                found.push(parsed);
+                if found.len() >= limit {
+                    return Ok(found);
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
 }
 
 pub fn describe_key(key: &Item) -> String {
@@ -238,38 +298,6 @@ pub fn read_list_of_maps<'a>(item: &'a Item, name: &str) -> Result<Vec<&'a Item>
             .collect(),
         Some(other) => Err(format!("{name} must be a list (L), found {other:?}")),
         None => Err(format!("{name} is missing")),
-    }
-}
-
-/// Runs a paginated query and parses each item, stopping at `limit` items.
-pub async fn query_all<T>(
-    table: &str,
-    limit: usize,
-    parse: impl Fn(&Item) -> Result<T, String>,
-    page: impl Fn(Option<Item>) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-) -> Result<Vec<T>, StoreError> {
-    let mut found = Vec::new();
-    let mut start: Option<Item> = None;
-    loop {
-        let output = page(start.take())
-            .send()
-            .await
-            .map_err(|e| unavailable(table, AwsError::from_sdk("Query", e)))?;
-        for item in output.items() {
-            let parsed = parse(item).map_err(|reason| StoreError::Corrupt {
-                table: table.to_owned(),
-                key: describe_key(item),
-                reason,
-            })?;
-            found.push(parsed);
-            if found.len() >= limit {
-                return Ok(found);
-            }
-        }
-        match output.last_evaluated_key() {
-            Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => return Ok(found),
-        }
     }
 }
 

@@ -3,15 +3,14 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use symphony_aws::AwsError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_core::{Claim, Route};
 
 use super::model::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
 use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
 use crate::store::{
-    Item, MAX_ERROR_BYTES, StoreError, Transition, conditional_update, get_item, key, n, query_all,
-    read_list_of_maps, read_n, read_optional_s, read_s, read_string_map, s, truncate, unavailable,
+    Item, MAX_ERROR_BYTES, StoreError, Table, Transition, key, n, read_list_of_maps, read_n,
+    read_optional_s, read_s, read_string_map, s, truncate,
 };
 use crate::window::{HourWindow, parse_zone};
 
@@ -118,15 +117,13 @@ pub fn lead_to_item(lead: &Lead) -> Item {
 
 #[derive(Debug, Clone)]
 pub struct DynamoCampaignStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoCampaignStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 
@@ -137,42 +134,35 @@ impl DynamoCampaignStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Transition, StoreError> {
-        conditional_update(
-            &self.client,
-            &self.table,
-            key(&[("campaignId", campaign_id)]),
-            update,
-            condition,
-            values,
-        )
-        .await
+        self.table
+            .update(
+                key(&[("campaignId", campaign_id)]),
+                update,
+                condition,
+                values,
+            )
+            .await
     }
 }
 
 #[async_trait]
 impl CampaignStore for DynamoCampaignStore {
     async fn fetch_active(&self, limit: usize) -> Result<Vec<Campaign>, StoreError> {
-        query_all(&self.table, limit, campaign_from_item, |start| {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name(CAMPAIGN_STATUS_INDEX)
-                .key_condition_expression("#status = :active")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":active", s(CampaignStatus::Active.as_str()))
-                .set_exclusive_start_key(start)
-        })
-        .await
+        self.table
+            .query(limit, campaign_from_item, |query| {
+                query
+                    .index_name(CAMPAIGN_STATUS_INDEX)
+                    .key_condition_expression("#status = :active")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":active", s(CampaignStatus::Active.as_str()))
+            })
+            .await
     }
 
     async fn get(&self, campaign_id: &str) -> Result<Option<Campaign>, StoreError> {
-        get_item(
-            &self.client,
-            &self.table,
-            key(&[("campaignId", campaign_id)]),
-            campaign_from_item,
-        )
-        .await
+        self.table
+            .get(key(&[("campaignId", campaign_id)]), campaign_from_item)
+            .await
     }
 
     async fn lease(
@@ -241,15 +231,13 @@ impl CampaignStore for DynamoCampaignStore {
 
 #[derive(Debug, Clone)]
 pub struct DynamoLeadStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoLeadStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 
@@ -261,7 +249,7 @@ impl DynamoLeadStore {
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Transition, StoreError> {
         let key = key(&[("campaignId", &lead.campaign_id), ("leadId", &lead.lead_id)]);
-        conditional_update(&self.client, &self.table, key, update, condition, values).await
+        self.table.update(key, update, condition, values).await
     }
 }
 
@@ -273,48 +261,39 @@ impl LeadStore for DynamoLeadStore {
         now: i64,
         limit: usize,
     ) -> Result<Vec<Lead>, StoreError> {
-        query_all(&self.table, limit, lead_from_item, |start| {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name(LEAD_DUE_INDEX)
-                .key_condition_expression("campaignId = :campaign AND nextDueAt <= :now")
-                .filter_expression("#status = :active")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":campaign", s(campaign_id))
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":active", s(LeadStatus::Active.as_str()))
-                .set_exclusive_start_key(start)
-        })
-        .await
+        self.table
+            .query(limit, lead_from_item, |query| {
+                query
+                    .index_name(LEAD_DUE_INDEX)
+                    .key_condition_expression("campaignId = :campaign AND nextDueAt <= :now")
+                    .filter_expression("#status = :active")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":campaign", s(campaign_id))
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":active", s(LeadStatus::Active.as_str()))
+            })
+            .await
     }
 
     async fn all_settled(&self, campaign_id: &str) -> Result<bool, StoreError> {
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("campaignId = :campaign")
-                .filter_expression("#status = :active")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":campaign", s(campaign_id))
-                .expression_attribute_values(":active", s(LeadStatus::Active.as_str()))
-                .select(Select::Count)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(&self.table, AwsError::from_sdk("Query", e)))?;
-            if output.count() > 0 {
-                return Ok(false);
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(true),
-            }
-        }
+        let active = self
+            .table
+            .query(
+                1,
+                |_| Ok(()),
+                |query| {
+                    query
+                        .key_condition_expression("campaignId = :campaign")
+                        .filter_expression("#status = :active")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":campaign", s(campaign_id))
+                        .expression_attribute_values(":active", s(LeadStatus::Active.as_str()))
+                        .projection_expression("leadId")
+                        .consistent_read(true)
+                },
+            )
+            .await?;
+        Ok(active.is_empty())
     }
 
     async fn advance(
@@ -376,15 +355,13 @@ impl LeadStore for DynamoLeadStore {
 /// that used the day's quota, expired by TTL two days later.
 #[derive(Debug, Clone)]
 pub struct DynamoSendQuota {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoSendQuota {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 }
@@ -404,10 +381,7 @@ impl SendQuota for DynamoSendQuota {
         let counter = format!("{mailbox_id}#{day}");
         let expires = chrono::Utc::now().timestamp() + 2 * 86_400;
         // One atomic write: add the id unless the set is full (or holds it already).
-        let outcome = conditional_update(
-            &self.client,
-            &self.table,
-            key(&[("counterId", &counter)]),
+        let outcome = self.table.update(key(&[("counterId", &counter)]),
             "ADD emailIds :id SET expiresAt = :expires",
             "attribute_not_exists(emailIds) OR (size(emailIds) < :limit AND NOT contains(emailIds, :email))",
             vec![
@@ -422,7 +396,7 @@ impl SendQuota for DynamoSendQuota {
             return Ok(Quota::Reserved);
         }
         // Refused: either this email holds a send already (a redelivery), or the day is full.
-        let holds = get_item(&self.client, &self.table, key(&[("counterId", &counter)]), |item| {
+        let holds = self.table.get(key(&[("counterId", &counter)]), |item| {
             Ok(matches!(item.get("emailIds"), Some(AttributeValue::Ss(ids)) if ids.iter().any(|id| id == email_id)))
         })
         .await?

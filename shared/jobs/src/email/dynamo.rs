@@ -4,15 +4,14 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use symphony_aws::AwsError;
 use symphony_core::{Claim, Route};
 
 use super::message::EmailMessage;
 use super::model::{EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
 use super::ports::{EmailStore, MailboxStore};
 use crate::store::{
-    Item, MAX_ERROR_BYTES, StoreError, Transition, n, read_n, read_optional_s, read_s, s, truncate,
-    unavailable,
+    Item, MAX_ERROR_BYTES, StoreError, Table, Transition, n, read_n, read_optional_s, read_s, s,
+    truncate,
 };
 
 /// The index of queued emails by due time.
@@ -20,20 +19,14 @@ pub const DUE_INDEX: &str = "byStatusDueAt";
 
 #[derive(Debug, Clone)]
 pub struct DynamoEmailStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoEmailStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
-    }
-
-    fn unavailable(&self, error: AwsError) -> StoreError {
-        unavailable(&self.table, error)
     }
 
     async fn transition(
@@ -44,8 +37,7 @@ impl DynamoEmailStore {
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Transition, StoreError> {
         let key = crate::store::key(&[("emailId", email_id)]);
-        crate::store::conditional_update(&self.client, &self.table, key, update, condition, values)
-            .await
+        self.table.update(key, update, condition, values).await
     }
 }
 
@@ -105,48 +97,27 @@ pub fn email_to_item(email: &EmailRecord) -> Item {
 #[async_trait]
 impl EmailStore for DynamoEmailStore {
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, StoreError> {
-        let mut emails = Vec::new();
-        let mut start_key: Option<Item> = None;
-        while emails.len() < limit {
-            let page_size = i32::try_from(limit - emails.len()).unwrap_or(i32::MAX);
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE_INDEX)
-                .key_condition_expression("#status = :queued AND dueAt <= :now")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":queued", s(EmailStatus::Queued.as_str()))
-                .expression_attribute_values(":now", n(now))
-                .limit(page_size)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|e| self.unavailable(AwsError::from_sdk("Query", e)))?;
-            for item in output.items() {
-                let email = email_from_item(item).map_err(|reason| StoreError::Corrupt {
-                    table: self.table.clone(),
-                    key: read_s(item, "emailId").unwrap_or_else(|_| "?".to_owned()),
-                    reason,
-                })?;
-                emails.push(email);
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
-                _ => break,
-            }
-        }
-        emails.truncate(limit);
-        Ok(emails)
+        let page = i32::try_from(limit).unwrap_or(i32::MAX);
+        self.table
+            .query(limit, email_from_item, |query| {
+                query
+                    .index_name(DUE_INDEX)
+                    .key_condition_expression("#status = :queued AND dueAt <= :now")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":queued", s(EmailStatus::Queued.as_str()))
+                    .expression_attribute_values(":now", n(now))
+                    .limit(page)
+            })
+            .await
     }
 
     async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError> {
         let key = crate::store::key(&[("emailId", email_id)]);
-        crate::store::get_item(&self.client, &self.table, key, email_from_item).await
+        self.table.get(key, email_from_item).await
     }
 
     async fn create(&self, email: &EmailRecord) -> Result<Transition, StoreError> {
-        crate::store::create_item(&self.client, &self.table, "emailId", email_to_item(email)).await
+        self.table.create("emailId", email_to_item(email)).await
     }
 
     async fn claim(
@@ -256,15 +227,13 @@ impl EmailStore for DynamoEmailStore {
 
 #[derive(Debug, Clone)]
 pub struct DynamoMailboxStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoMailboxStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 }
@@ -295,7 +264,7 @@ pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
 impl MailboxStore for DynamoMailboxStore {
     async fn get(&self, mailbox_id: &str) -> Result<Option<Mailbox>, StoreError> {
         let key = crate::store::key(&[("mailboxId", mailbox_id)]);
-        crate::store::get_item(&self.client, &self.table, key, mailbox_from_item).await
+        self.table.get(key, mailbox_from_item).await
     }
 }
 

@@ -4,14 +4,13 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use symphony_aws::AwsError;
 use symphony_core::{Claim, Route};
 
 use super::model::{Enrollment, EnrollmentStatus, Sequence, SmsStep};
 use super::ports::{EnrollmentNext, EnrollmentStore, OptOuts, SequenceStore};
 use crate::store::{
-    Item, MAX_ERROR_BYTES, StoreError, Transition, conditional_update, get_item, key, n, query_all,
-    read_list_of_maps, read_n, read_s, read_string_map, s, truncate, unavailable,
+    Item, MAX_ERROR_BYTES, StoreError, Table, Transition, key, n, read_list_of_maps, read_n,
+    read_s, read_string_map, s, truncate,
 };
 use crate::window::parse_zone;
 
@@ -96,15 +95,13 @@ pub fn sequence_to_item(sequence: &Sequence) -> Item {
 
 #[derive(Debug, Clone)]
 pub struct DynamoEnrollmentStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoEnrollmentStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 
@@ -115,15 +112,9 @@ impl DynamoEnrollmentStore {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Transition, StoreError> {
-        conditional_update(
-            &self.client,
-            &self.table,
-            key(&[("enrollmentId", id)]),
-            update,
-            condition,
-            values,
-        )
-        .await
+        self.table
+            .update(key(&[("enrollmentId", id)]), update, condition, values)
+            .await
     }
 }
 
@@ -134,28 +125,25 @@ const ACTIVE: &str = "active";
 #[async_trait]
 impl EnrollmentStore for DynamoEnrollmentStore {
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, StoreError> {
-        query_all(&self.table, limit, enrollment_from_item, |start| {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE_INDEX)
-                .key_condition_expression("#status = :active AND nextSendAt <= :now")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":active", s(ACTIVE))
-                .expression_attribute_values(":now", n(now))
-                .set_exclusive_start_key(start)
-        })
-        .await
+        self.table
+            .query(limit, enrollment_from_item, |query| {
+                query
+                    .index_name(DUE_INDEX)
+                    .key_condition_expression("#status = :active AND nextSendAt <= :now")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":active", s(ACTIVE))
+                    .expression_attribute_values(":now", n(now))
+            })
+            .await
     }
 
     async fn get(&self, enrollment_id: &str) -> Result<Option<Enrollment>, StoreError> {
-        get_item(
-            &self.client,
-            &self.table,
-            key(&[("enrollmentId", enrollment_id)]),
-            enrollment_from_item,
-        )
-        .await
+        self.table
+            .get(
+                key(&[("enrollmentId", enrollment_id)]),
+                enrollment_from_item,
+            )
+            .await
     }
 
     async fn claim(
@@ -302,15 +290,13 @@ impl EnrollmentStore for DynamoEnrollmentStore {
 
 #[derive(Debug, Clone)]
 pub struct DynamoSequenceStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoSequenceStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 }
@@ -318,28 +304,22 @@ impl DynamoSequenceStore {
 #[async_trait]
 impl SequenceStore for DynamoSequenceStore {
     async fn get(&self, sequence_id: &str) -> Result<Option<Sequence>, StoreError> {
-        get_item(
-            &self.client,
-            &self.table,
-            key(&[("sequenceId", sequence_id)]),
-            sequence_from_item,
-        )
-        .await
+        self.table
+            .get(key(&[("sequenceId", sequence_id)]), sequence_from_item)
+            .await
     }
 }
 
 /// The opt-out table: one item per number (`phone`, S) that asked to stop.
 #[derive(Debug, Clone)]
 pub struct DynamoOptOuts {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoOptOuts {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 }
@@ -347,16 +327,8 @@ impl DynamoOptOuts {
 #[async_trait]
 impl OptOuts for DynamoOptOuts {
     async fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("phone", s(phone))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(&self.table, AwsError::from_sdk("GetItem", e)))?;
-        Ok(output.item().is_some())
+        let found = self.table.get(key(&[("phone", phone)]), |_| Ok(())).await?;
+        Ok(found.is_some())
     }
 }
 
