@@ -35,6 +35,14 @@ impl EnvSource for std::collections::HashMap<String, String> {
     }
 }
 
+/// An environment from pairs, for tests and local runs.
+pub fn from_pairs(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
 pub fn required(env: &dyn EnvSource, name: &str) -> Result<String, ConfigError> {
     env.get(name).ok_or_else(|| ConfigError::Missing {
         name: name.to_owned(),
@@ -75,18 +83,10 @@ pub fn switch(env: &dyn EnvSource, name: &str) -> Result<Option<bool>, ConfigErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn a_missing_variable_is_named() {
-        let error = required(&env(&[]), "EMAIL_QUEUE_URL").unwrap_err();
+        let error = required(&from_pairs(&[]), "EMAIL_QUEUE_URL").unwrap_err();
         assert_eq!(
             error.to_string(),
             "environment variable EMAIL_QUEUE_URL is required but not set"
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn an_unparsable_number_is_named_with_its_value() {
         let error = parsed_or(
-            &env(&[("EMAIL_TICK_LIMIT", "lots")]),
+            &from_pairs(&[("EMAIL_TICK_LIMIT", "lots")]),
             "EMAIL_TICK_LIMIT",
             100_usize,
         )
@@ -107,9 +107,9 @@ mod tests {
 
     #[test]
     fn switches_accept_common_spellings_and_reject_others() {
-        assert_eq!(switch(&env(&[("F", "ON")]), "F"), Ok(Some(true)));
-        assert_eq!(switch(&env(&[("F", "0")]), "F"), Ok(Some(false)));
-        assert_eq!(switch(&env(&[]), "F"), Ok(None));
-        assert!(switch(&env(&[("F", "maybe")]), "F").is_err());
+        assert_eq!(switch(&from_pairs(&[("F", "ON")]), "F"), Ok(Some(true)));
+        assert_eq!(switch(&from_pairs(&[("F", "0")]), "F"), Ok(Some(false)));
+        assert_eq!(switch(&from_pairs(&[]), "F"), Ok(None));
+        assert!(switch(&from_pairs(&[("F", "maybe")]), "F").is_err());
     }
 }

@@ -7,3 +7,4 @@ pub mod sms;
 pub mod store;
 pub mod template;
 pub mod window;
+pub mod wiring;

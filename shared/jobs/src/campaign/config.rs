@@ -3,16 +3,16 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
+use symphony_aws::{AwsError, SqsTransport};
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
-use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
-use symphony_core::{Dispatcher, FlagReader, HandlerRegistry, SyncTransport};
+use symphony_core::{Dispatcher, HandlerRegistry};
 
 use super::CAMPAIGN_FLAG;
 use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
 use super::handler::ProcessCampaignHandler;
 use super::work::{CampaignTick, CampaignWork, SOURCE};
 use crate::email::dynamo::{DynamoEmailStore, DynamoMailboxStore};
+use crate::wiring::{TickSettings, registry_of};
 
 /// What `handle-campaign` needs, and what the legacy path of `process-campaigns` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +63,7 @@ impl CampaignWorkerConfig {
             Dispatcher::new(Arc::new(email_queue)),
             self.leads_per_run,
         );
-        // One handler in a fresh registry: registration cannot collide.
-        Ok(HandlerRegistry::new()
-            .register(handler)
-            .unwrap_or_else(|_| HandlerRegistry::new()))
+        Ok(registry_of(handler))
     }
 }
 
@@ -74,51 +71,44 @@ impl CampaignWorkerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignTickConfig {
     pub worker: CampaignWorkerConfig,
-    pub flags_table: String,
-    pub campaign_queue_url: String,
-    /// At most this many campaigns are dispatched per tick.
-    pub tick_limit: usize,
-    pub flag_defaults: FlagDefaults,
+    /// `CAMPAIGN_QUEUE_URL`, `CAMPAIGN_TICK_LIMIT` (default 50), flags.
+    pub tick: TickSettings,
 }
 
 impl CampaignTickConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
             worker: CampaignWorkerConfig::from_env(env)?,
-            flags_table: required(env, "FLAGS_TABLE")?,
-            campaign_queue_url: required(env, "CAMPAIGN_QUEUE_URL")?,
-            tick_limit: parsed_or(env, "CAMPAIGN_TICK_LIMIT", 50_usize)?.max(1),
-            flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, CAMPAIGN_FLAG])?,
+            tick: TickSettings::from_env(
+                env,
+                "CAMPAIGN_QUEUE_URL",
+                "CAMPAIGN_TICK_LIMIT",
+                50,
+                CAMPAIGN_FLAG,
+            )?,
         })
     }
 
     pub async fn tick(&self, sdk: &SdkConfig) -> Result<CampaignTick, AwsError> {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let queue =
-            SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.campaign_queue_url).await?;
-        Ok(CampaignTick::new(
-            SOURCE,
-            CampaignWork::new(Arc::new(DynamoCampaignStore::new(
-                dynamo.clone(),
-                &self.worker.campaigns_table,
-            ))),
-            FlagReader::new(
-                Arc::new(DynamoFlagStore::new(dynamo, &self.flags_table)),
-                self.flag_defaults.clone(),
-            ),
-            Dispatcher::new(Arc::new(queue)),
-            Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(
+        let campaigns = DynamoCampaignStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &self.worker.campaigns_table,
+        );
+        self.tick
+            .tick(
+                SOURCE,
+                CampaignWork::new(Arc::new(campaigns)),
                 self.worker.registry(sdk).await?,
-            )))),
-            self.tick_limit,
-        ))
+                sdk,
+            )
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use symphony_core::config::from_pairs as env;
 
     #[test]
     fn each_missing_variable_is_named() {
@@ -132,15 +122,10 @@ mod tests {
             ("FLAGS_TABLE", "f"),
             ("CAMPAIGN_QUEUE_URL", "http://c"),
         ];
-        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
-        };
         assert_eq!(
             CampaignTickConfig::from_env(&env(&complete))
                 .unwrap()
+                .tick
                 .tick_limit,
             50
         );

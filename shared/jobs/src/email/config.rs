@@ -6,19 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
+use symphony_aws::AwsError;
+use symphony_core::HandlerRegistry;
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
-use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
-use symphony_core::{Dispatcher, FlagReader, HandlerRegistry, SyncTransport};
 
 use super::EMAIL_FLAG;
 use super::dynamo::{DynamoEmailStore, DynamoMailboxStore};
 use super::handler::SendEmailHandler;
 use super::outbox::OutboxMailer;
-use super::ports::{EmailStore, Mailer};
+use super::ports::Mailer;
 use super::smtp::SmtpMailer;
 use super::tick::{EmailTick, EmailWork, SOURCE};
 use crate::secrets::EnvSecrets;
+use crate::wiring::{TickSettings, registry_of};
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,10 +76,7 @@ impl EmailWorkerConfig {
             Arc::new(DynamoMailboxStore::new(dynamo, &self.mailboxes_table)),
             mailer,
         );
-        // One handler in a fresh registry: registration cannot collide.
-        HandlerRegistry::new()
-            .register(handler)
-            .unwrap_or_else(|_| HandlerRegistry::new())
+        registry_of(handler)
     }
 }
 
@@ -87,68 +84,45 @@ impl EmailWorkerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailTickConfig {
     pub worker: EmailWorkerConfig,
-    pub flags_table: String,
-    pub queue_url: String,
-    /// At most this many emails are taken per tick.
-    pub tick_limit: usize,
-    pub flag_defaults: FlagDefaults,
+    /// `EMAIL_QUEUE_URL`, `EMAIL_TICK_LIMIT` (default 100), flags.
+    pub tick: TickSettings,
 }
 
 impl EmailTickConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let tick_limit = parsed_or(env, "EMAIL_TICK_LIMIT", 100_usize)?;
-        if tick_limit == 0 {
-            return Err(ConfigError::Invalid {
-                name: "EMAIL_TICK_LIMIT".to_owned(),
-                value: "0".to_owned(),
-                reason: "must be at least 1".to_owned(),
-            });
-        }
         Ok(Self {
             worker: EmailWorkerConfig::from_env(env)?,
-            flags_table: required(env, "FLAGS_TABLE")?,
-            queue_url: required(env, "EMAIL_QUEUE_URL")?,
-            tick_limit,
-            flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, EMAIL_FLAG])?,
+            tick: TickSettings::from_env(
+                env,
+                "EMAIL_QUEUE_URL",
+                "EMAIL_TICK_LIMIT",
+                100,
+                EMAIL_FLAG,
+            )?,
         })
     }
 
     /// Builds the tick; reads the queue's attributes once, so it needs the queue to exist.
     pub async fn tick(&self, sdk: &SdkConfig) -> Result<EmailTick, AwsError> {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
-        let transport = SqsTransport::connect(sqs, &self.queue_url).await?;
-        let emails: Arc<dyn EmailStore> = Arc::new(DynamoEmailStore::new(
-            dynamo.clone(),
+        let emails = DynamoEmailStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
             &self.worker.emails_table,
-        ));
-        Ok(EmailTick::new(
-            SOURCE,
-            EmailWork::new(emails),
-            FlagReader::new(
-                Arc::new(DynamoFlagStore::new(dynamo, &self.flags_table)),
-                self.flag_defaults.clone(),
-            ),
-            Dispatcher::new(Arc::new(transport)),
-            Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(
+        );
+        self.tick
+            .tick(
+                SOURCE,
+                EmailWork::new(Arc::new(emails)),
                 self.worker.registry(sdk),
-            )))),
-            self.tick_limit,
-        ))
+                sdk,
+            )
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use symphony_core::config::from_pairs as env;
 
     const COMPLETE: [(&str, &str); 4] = [
         ("EMAILS_TABLE", "emails"),
@@ -160,7 +134,7 @@ mod tests {
     #[test]
     fn a_complete_environment_parses_with_defaults() {
         let config = EmailTickConfig::from_env(&env(&COMPLETE)).unwrap();
-        assert_eq!(config.tick_limit, 100);
+        assert_eq!(config.tick.tick_limit, 100);
         assert_eq!(
             config.worker.mailer,
             MailerChoice::Smtp {

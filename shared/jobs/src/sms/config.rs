@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
+use symphony_aws::AwsError;
+use symphony_core::HandlerRegistry;
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
-use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
-use symphony_core::{Dispatcher, FlagReader, HandlerRegistry, SyncTransport};
 
 use super::SMS_FLAG;
 use super::dynamo::{DynamoEnrollmentStore, DynamoOptOuts, DynamoSequenceStore};
@@ -14,6 +13,7 @@ use super::handler::SendSmsHandler;
 use super::sns::SnsSender;
 use super::work::{SOURCE, SmsTick, SmsWork};
 use crate::window::HourWindow;
+use crate::wiring::{TickSettings, registry_of};
 
 /// What `handle-sms` needs, and what the legacy path of `process-sms-drip` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +60,7 @@ impl SmsWorkerConfig {
             Arc::new(SnsSender::new(aws_sdk_sns::Client::new(sdk))),
             self.allowed_hours,
         );
-        // One handler in a fresh registry: registration cannot collide.
-        HandlerRegistry::new()
-            .register(handler)
-            .unwrap_or_else(|_| HandlerRegistry::new())
+        registry_of(handler)
     }
 }
 
@@ -71,57 +68,38 @@ impl SmsWorkerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmsTickConfig {
     pub worker: SmsWorkerConfig,
-    pub flags_table: String,
-    pub sms_queue_url: String,
-    pub tick_limit: usize,
-    pub flag_defaults: FlagDefaults,
+    /// `SMS_QUEUE_URL`, `SMS_TICK_LIMIT` (default 100), flags.
+    pub tick: TickSettings,
 }
 
 impl SmsTickConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
             worker: SmsWorkerConfig::from_env(env)?,
-            flags_table: required(env, "FLAGS_TABLE")?,
-            sms_queue_url: required(env, "SMS_QUEUE_URL")?,
-            tick_limit: parsed_or(env, "SMS_TICK_LIMIT", 100_usize)?.max(1),
-            flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, SMS_FLAG])?,
+            tick: TickSettings::from_env(env, "SMS_QUEUE_URL", "SMS_TICK_LIMIT", 100, SMS_FLAG)?,
         })
     }
 
     pub async fn tick(&self, sdk: &SdkConfig) -> Result<SmsTick, AwsError> {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let queue =
-            SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.sms_queue_url).await?;
-        Ok(SmsTick::new(
-            SOURCE,
-            SmsWork::new(Arc::new(DynamoEnrollmentStore::new(
-                dynamo.clone(),
-                &self.worker.enrollments_table,
-            ))),
-            FlagReader::new(
-                Arc::new(DynamoFlagStore::new(dynamo, &self.flags_table)),
-                self.flag_defaults.clone(),
-            ),
-            Dispatcher::new(Arc::new(queue)),
-            Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(
+        let enrollments = DynamoEnrollmentStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &self.worker.enrollments_table,
+        );
+        self.tick
+            .tick(
+                SOURCE,
+                SmsWork::new(Arc::new(enrollments)),
                 self.worker.registry(sdk),
-            )))),
-            self.tick_limit,
-        ))
+                sdk,
+            )
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use symphony_core::config::from_pairs as env;
 
     #[test]
     fn quiet_hours_default_to_nine_pm_until_eight_am() {
