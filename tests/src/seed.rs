@@ -337,3 +337,23 @@ pub async fn get_enrollment(
     enrollment_from_item(output.item().expect("no such enrollment"))
         .expect("the enrollment item is invalid")
 }
+
+/// Puts a message body on a queue, as the web app or a redelivery would.
+pub async fn send_body(sqs: &aws_sdk_sqs::Client, queue_url: &str, body: impl Into<String>) {
+    sqs.send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .send()
+        .await
+        .expect("SendMessage failed");
+}
+
+/// Delivers the first message of a queue a second time (SQS delivers at least once).
+pub async fn redeliver_first(sqs: &aws_sdk_sqs::Client, queue_url: &str) {
+    let body = peek_bodies(sqs, queue_url)
+        .await
+        .into_iter()
+        .next()
+        .expect("the queue is empty");
+    send_body(sqs, queue_url, body).await;
+}

@@ -11,7 +11,8 @@ use lambda_runtime::{Context, LambdaEvent};
 use process_campaigns::ProcessCampaigns;
 use process_email_queue::ProcessEmailQueue;
 use process_sms_drip::ProcessSmsDrip;
-use symphony_core::TickReport;
+use symphony_aws::{ScheduledFunction, SqsWorker};
+use symphony_core::{TickReport, WorkSource};
 use symphony_jobs::campaign::{CampaignTickConfig, CampaignWorkerConfig};
 use symphony_jobs::email::{EMAIL_FLAG, EmailTickConfig, EmailWorkerConfig};
 use symphony_jobs::sms::{SmsTickConfig, SmsWorkerConfig};
@@ -130,29 +131,12 @@ impl World {
 
     /// Runs one tick with the sample schedule event from `events/`.
     pub async fn tick(&self, function: &ProcessEmailQueue) -> TickReport {
-        function
-            .handle(LambdaEvent::new(
-                schedule_event("email-queue"),
-                Context::default(),
-            ))
-            .await
-            .expect("the tick failed")
+        run_tick(function, "email-queue").await
     }
 
     /// Drains the email queue through `handle-email`.
     pub async fn drain(&self, worker: &HandleEmail) -> DrainReport {
-        drain_queue(
-            &self.sqs,
-            self.stack.queue("EmailQueue"),
-            200,
-            |event| async {
-                worker
-                    .handle(event)
-                    .await
-                    .unwrap_or_else(|never| match never {})
-            },
-        )
-        .await
+        self.drain_through("EmailQueue", worker).await
     }
 
     /// Email ids of the mails the SMTP server accepted, sorted.
@@ -192,28 +176,11 @@ impl World {
     }
 
     pub async fn campaign_tick(&self, function: &ProcessCampaigns) -> TickReport {
-        function
-            .handle(LambdaEvent::new(
-                schedule_event("campaigns"),
-                Context::default(),
-            ))
-            .await
-            .expect("the campaign tick failed")
+        run_tick(function, "campaigns").await
     }
 
     pub async fn drain_campaigns(&self, worker: &HandleCampaign) -> DrainReport {
-        drain_queue(
-            &self.sqs,
-            self.stack.queue("CampaignQueue"),
-            200,
-            |event| async {
-                worker
-                    .handle(event)
-                    .await
-                    .unwrap_or_else(|never| match never {})
-            },
-        )
-        .await
+        self.drain_through("CampaignQueue", worker).await
     }
 
     /// Every email record, sorted by id.
@@ -263,29 +230,33 @@ impl World {
     }
 
     pub async fn sms_tick(&self, function: &ProcessSmsDrip) -> TickReport {
-        function
-            .handle(LambdaEvent::new(
-                schedule_event("sms-drip"),
-                Context::default(),
-            ))
-            .await
-            .expect("the sms tick failed")
+        run_tick(function, "sms-drip").await
     }
 
     pub async fn drain_sms(&self, worker: &HandleSms) -> DrainReport {
-        drain_queue(
-            &self.sqs,
-            self.stack.queue("SmsQueue"),
-            200,
-            |event| async {
-                worker
-                    .handle(event)
-                    .await
-                    .unwrap_or_else(|never| match never {})
-            },
-        )
+        self.drain_through("SmsQueue", worker).await
+    }
+}
+
+impl World {
+    /// Drains one of the template's queues through a worker.
+    pub async fn drain_through(&self, queue_id: &str, worker: &SqsWorker) -> DrainReport {
+        drain_queue(&self.sqs, self.stack.queue(queue_id), 200, |event| async {
+            worker
+                .handle(event)
+                .await
+                .unwrap_or_else(|never| match never {})
+        })
         .await
     }
+}
+
+/// One tick of a scheduled function, with its job's sample schedule event.
+async fn run_tick<S: WorkSource>(function: &ScheduledFunction<S>, job: &str) -> TickReport {
+    function
+        .handle(LambdaEvent::new(schedule_event(job), Context::default()))
+        .await
+        .unwrap_or_else(|error| panic!("the {job} tick failed: {error:?}"))
 }
 
 /// The sample schedule event of one job, `events/example-eventbridge-<job>.json`.

@@ -61,15 +61,7 @@ async fn a_step_makes_one_email_per_due_lead_even_when_the_campaign_message_come
     let report = world.campaign_tick(&world.process_campaigns().await).await;
     assert_eq!((report.due, report.dispatched), (1, 1));
     let queue = world.stack.queue("CampaignQueue");
-    let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
-    world
-        .sqs
-        .send_message()
-        .queue_url(&queue.url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
+    seed::redeliver_first(&world.sqs, &queue.url).await;
     let drained = world.drain_campaigns(&world.handle_campaign().await).await;
 
     // Then each due lead got exactly one email, on the email queue, rendered for them
@@ -129,14 +121,7 @@ async fn the_daily_limit_holds_when_two_handlers_run_at_once() {
             action: symphony_jobs::campaign::CampaignAction::Process,
         };
         let body = Envelope::wrap(&message, "test", None).unwrap().to_body();
-        world
-            .sqs
-            .send_message()
-            .queue_url(&queue.url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
+        seed::send_body(&world.sqs, &queue.url, body).await;
     }
     let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
     let received = world

@@ -147,14 +147,7 @@ async fn a_malformed_or_unknown_message_fails_alone() {
     .unwrap();
     let queue = world.stack.queue("EmailQueue");
     for record in sample["Records"].as_array().unwrap() {
-        world
-            .sqs
-            .send_message()
-            .queue_url(&queue.url)
-            .message_body(record["body"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
+        seed::send_body(&world.sqs, &queue.url, record["body"].as_str().unwrap()).await;
     }
 
     // When the worker drains the queue
@@ -385,14 +378,7 @@ async fn a_redelivered_message_of_a_sent_email_sends_nothing() {
     world.drain(&worker).await;
 
     // SQS delivers the same message again (at-least-once delivery)
-    world
-        .sqs
-        .send_message()
-        .queue_url(&queue.url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
+    seed::send_body(&world.sqs, &queue.url, body).await;
     let again = world.drain(&worker).await;
 
     assert_eq!(again.succeeded, 1);
@@ -441,15 +427,7 @@ async fn two_copies_of_a_message_in_one_batch_send_once() {
     world.seed_emails("twin", 1).await;
     world.tick(&world.process_function().await).await;
     let queue = world.stack.queue("EmailQueue");
-    let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
-    world
-        .sqs
-        .send_message()
-        .queue_url(&queue.url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
+    seed::redeliver_first(&world.sqs, &queue.url).await;
 
     // When the worker drains them (both land in one batch, handled concurrently)
     let report = world.drain(&world.handle_function()).await;

@@ -45,15 +45,7 @@ async fn each_step_reaches_sns_once_even_when_its_message_comes_twice() {
     let report = world.sms_tick(&world.process_sms_drip().await).await;
     assert_eq!((report.due, report.dispatched), (2, 2));
     let queue = world.stack.queue("SmsQueue");
-    let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
-    world
-        .sqs
-        .send_message()
-        .queue_url(&queue.url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
+    seed::redeliver_first(&world.sqs, &queue.url).await;
     let drained = world.drain_sms(&world.handle_sms_with(&NEVER_QUIET)).await;
 
     // Then SNS got exactly one text per enrollment, rendered for it
