@@ -5,11 +5,35 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
+use symphony_aws::SqsWorker;
 use symphony_core::Envelope;
 use symphony_jobs::email::EmailMessage;
 use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_tests::world::World;
 use symphony_tests::{project_root, seed};
+
+/// Invokes a worker with a sample file, as `cargo lambda invoke --data-file` would, and
+/// returns the positions (in the file) of the records it reported failed.
+async fn invoke_with_sample(worker: &SqsWorker, name: &str) -> Vec<usize> {
+    let event: SqsEvent = serde_json::from_str(&sample(name)).expect("a sample SQS event");
+    let ids: Vec<String> = event
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().expect("a message id"))
+        .collect();
+    let Ok(response) = worker
+        .handle(LambdaEvent::new(event, Context::default()))
+        .await;
+    response
+        .batch_item_failures
+        .iter()
+        .map(|failure| {
+            ids.iter()
+                .position(|id| *id == failure.item_identifier)
+                .expect("a failure names a record of the batch")
+        })
+        .collect()
+}
 
 fn sample(name: &str) -> String {
     std::fs::read_to_string(project_root().join("events").join(name))
@@ -75,31 +99,17 @@ async fn the_worker_handles_the_sample_batches() {
     let worker = world.handle_function();
 
     // When handle-email is invoked with each sample, as `cargo lambda invoke` would
-    let good: SqsEvent = serde_json::from_str(&sample("example-sqs-email.json")).unwrap();
-    let good = worker
-        .handle(LambdaEvent::new(good, Context::default()))
-        .await
-        .unwrap();
-    let mixed: SqsEvent = serde_json::from_str(&sample("example-sqs-email-mixed.json")).unwrap();
-    let ids: Vec<String> = mixed
-        .records
-        .iter()
-        .map(|r| r.message_id.clone().unwrap())
-        .collect();
-    let mixed = worker
-        .handle(LambdaEvent::new(mixed, Context::default()))
-        .await
-        .unwrap();
-
+    assert!(
+        invoke_with_sample(&worker, "example-sqs-email.json")
+            .await
+            .is_empty()
+    );
     // Then the good batch fully succeeds, and in the mixed one only the malformed body
     // and the unknown type are reported failed
-    assert!(good.batch_item_failures.is_empty());
-    let failed: Vec<&str> = mixed
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, [ids[1].as_str(), ids[2].as_str()]);
+    assert_eq!(
+        invoke_with_sample(&worker, "example-sqs-email-mixed.json").await,
+        [1, 2]
+    );
     assert_eq!(
         world.delivered_ids(),
         ["email-0001", "email-0002", "email-0101"]
@@ -125,31 +135,17 @@ async fn the_campaign_worker_fails_only_the_bad_samples() {
     let worker = world.handle_campaign().await;
 
     // When handle-campaign gets the good sample, then the bad one
-    let good: SqsEvent = serde_json::from_str(&sample("example-sqs-campaign.json")).unwrap();
-    let good = worker
-        .handle(LambdaEvent::new(good, Context::default()))
-        .await
-        .unwrap();
-    let bad: SqsEvent = serde_json::from_str(&sample("example-sqs-campaign-bad.json")).unwrap();
-    let ids: Vec<String> = bad
-        .records
-        .iter()
-        .map(|r| r.message_id.clone().unwrap())
-        .collect();
-    let bad = worker
-        .handle(LambdaEvent::new(bad, Context::default()))
-        .await
-        .unwrap();
-
+    assert!(
+        invoke_with_sample(&worker, "example-sqs-campaign.json")
+            .await
+            .is_empty()
+    );
     // Then the good one made the lead's email, and only the missing campaignId and the
     // unknown action failed (the valid first record of the bad sample is a redelivery)
-    assert!(good.batch_item_failures.is_empty());
-    let failed: Vec<&str> = bad
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, [ids[1].as_str(), ids[2].as_str()]);
+    assert_eq!(
+        invoke_with_sample(&worker, "example-sqs-campaign-bad.json").await,
+        [1, 2]
+    );
     assert_eq!(world.all_emails().await.len(), 1);
 }
 
@@ -181,30 +177,16 @@ async fn the_sms_worker_fails_only_the_bad_samples() {
         world.handle_sms_with(&[("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")]);
 
     // When handle-sms gets the good sample, then the bad one
-    let good: SqsEvent = serde_json::from_str(&sample("example-sqs-sms.json")).unwrap();
-    let good = worker
-        .handle(LambdaEvent::new(good, Context::default()))
-        .await
-        .unwrap();
-    let bad: SqsEvent = serde_json::from_str(&sample("example-sqs-sms-bad.json")).unwrap();
-    let ids: Vec<String> = bad
-        .records
-        .iter()
-        .map(|r| r.message_id.clone().unwrap())
-        .collect();
-    let bad = worker
-        .handle(LambdaEvent::new(bad, Context::default()))
-        .await
-        .unwrap();
-
+    assert!(
+        invoke_with_sample(&worker, "example-sqs-sms.json")
+            .await
+            .is_empty()
+    );
     // Then one text went out, and only the invalid number and the wrong JSON type failed
-    assert!(good.batch_item_failures.is_empty());
-    let failed: Vec<&str> = bad
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, [ids[1].as_str(), ids[2].as_str()]);
+    assert_eq!(
+        invoke_with_sample(&worker, "example-sqs-sms-bad.json").await,
+        [1, 2]
+    );
     assert_eq!(
         world.moto.recorded_sms(),
         [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
