@@ -3,6 +3,8 @@
 Each accepted message is written to OUT/<n>.json as {"mailFrom", "rcptTos", "data"}.
 Recipients matching --reject get a permanent 550, those matching --tempfail a
 transient 451, so tests can drive both kinds of failure through a real SMTP exchange.
+With --starttls DIR it requires STARTTLS, with a certificate for 127.0.0.1 issued by a
+throwaway CA whose certificate it writes to DIR/ca.pem.
 Runs until SIGTERM or SIGINT.
 """
 
@@ -55,10 +57,22 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--reject", default="")
     parser.add_argument("--tempfail", default="")
+    parser.add_argument("--starttls", default="", metavar="DIR")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    tls = {}
+    if args.starttls:
+        import ssl
+
+        import trustme
+
+        authority = trustme.CA()
+        authority.cert_pem.write_to_path(os.path.join(args.starttls, "ca.pem"))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        tls = {"tls_context": context, "require_starttls": True}
     controller = Controller(
-        Recorder(args.out, args.reject, args.tempfail), hostname="127.0.0.1", port=args.port
+        Recorder(args.out, args.reject, args.tempfail), hostname="127.0.0.1", port=args.port, **tls
     )
     controller.start()
     stop = threading.Event()

@@ -56,6 +56,17 @@ pub async fn put_loopback_mailbox(
     mailbox_id: &str,
     smtp_port: u16,
 ) {
+    put_mailbox(dynamo, table, mailbox_id, smtp_port, "none").await;
+}
+
+/// A mailbox on 127.0.0.1 with the given `smtpSecurity` (`tls`, `starttls`, `none`).
+pub async fn put_mailbox(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mailbox_id: &str,
+    smtp_port: u16,
+    security: &str,
+) {
     dynamo
         .put_item()
         .table_name(table)
@@ -63,7 +74,7 @@ pub async fn put_loopback_mailbox(
         .item("userId", AttributeValue::S("user-1".to_owned()))
         .item("smtpHost", AttributeValue::S("127.0.0.1".to_owned()))
         .item("smtpPort", AttributeValue::N(smtp_port.to_string()))
-        .item("smtpSecurity", AttributeValue::S("none".to_owned()))
+        .item("smtpSecurity", AttributeValue::S(security.to_owned()))
         .send()
         .await
         .expect("cannot write a mailbox");

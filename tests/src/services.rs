@@ -243,8 +243,23 @@ impl SmtpServer {
         server
     }
 
+    /// A server that requires STARTTLS, with a certificate from a throwaway CA whose PEM
+    /// is at the returned path.
+    pub fn start_requiring_starttls() -> (Self, PathBuf) {
+        let dir = scratch_dir("smtp-tls");
+        std::fs::create_dir_all(&dir).expect("cannot create the service folder");
+        let dir_text = dir.to_string_lossy().into_owned();
+        let mut server = Self::start_with(&dir, &["--starttls", &dir_text]);
+        server.process.scratch = Some(dir.clone());
+        (server, dir.join("ca.pem"))
+    }
+
     /// Records into `dir/mail`, emptied first and kept after the server stops.
     pub fn start_in(dir: &Path, reject: &str, tempfail: &str) -> Self {
+        Self::start_with(dir, &["--reject", reject, "--tempfail", tempfail])
+    }
+
+    fn start_with(dir: &Path, options: &[&str]) -> Self {
         let bin = python_bin();
         let port = free_port();
         let mail_dir = dir.join("mail");
@@ -258,11 +273,8 @@ impl SmtpServer {
                     &port.to_string(),
                     "--out",
                     &mail_dir.to_string_lossy(),
-                    "--reject",
-                    reject,
-                    "--tempfail",
-                    tempfail,
-                ]),
+                ])
+                .args(options),
             dir,
         );
         process.wait_for_port(port, Duration::from_secs(30));

@@ -102,7 +102,15 @@ impl World {
     }
 
     pub fn handle_function(&self) -> HandleEmail {
-        let env = self.stack.function_env("HandleEmailFunction");
+        self.handle_function_with(&[])
+    }
+
+    /// `handle-email` as the template configures it, with `overrides` on top.
+    pub fn handle_function_with(&self, overrides: &[(&str, &str)]) -> HandleEmail {
+        let mut env = self.stack.function_env("HandleEmailFunction");
+        for (name, value) in overrides {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
         let config = EmailWorkerConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
         handle_email::function(&config, &self.sdk)

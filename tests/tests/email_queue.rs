@@ -442,3 +442,54 @@ async fn two_copies_of_a_message_in_one_batch_send_once() {
         EmailStatus::Sent
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_checks_the_certificate_and_delivers_once_it_is_trusted() {
+    // Given a mailbox on an SMTP server that requires STARTTLS, with a certificate from a
+    // private CA
+    let world = World::start().await;
+    let (secure, ca) = symphony_tests::SmtpServer::start_requiring_starttls();
+    let mailboxes = world.stack.table("MailboxesTable");
+    seed::put_mailbox(
+        &world.dynamo,
+        mailboxes,
+        "mailbox-tls",
+        secure.port,
+        "starttls",
+    )
+    .await;
+    world.set_email_flag(false).await;
+    let email = seed::queued_email("secure-1", "mailbox-tls", "lead@example.com");
+    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+
+    // When a tick runs without trusting that CA, the TLS handshake refuses the server
+    let report = world.tick(&world.process_function().await).await;
+    assert_eq!((report.legacy, report.failed), (0, 1));
+    assert!(
+        report.failures[0].released,
+        "a TLS failure is retried later"
+    );
+    assert!(secure.received().is_empty());
+
+    // And when the CA is configured (SMTP_CA_FILE), the legacy path and the worker deliver
+    let ca = ca.to_string_lossy().into_owned();
+    let mut env = world.process_env();
+    env.insert("SMTP_CA_FILE".into(), ca.clone());
+    let report = world.tick(&world.process_function_with(&env).await).await;
+    assert_eq!(report.legacy, 1);
+    world.set_email_flag(true).await;
+    let email = seed::queued_email("secure-2", "mailbox-tls", "lead@example.com");
+    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world.tick(&world.process_function().await).await;
+    world
+        .drain(&world.handle_function_with(&[("SMTP_CA_FILE", &ca)]))
+        .await;
+
+    let mut delivered: Vec<String> = secure
+        .received()
+        .iter()
+        .filter_map(|m| m.email_id())
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, ["secure-1", "secure-2"]);
+}

@@ -23,8 +23,14 @@ use crate::wiring::{TickSettings, registry_of};
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailerChoice {
-    Smtp { timeout: Duration },
-    Outbox { folder: PathBuf },
+    Smtp {
+        timeout: Duration,
+        /// PEM of a private CA to trust besides the public roots (`SMTP_CA_FILE`).
+        extra_ca_pem: Option<Vec<u8>>,
+    },
+    Outbox {
+        folder: PathBuf,
+    },
 }
 
 /// What `handle-email` needs, and what the legacy path of `process-email-queue` needs.
@@ -42,6 +48,10 @@ impl EmailWorkerConfig {
         let mailer = match env.get("MAILER").as_deref() {
             None | Some("smtp") => MailerChoice::Smtp {
                 timeout: Duration::from_secs(parsed_or(env, "SMTP_TIMEOUT_SECONDS", 10_u64)?),
+                extra_ca_pem: env
+                    .get("SMTP_CA_FILE")
+                    .map(|path| read_ca(&path))
+                    .transpose()?,
             },
             Some("outbox") => MailerChoice::Outbox {
                 folder: required(env, "OUTBOX_DIR")?.into(),
@@ -66,8 +76,15 @@ impl EmailWorkerConfig {
     pub fn registry(&self, sdk: &SdkConfig) -> HandlerRegistry {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let mailer: Arc<dyn Mailer> = match &self.mailer {
-            MailerChoice::Smtp { timeout } => {
-                Arc::new(SmtpMailer::new(Arc::new(EnvSecrets), *timeout))
+            MailerChoice::Smtp {
+                timeout,
+                extra_ca_pem,
+            } => {
+                let mut mailer = SmtpMailer::new(Arc::new(EnvSecrets), *timeout);
+                if let Some(pem) = extra_ca_pem {
+                    mailer = mailer.with_extra_roots(pem.clone());
+                }
+                Arc::new(mailer)
             }
             MailerChoice::Outbox { folder } => Arc::new(OutboxMailer::new(folder)),
         };
@@ -78,6 +95,19 @@ impl EmailWorkerConfig {
         );
         registry_of(handler)
     }
+}
+
+/// Reads and checks the PEM file of `SMTP_CA_FILE`.
+fn read_ca(path: &str) -> Result<Vec<u8>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "SMTP_CA_FILE".to_owned(),
+        value: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| invalid(format!("cannot be read: {e}")))?;
+    lettre::transport::smtp::client::Certificate::from_pem(&pem)
+        .map_err(|e| invalid(format!("is not a PEM certificate: {e}")))?;
+    Ok(pem)
 }
 
 /// What `process-email-queue` needs.
@@ -138,7 +168,8 @@ mod tests {
         assert_eq!(
             config.worker.mailer,
             MailerChoice::Smtp {
-                timeout: Duration::from_secs(10)
+                timeout: Duration::from_secs(10),
+                extra_ca_pem: None,
             }
         );
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use symphony_core::Retryable;
 use tokio::sync::Mutex;
@@ -21,6 +22,8 @@ type Transport = AsyncSmtpTransport<Tokio1Executor>;
 pub struct SmtpMailer {
     secrets: Arc<dyn SecretResolver>,
     timeout: Duration,
+    /// PEM certificates trusted besides the public roots (a private relay's CA).
+    extra_roots: Vec<Vec<u8>>,
     transports: Mutex<HashMap<Mailbox, Transport>>,
 }
 
@@ -37,6 +40,7 @@ impl SmtpMailer {
         Self {
             secrets,
             timeout,
+            extra_roots: Vec::new(),
             transports: Mutex::new(HashMap::new()),
         }
     }
@@ -48,17 +52,16 @@ impl SmtpMailer {
             return Ok(transport.clone());
         }
         let host = mailbox.smtp_host.as_str();
-        let builder = match mailbox.smtp_security {
-            SmtpSecurity::Tls => Transport::relay(host),
-            SmtpSecurity::StartTls => Transport::starttls_relay(host),
-            SmtpSecurity::None => Ok(Transport::builder_dangerous(host)),
-        }
-        .map_err(|e| {
-            MailError::permanent(
-                format!("mailbox {} has an unusable SMTP host", mailbox.mailbox_id),
-                Some(Box::new(e)),
-            )
-        })?;
+        // lettre's "dangerous" builder only means "no TLS unless set": TLS is set here,
+        // with certificate checks, for every mailbox that asks for it.
+        let builder =
+            match mailbox.smtp_security {
+                SmtpSecurity::Tls => Transport::builder_dangerous(host)
+                    .tls(Tls::Wrapper(self.tls_parameters(mailbox)?)),
+                SmtpSecurity::StartTls => Transport::builder_dangerous(host)
+                    .tls(Tls::Required(self.tls_parameters(mailbox)?)),
+                SmtpSecurity::None => Transport::builder_dangerous(host),
+            };
         let mut builder = builder.port(mailbox.smtp_port).timeout(Some(self.timeout));
         if let Some(username) = &mailbox.smtp_username {
             let password = match &mailbox.smtp_password {
@@ -84,6 +87,29 @@ impl SmtpMailer {
             .await
             .insert(mailbox.clone(), transport.clone());
         Ok(transport)
+    }
+}
+
+impl SmtpMailer {
+    /// Trusts `pem` (one or more PEM certificates) besides the public roots.
+    pub fn with_extra_roots(mut self, pem: Vec<u8>) -> Self {
+        self.extra_roots.push(pem);
+        self
+    }
+
+    /// Certificate checks always on: the public roots, plus any extra root configured.
+    fn tls_parameters(&self, mailbox: &Mailbox) -> Result<TlsParameters, MailError> {
+        let unusable = |e: lettre::transport::smtp::Error| {
+            MailError::permanent(
+                format!("TLS for mailbox {} cannot be set up", mailbox.mailbox_id),
+                Some(Box::new(e)),
+            )
+        };
+        let mut builder = TlsParameters::builder(mailbox.smtp_host.clone());
+        for pem in &self.extra_roots {
+            builder = builder.add_root_certificate(Certificate::from_pem(pem).map_err(unusable)?);
+        }
+        builder.build_rustls().map_err(unusable)
     }
 }
 
