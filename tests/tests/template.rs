@@ -114,3 +114,58 @@ fn every_queue_is_wired_as_lambda_advises() {
     }
     assert!(workers >= 2, "only {workers} SQS workers found");
 }
+
+/// Where AWS offers no narrower resource, a wildcard is allowed, with the reason here.
+const REQUIRED_WILDCARDS: [(&str, &str); 1] = [
+    // SMS to a phone number has no ARN: SNS can only authorise Publish on "*".
+    ("sns:Publish", "*"),
+];
+
+#[test]
+fn no_function_policy_uses_a_wildcard_action_or_resource() {
+    let template = load_template();
+    let mut checked = 0;
+    for (role_id, role) in resources_of_type(&template, "AWS::IAM::Role") {
+        for policy in role["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                checked += 1;
+                let actions = strings(&statement["Action"]);
+                let resources = strings(&statement["Resource"]);
+                for action in &actions {
+                    assert!(!action.contains('*'), "{role_id}: wildcard action {action}");
+                }
+                for resource in resources.iter().filter(|r| r.contains('*')) {
+                    let allowed = actions.iter().all(|action| {
+                        REQUIRED_WILDCARDS.contains(&(action.as_str(), resource.as_str()))
+                    });
+                    assert!(
+                        allowed,
+                        "{role_id}: wildcard resource {resource} for {actions:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked >= 30, "only {checked} statements found");
+    for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        assert!(
+            function["Policies"].is_null(),
+            "{id}: policies belong in its own role"
+        );
+    }
+}
+
+/// The strings of an IAM `Action` or `Resource` (a string, a list, or intrinsics: an
+/// intrinsic names one resource of the stack, so it is kept as its text).
+fn strings(value: &serde_norway::Value) -> Vec<String> {
+    match value {
+        serde_norway::Value::String(text) => vec![text.clone()],
+        serde_norway::Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        serde_norway::Value::Tagged(tagged) => vec![format!("{} {:?}", tagged.tag, tagged.value)],
+        other => panic!("unexpected IAM value {other:?}"),
+    }
+}
