@@ -15,8 +15,12 @@ pub use drain::{DrainReport, drain_queue};
 pub use services::{Moto, ReceivedMail, SmtpServer};
 pub use stack::Stack;
 
-/// The repository's root folder.
+/// The repository's root folder. Read at run time (cargo sets `CARGO_MANIFEST_DIR` for
+/// the tests and binaries it runs): with a target dir shared between clones, a path baked
+/// in at compile time can name another clone's files.
 pub fn project_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
