@@ -493,3 +493,48 @@ async fn starttls_checks_the_certificate_and_delivers_once_it_is_trusted() {
     delivered.sort();
     assert_eq!(delivered, ["secure-1", "secure-2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_near_its_deadline_starts_nothing_and_loses_nothing() {
+    // Given a batch of two emails and an invocation with one second left (under the
+    // worker's five-second margin)
+    let world = World::start().await;
+    world.set_email_flag(true).await;
+    world.seed_emails("late", 2).await;
+    world.tick(&world.process_function().await).await;
+    let queue = world.stack.queue("EmailQueue");
+    let received = world
+        .sqs
+        .receive_message()
+        .queue_url(&queue.url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    for message in received.messages() {
+        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+        record.message_id = message.message_id().map(str::to_owned);
+        record.body = message.body().map(str::to_owned);
+        event.records.push(record);
+    }
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 1_000;
+
+    // When handle-email is invoked
+    let response = world
+        .handle_function()
+        .handle(lambda_runtime::LambdaEvent::new(event, context))
+        .await
+        .unwrap();
+
+    // Then both records are reported failed (so SQS delivers them again), and none was sent
+    assert_eq!(response.batch_item_failures.len(), 2);
+    assert!(world.smtp.received().is_empty());
+    assert_eq!(
+        seed::get_email(&world.dynamo, world.emails_table(), "late-1")
+            .await
+            .status,
+        EmailStatus::Claimed
+    );
+}

@@ -12,6 +12,17 @@ use symphony_core::{
 };
 use tracing::info;
 
+/// The invocation's deadline (epoch milliseconds in the Lambda context) as an instant;
+/// none when the context has none (a local drain, a test).
+fn deadline_of(context: &lambda_runtime::Context) -> Option<std::time::Instant> {
+    if context.deadline == 0 {
+        return None;
+    }
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    let remaining = std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    Some(std::time::Instant::now() + remaining)
+}
+
 /// A scheduled function (`process-*`): one tick per EventBridge event.
 #[derive(Debug)]
 pub struct ScheduledFunction<S> {
@@ -60,7 +71,10 @@ impl SqsWorker {
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, Infallible> {
-        let context = HandlerContext::new(Route::Symphony, event.context.request_id);
+        let mut context = HandlerContext::new(Route::Symphony, event.context.request_id.clone());
+        if let Some(deadline) = deadline_of(&event.context) {
+            context = context.with_deadline(deadline);
+        }
         Ok(self
             .processor
             .process(&event.payload, &context)

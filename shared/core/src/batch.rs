@@ -2,6 +2,7 @@
 //! on its own, and only the records that failed are reported back to SQS.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{StreamExt, stream};
@@ -16,6 +17,11 @@ pub enum RecordError {
     Malformed(#[from] EnvelopeError),
     #[error(transparent)]
     Handler(#[from] HandlerError),
+    /// Not started: too little of the invocation's time was left. It comes back later.
+    #[error(
+        "not started: {remaining_ms} ms of the invocation were left, under the {margin_ms} ms margin"
+    )]
+    OutOfTime { remaining_ms: u128, margin_ms: u128 },
 }
 
 impl Retryable for RecordError {
@@ -23,6 +29,7 @@ impl Retryable for RecordError {
         match self {
             Self::Malformed(_) => false,
             Self::Handler(error) => error.is_retryable(),
+            Self::OutOfTime { .. } => true,
         }
     }
 }
@@ -58,7 +65,12 @@ impl BatchReport {
 pub struct BatchProcessor {
     registry: Arc<HandlerRegistry>,
     concurrency: usize,
+    /// A record is not started when less than this is left before the deadline.
+    deadline_margin: Duration,
 }
+
+/// Time kept in hand by default: enough to finish a record that just started and answer.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 impl BatchProcessor {
     /// `concurrency` bounds how many records of one batch run at once (at least one).
@@ -66,7 +78,13 @@ impl BatchProcessor {
         Self {
             registry,
             concurrency: concurrency.max(1),
+            deadline_margin: DEFAULT_DEADLINE_MARGIN,
         }
+    }
+
+    pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
+        self
     }
 
     pub async fn process(&self, event: &SqsEvent, context: &HandlerContext) -> BatchReport {
@@ -99,6 +117,23 @@ impl BatchProcessor {
         let attempt = receive_count(record);
         let span = info_span!("record", message_id = %message_id, attempt, message_type = tracing::field::Empty);
         async {
+            // Checked as the record starts: a record the Lambda timeout would cut off is
+            // left for a later delivery instead of being lost mid-way.
+            if let Some(deadline) = context.deadline {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining < self.deadline_margin {
+                    warn!(remaining_ms = remaining.as_millis(), "too little time left; record not started");
+                    return RecordOutcome {
+                        message_id: message_id.clone(),
+                        message_type: None,
+                        attempt,
+                        result: Err(RecordError::OutOfTime {
+                            remaining_ms: remaining.as_millis(),
+                            margin_ms: self.deadline_margin.as_millis(),
+                        }),
+                    };
+                }
+            }
             let envelope = match Envelope::from_body(record.body.as_deref()) {
                 Ok(mut envelope) => {
                     envelope.meta.attempt = attempt;
@@ -201,6 +236,59 @@ mod tests {
             .unwrap()
             .to_body(),
         )
+    }
+
+    /// Sleeps 150 ms, then succeeds.
+    struct Slow;
+    #[async_trait]
+    impl TypedHandler<Work> for Slow {
+        async fn handle(
+            &self,
+            _: Work,
+            _: &Envelope,
+            _: &HandlerContext,
+        ) -> Result<(), HandlerError> {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn records_are_not_started_when_the_deadline_is_near() {
+        // Given three records handled one at a time, each taking 150 ms, with 300 ms left
+        // and a 200 ms margin
+        let processor =
+            BatchProcessor::new(Arc::new(HandlerRegistry::new().register(Slow).unwrap()), 1)
+                .with_deadline_margin(Duration::from_millis(200));
+        let mut event = SqsEvent::default();
+        event.records = (0..3)
+            .map(|n| record(&format!("m{n}"), work("ok"), "1"))
+            .collect();
+        let context = HandlerContext::new(Route::Symphony, "req")
+            .with_deadline(Instant::now() + Duration::from_millis(300));
+
+        // When the batch is processed
+        let report = processor.process(&event, &context).await;
+
+        // Then the first ran, and the others were reported, retryable, without running
+        let failed: Vec<&str> = report
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m1", "m2"]);
+        assert!(matches!(
+            report.outcomes[1].result,
+            Err(RecordError::OutOfTime { .. })
+        ));
+        assert!(
+            report.outcomes[1]
+                .result
+                .as_ref()
+                .unwrap_err()
+                .is_retryable()
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,8 @@ pub struct HandlerContext {
     pub route: Route,
     /// The request id of the Lambda invocation, for logs.
     pub request_id: String,
+    /// When the invocation will be stopped, if it will be.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl HandlerContext {
@@ -25,7 +27,13 @@ impl HandlerContext {
         Self {
             route,
             request_id: request_id.into(),
+            deadline: None,
         }
+    }
+
+    pub fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 }
 
