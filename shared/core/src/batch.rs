@@ -8,7 +8,10 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::{StreamExt, stream};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::envelope::ErrorDetails;
+use crate::retry::{FailureRoutes, RetryPolicy};
 use crate::{Envelope, EnvelopeError, HandlerContext, HandlerError, HandlerRegistry, Retryable};
+use chrono::Utc;
 
 /// Why one record failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,8 @@ pub struct RecordOutcome {
     pub message_type: Option<String>,
     pub attempt: u32,
     pub result: Result<(), RecordError>,
+    /// A failed record that went to the dead-letter queue, and so is acknowledged.
+    pub dead_lettered: bool,
 }
 
 /// What happened to a batch: the response for SQS and each record's outcome.
@@ -58,15 +63,31 @@ impl BatchReport {
     pub fn failed(&self) -> usize {
         self.outcomes.len() - self.succeeded()
     }
+
+    pub fn dead_lettered(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.dead_lettered).count()
+    }
 }
 
 /// Runs each record of a batch through the registry.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BatchProcessor {
     registry: Arc<HandlerRegistry>,
     concurrency: usize,
     /// A record is not started when less than this is left before the deadline.
     deadline_margin: Duration,
+    /// Where failed records go; without it, every failure is simply reported to SQS.
+    routes: Option<(Arc<dyn FailureRoutes>, RetryPolicy)>,
+}
+
+impl std::fmt::Debug for BatchProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchProcessor")
+            .field("concurrency", &self.concurrency)
+            .field("deadline_margin", &self.deadline_margin)
+            .field("retry", &self.routes.as_ref().map(|(_, policy)| policy))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Time kept in hand by default: enough to finish a record that just started and answer.
@@ -79,7 +100,19 @@ impl BatchProcessor {
             registry,
             concurrency: concurrency.max(1),
             deadline_margin: DEFAULT_DEADLINE_MARGIN,
+            routes: None,
         }
+    }
+
+    /// Sends permanent failures to the dead-letter queue at once, and keeps retryable ones
+    /// away for a backoff, through `routes`.
+    pub fn with_failure_routes(
+        mut self,
+        routes: Arc<dyn FailureRoutes>,
+        policy: RetryPolicy,
+    ) -> Self {
+        self.routes = Some((routes, policy));
+        self
     }
 
     pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
@@ -88,14 +121,22 @@ impl BatchProcessor {
     }
 
     pub async fn process(&self, event: &SqsEvent, context: &HandlerContext) -> BatchReport {
-        let outcomes: Vec<RecordOutcome> = stream::iter(&event.records)
+        let mut outcomes: Vec<RecordOutcome> = stream::iter(&event.records)
             .map(|record| self.process_record(record, context))
             .buffered(self.concurrency)
             .collect()
             .await;
+        if let Some((routes, policy)) = &self.routes {
+            for (record, outcome) in event.records.iter().zip(outcomes.iter_mut()) {
+                route_failure(routes.as_ref(), policy, record, outcome).await;
+            }
+        }
 
         let mut response = SqsBatchResponse::default();
-        for outcome in outcomes.iter().filter(|o| o.result.is_err()) {
+        for outcome in outcomes
+            .iter()
+            .filter(|o| o.result.is_err() && !o.dead_lettered)
+        {
             let mut failure = BatchItemFailure::default();
             // An empty identifier makes Lambda retry the whole batch: for a record
             // without an id that is the only way not to lose it.
@@ -107,6 +148,7 @@ impl BatchProcessor {
             records = report.outcomes.len(),
             succeeded = report.succeeded(),
             failed = report.failed(),
+            dead_lettered = report.dead_lettered(),
             "batch processed"
         );
         report
@@ -131,6 +173,7 @@ impl BatchProcessor {
                             remaining_ms: remaining.as_millis(),
                             margin_ms: self.deadline_margin.as_millis(),
                         }),
+                        dead_lettered: false,
                     };
                 }
             }
@@ -146,6 +189,7 @@ impl BatchProcessor {
                         message_type: None,
                         attempt,
                         result: Err(error.into()),
+                        dead_lettered: false,
                     };
                 }
             };
@@ -160,11 +204,67 @@ impl BatchProcessor {
                 message_type: Some(envelope.message_type),
                 attempt,
                 result: result.map_err(RecordError::from),
+                dead_lettered: false,
             }
         }
         .instrument(span)
         .await
     }
+}
+
+/// A permanent failure goes to the dead-letter queue (and is then acknowledged); a
+/// retryable one is kept away for the policy's backoff. Should either move fail, the record
+/// is simply reported failed: SQS's redrive policy still has it.
+async fn route_failure(
+    routes: &dyn FailureRoutes,
+    policy: &RetryPolicy,
+    record: &SqsMessage,
+    outcome: &mut RecordOutcome,
+) {
+    let Err(error) = &outcome.result else {
+        return;
+    };
+    if error.is_retryable() {
+        let delay = policy.delay(outcome.attempt);
+        if let Err(moved) = routes.retry_later(record, delay).await {
+            warn!(message_id = %outcome.message_id, error = %crate::error::chain(&moved), "could not delay the retry");
+        }
+        return;
+    }
+    let now = Utc::now();
+    let details = ErrorDetails {
+        kind: match error {
+            RecordError::Malformed(_) => "malformed".to_owned(),
+            _ => "permanent".to_owned(),
+        },
+        reason: match error {
+            RecordError::Handler(handler) => handler.full_reason(),
+            other => crate::error::chain(other),
+        },
+        attempts: outcome.attempt,
+        first_failure_at: first_receive(record).unwrap_or(now),
+        last_failure_at: now,
+        source_queue: record.event_source_arn.clone(),
+    };
+    match routes.dead_letter(record, &details).await {
+        Ok(()) => {
+            outcome.dead_lettered = true;
+            warn!(message_id = %outcome.message_id, kind = %details.kind, "message dead-lettered");
+        }
+        Err(moved) => {
+            warn!(message_id = %outcome.message_id, error = %crate::error::chain(&moved), "could not dead-letter; reporting the failure instead");
+        }
+    }
+}
+
+/// When SQS first delivered the record (`ApproximateFirstReceiveTimestamp`, epoch ms).
+fn first_receive(record: &SqsMessage) -> Option<chrono::DateTime<Utc>> {
+    let millis: i64 = record
+        .attributes
+        .get("ApproximateFirstReceiveTimestamp")?
+        .parse()
+        .ok()?;
+    chrono::DateTime::from_timestamp_millis(millis)
 }
 
 /// The delivery attempt, from SQS's `ApproximateReceiveCount` (1 when absent).
@@ -183,6 +283,7 @@ mod tests {
     use async_trait::async_trait;
     use serde::{Deserialize, Serialize};
     use std::sync::Mutex;
+    use std::time::Duration;
 
     #[derive(Debug, Serialize, Deserialize)]
     struct Work {
@@ -236,6 +337,105 @@ mod tests {
             .unwrap()
             .to_body(),
         )
+    }
+
+    #[derive(Default)]
+    struct MemoryRoutes {
+        dead: Mutex<Vec<(String, ErrorDetails)>>,
+        delayed: Mutex<Vec<(String, Duration)>>,
+        /// The dead-letter queue refuses this message id.
+        refuse: String,
+    }
+
+    #[async_trait]
+    impl FailureRoutes for MemoryRoutes {
+        async fn dead_letter(
+            &self,
+            record: &SqsMessage,
+            details: &ErrorDetails,
+        ) -> Result<(), crate::FailureRouteError> {
+            let id = record.message_id.clone().unwrap_or_default();
+            if id == self.refuse {
+                return Err(crate::FailureRouteError {
+                    reason: "DLQ unavailable".into(),
+                    source: None,
+                });
+            }
+            self.dead.lock().unwrap().push((id, details.clone()));
+            Ok(())
+        }
+        async fn retry_later(
+            &self,
+            record: &SqsMessage,
+            delay: Duration,
+        ) -> Result<(), crate::FailureRouteError> {
+            self.delayed
+                .lock()
+                .unwrap()
+                .push((record.message_id.clone().unwrap_or_default(), delay));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_are_dead_lettered_at_once_and_retryable_ones_backed_off() {
+        // Given routes whose DLQ refuses one message, and a batch of each kind of outcome
+        let routes = Arc::new(MemoryRoutes {
+            refuse: "permanent-refused".into(),
+            ..MemoryRoutes::default()
+        });
+        let policy = RetryPolicy {
+            base: Duration::from_secs(10),
+            cap: Duration::from_secs(60),
+        };
+        let registry = HandlerRegistry::new()
+            .register(Arc::new(Recorder::default()))
+            .unwrap();
+        let processor =
+            BatchProcessor::new(Arc::new(registry), 2).with_failure_routes(routes.clone(), policy);
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("good", work("ok"), "1"),
+            record("malformed", Some("{".into()), "1"),
+            record("permanent", work("permanent"), "2"),
+            record("retry", work("retry"), "3"),
+            record("permanent-refused", work("permanent"), "1"),
+        ];
+
+        // When it is processed
+        let report = processor
+            .process(&event, &HandlerContext::new(Route::Symphony, "req"))
+            .await;
+
+        // Then the dead-lettered ones are acknowledged, with their details
+        let reported: Vec<&str> = report
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(reported, ["retry", "permanent-refused"]);
+        assert_eq!(report.dead_lettered(), 2);
+        let dead = routes.dead.lock().unwrap();
+        assert_eq!(dead[0].0, "malformed");
+        assert_eq!(dead[0].1.kind, "malformed");
+        assert_eq!(
+            (
+                dead[1].0.as_str(),
+                dead[1].1.kind.as_str(),
+                dead[1].1.attempts
+            ),
+            ("permanent", "permanent", 2)
+        );
+        assert!(dead[1].1.reason.contains("no"), "{}", dead[1].1.reason);
+        // and the retryable one stays away for attempt 3's backoff: 20–40 s
+        let delayed = routes.delayed.lock().unwrap();
+        assert_eq!(delayed.len(), 1);
+        assert!(
+            (Duration::from_secs(20)..=Duration::from_secs(40)).contains(&delayed[0].1),
+            "{:?}",
+            delayed[0].1
+        );
     }
 
     /// Sleeps 150 ms, then succeeds.
