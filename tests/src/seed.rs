@@ -368,3 +368,61 @@ pub async fn redeliver_first(sqs: &aws_sdk_sqs::Client, queue_url: &str) {
         .expect("the queue is empty");
     send_body(sqs, queue_url, body).await;
 }
+
+/// A dead-lettered message, with its error details wherever Symphony put them: in the
+/// envelope's `meta.error`, or (for a body that is no envelope) in message attributes.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub body: String,
+    pub kind: String,
+    pub reason: String,
+    pub attempts: u32,
+    pub source_queue: Option<String>,
+}
+
+/// Every message of a dead-letter queue, left on the queue.
+pub async fn dead_letters(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<DeadLetter> {
+    let output = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("ReceiveMessage failed");
+    output
+        .messages()
+        .iter()
+        .map(|message| {
+            let body = message.body().unwrap_or_default().to_owned();
+            if let Ok(envelope) = symphony_core::Envelope::from_body(Some(&body))
+                && let Some(error) = envelope.meta.error
+            {
+                return DeadLetter {
+                    body,
+                    kind: error.kind,
+                    reason: error.reason,
+                    attempts: error.attempts,
+                    source_queue: error.source_queue,
+                };
+            }
+            let attribute = |name: &str| {
+                message
+                    .message_attributes()
+                    .and_then(|a| a.get(name))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned)
+            };
+            DeadLetter {
+                kind: attribute("errorKind").unwrap_or_default(),
+                reason: attribute("errorReason").unwrap_or_default(),
+                attempts: attribute("errorAttempts")
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(0),
+                source_queue: attribute("errorSourceQueue"),
+                body,
+            }
+        })
+        .collect()
+}

@@ -101,12 +101,12 @@ impl World {
         self.process_function_with(&self.process_env()).await
     }
 
-    pub fn handle_function(&self) -> HandleEmail {
-        self.handle_function_with(&[])
+    pub async fn handle_function(&self) -> HandleEmail {
+        self.handle_function_with(&[]).await
     }
 
     /// `handle-email` as the template configures it, with `overrides` on top.
-    pub fn handle_function_with(&self, overrides: &[(&str, &str)]) -> HandleEmail {
+    pub async fn handle_function_with(&self, overrides: &[(&str, &str)]) -> HandleEmail {
         let mut env = self.stack.function_env("HandleEmailFunction");
         for (name, value) in overrides {
             env.insert((*name).to_owned(), (*value).to_owned());
@@ -114,6 +114,8 @@ impl World {
         let config = EmailWorkerConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
         handle_email::function(&config, &self.sdk)
+            .await
+            .expect("handle-email cannot start")
     }
 
     pub async fn set_email_flag(&self, enabled: bool) {
@@ -224,17 +226,19 @@ impl World {
     }
 
     /// `handle-sms` as the template configures it, with `overrides` on top.
-    pub fn handle_sms_with(&self, overrides: &[(&str, &str)]) -> HandleSms {
+    pub async fn handle_sms_with(&self, overrides: &[(&str, &str)]) -> HandleSms {
         let mut env = self.stack.function_env("HandleSmsFunction");
         for (name, value) in overrides {
             env.insert((*name).to_owned(), (*value).to_owned());
         }
         let config = SmsWorkerConfig::from_env(&env).expect("a valid configuration");
         handle_sms::function(&config, &self.sdk)
+            .await
+            .expect("handle-sms cannot start")
     }
 
-    pub fn handle_sms(&self) -> HandleSms {
-        self.handle_sms_with(&[])
+    pub async fn handle_sms(&self) -> HandleSms {
+        self.handle_sms_with(&[]).await
     }
 
     pub async fn sms_tick(&self, function: &ProcessSmsDrip) -> TickReport {

@@ -95,7 +95,7 @@ async fn a_step_makes_one_email_per_due_lead_even_when_the_campaign_message_come
     );
 
     // And the email worker sends them
-    world.drain(&world.handle_function()).await;
+    world.drain(&world.handle_function().await).await;
     assert_eq!(world.delivered_ids(), expected);
 }
 

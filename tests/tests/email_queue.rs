@@ -32,7 +32,7 @@ async fn a_dispatched_email_reaches_the_smtp_server() {
         world.smtp.received().is_empty(),
         "nothing is sent before the worker runs"
     );
-    let drained = world.drain(&world.handle_function()).await;
+    let drained = world.drain(&world.handle_function().await).await;
 
     // Then each email reached the SMTP server once, and is marked sent
     assert_eq!(drained.succeeded, 3);
@@ -89,7 +89,7 @@ async fn a_flag_flip_takes_effect_at_the_next_tick() {
     assert_eq!((first.dispatched, first.legacy), (2, 0));
     assert_eq!((second.dispatched, second.legacy), (0, 2));
     // What was queued before the rollback still drains: flags decide where new work goes.
-    world.drain(&world.handle_function()).await;
+    world.drain(&world.handle_function().await).await;
     assert_eq!(
         world.delivered_ids(),
         ["first-1", "first-2", "second-1", "second-2"]
@@ -151,19 +151,46 @@ async fn a_malformed_or_unknown_message_fails_alone() {
     }
 
     // When the worker drains the queue
-    let report = world.drain(&world.handle_function()).await;
+    let report = world.drain(&world.handle_function().await).await;
 
-    // Then the valid email went out, and only the two bad messages failed, until the
-    // redrive policy moved them to the dead-letter queue
+    // Then the valid email went out, and the two bad messages went to the dead-letter
+    // queue at once, on their first receive, each with why
     assert_eq!(world.delivered_ids(), ["email-0101"]);
-    assert_eq!(report.succeeded, 1);
-    assert_eq!(
-        report.failed_deliveries,
-        2 * 5,
-        "each bad message fails on each of its 5 receives"
+    assert_eq!((report.succeeded, report.failed_deliveries), (3, 0));
+    let dead = seed::dead_letters(&world.sqs, &world.stack.queue("EmailDeadLetterQueue").url).await;
+    assert_eq!(dead.len(), 2);
+    let malformed = dead
+        .iter()
+        .find(|d| d.kind == "malformed")
+        .expect("the malformed body");
+    assert!(
+        malformed.body.starts_with("{\"id\": \"broken\""),
+        "kept as it came: {}",
+        malformed.body
     );
-    let dlq = &world.stack.queue("EmailDeadLetterQueue").url;
-    assert_eq!(seed::queue_depth(&world.sqs, dlq).await, 2);
+    assert!(
+        malformed.reason.contains("not a valid envelope"),
+        "{}",
+        malformed.reason
+    );
+    let unknown = dead
+        .iter()
+        .find(|d| d.kind == "permanent")
+        .expect("the unknown type");
+    assert!(
+        unknown
+            .reason
+            .contains("unknown message type \"FaxMessage\""),
+        "{}",
+        unknown.reason
+    );
+    assert_eq!(unknown.attempts, 1);
+    assert!(
+        unknown
+            .source_queue
+            .as_deref()
+            .is_some_and(|q| q.ends_with("symphony-local-email"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,7 +254,7 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
     world.tick(&world.process_function().await).await;
 
     // When the worker drains the queue
-    let report = world.drain(&world.handle_function()).await;
+    let report = world.drain(&world.handle_function().await).await;
 
     // Then it was tried maxReceiveCount (5) times, and is now in the DLQ, unsent
     assert_eq!(report.failed_deliveries, 5);
@@ -374,7 +401,7 @@ async fn a_redelivered_message_of_a_sent_email_sends_nothing() {
     world.tick(&world.process_function().await).await;
     let queue = world.stack.queue("EmailQueue");
     let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
-    let worker = world.handle_function();
+    let worker = world.handle_function().await;
     world.drain(&worker).await;
 
     // SQS delivers the same message again (at-least-once delivery)
@@ -430,7 +457,7 @@ async fn two_copies_of_a_message_in_one_batch_send_once() {
     seed::redeliver_first(&world.sqs, &queue.url).await;
 
     // When the worker drains them (both land in one batch, handled concurrently)
-    let report = world.drain(&world.handle_function()).await;
+    let report = world.drain(&world.handle_function().await).await;
 
     // Then the mail went out once; the copy waited, found it sent, and succeeded
     assert_eq!(world.delivered_ids(), ["twin-1"]);
@@ -482,7 +509,7 @@ async fn starttls_checks_the_certificate_and_delivers_once_it_is_trusted() {
     seed::put_email(&world.dynamo, world.emails_table(), &email).await;
     world.tick(&world.process_function().await).await;
     world
-        .drain(&world.handle_function_with(&[("SMTP_CA_FILE", &ca)]))
+        .drain(&world.handle_function_with(&[("SMTP_CA_FILE", &ca)]).await)
         .await;
 
     let mut delivered: Vec<String> = secure
@@ -524,6 +551,7 @@ async fn a_worker_near_its_deadline_starts_nothing_and_loses_nothing() {
     // When handle-email is invoked
     let response = world
         .handle_function()
+        .await
         .handle(lambda_runtime::LambdaEvent::new(event, context))
         .await
         .unwrap();
@@ -536,5 +564,63 @@ async fn a_worker_near_its_deadline_starts_nothing_and_loses_nothing() {
             .await
             .status,
         EmailStatus::Claimed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retryable_failure_comes_back_after_the_backoff() {
+    // Given a dispatched email the SMTP server defers (451), received with a 2 s visibility
+    let world = World::start().await;
+    world.set_email_flag(true).await;
+    let email = seed::queued_email("later", "mailbox-1", "busy@example.com");
+    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world.tick(&world.process_function().await).await;
+    let queue = world.stack.queue("EmailQueue");
+    let received = world
+        .sqs
+        .receive_message()
+        .queue_url(&queue.url)
+        .visibility_timeout(2)
+        .send()
+        .await
+        .unwrap();
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    for message in received.messages() {
+        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+        record.message_id = message.message_id().map(str::to_owned);
+        record.receipt_handle = message.receipt_handle().map(str::to_owned);
+        record.body = message.body().map(str::to_owned);
+        event.records.push(record);
+    }
+    assert_eq!(event.records.len(), 1);
+
+    // When the worker fails it with a 30 s retry base
+    let worker = world
+        .handle_function_with(&[("RETRY_BASE_SECONDS", "30")])
+        .await;
+    let context = lambda_runtime::Context::default();
+    let response = worker
+        .handle(lambda_runtime::LambdaEvent::new(event, context))
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+
+    // Then it stays away well past the 2 s it was received for (first attempt: 15–30 s)
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let again = world
+        .sqs
+        .receive_message()
+        .queue_url(&queue.url)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        again.messages().is_empty(),
+        "the message came back before its backoff"
+    );
+    assert_eq!(
+        seed::queue_depth(&world.sqs, &queue.url).await,
+        1,
+        "but it is not lost"
     );
 }

@@ -35,6 +35,23 @@ async fn invoke_with_sample(worker: &SqsWorker, name: &str) -> Vec<usize> {
         .collect()
 }
 
+/// The positions (in a sample file) of the records whose bodies are in `dead`.
+fn dead_letter_positions(dead: &[seed::DeadLetter], name: &str) -> Vec<usize> {
+    let event: SqsEvent = serde_json::from_str(&sample(name)).expect("a sample SQS event");
+    let mut positions: Vec<usize> = dead
+        .iter()
+        .filter_map(|letter| {
+            let original = Envelope::from_body(Some(&letter.body)).ok().map(|e| e.id);
+            event.records.iter().position(|record| {
+                let body = record.body.as_deref().unwrap_or_default();
+                body == letter.body || original.as_deref().is_some_and(|id| body.contains(id))
+            })
+        })
+        .collect();
+    positions.sort_unstable();
+    positions
+}
+
 fn sample(name: &str) -> String {
     std::fs::read_to_string(project_root().join("events").join(name))
         .expect("cannot read a sample event")
@@ -96,7 +113,7 @@ async fn the_worker_handles_the_sample_batches() {
         )
         .await;
     }
-    let worker = world.handle_function();
+    let worker = world.handle_function().await;
 
     // When handle-email is invoked with each sample, as `cargo lambda invoke` would
     assert!(
@@ -104,12 +121,16 @@ async fn the_worker_handles_the_sample_batches() {
             .await
             .is_empty()
     );
-    // Then the good batch fully succeeds, and in the mixed one only the malformed body
-    // and the unknown type are reported failed
-    assert_eq!(
-        invoke_with_sample(&worker, "example-sqs-email-mixed.json").await,
-        [1, 2]
+    // Then the good batch fully succeeds, and of the mixed one only the malformed body
+    // and the unknown type fail: straight to the dead-letter queue, so none is reported
+    assert!(
+        invoke_with_sample(&worker, "example-sqs-email-mixed.json")
+            .await
+            .is_empty()
     );
+    let dead = seed::dead_letters(&world.sqs, &world.stack.queue("EmailDeadLetterQueue").url).await;
+    let positions = dead_letter_positions(&dead, "example-sqs-email-mixed.json");
+    assert_eq!(positions, [1, 2], "{dead:?}");
     assert_eq!(
         world.delivered_ids(),
         ["email-0001", "email-0002", "email-0101"]
@@ -141,11 +162,20 @@ async fn the_campaign_worker_fails_only_the_bad_samples() {
             .is_empty()
     );
     // Then the good one made the lead's email, and only the missing campaignId and the
-    // unknown action failed (the valid first record of the bad sample is a redelivery)
-    assert_eq!(
-        invoke_with_sample(&worker, "example-sqs-campaign-bad.json").await,
-        [1, 2]
+    // unknown action went to the dead-letter queue (the valid first record of the bad
+    // sample is a redelivery)
+    assert!(
+        invoke_with_sample(&worker, "example-sqs-campaign-bad.json")
+            .await
+            .is_empty()
     );
+    let dead = seed::dead_letters(
+        &world.sqs,
+        &world.stack.queue("CampaignDeadLetterQueue").url,
+    )
+    .await;
+    let positions = dead_letter_positions(&dead, "example-sqs-campaign-bad.json");
+    assert_eq!(positions, [1, 2], "{dead:?}");
     assert_eq!(world.all_emails().await.len(), 1);
 }
 
@@ -173,8 +203,9 @@ async fn the_sms_worker_fails_only_the_bad_samples() {
         )
         .await;
     }
-    let worker =
-        world.handle_sms_with(&[("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")]);
+    let worker = world
+        .handle_sms_with(&[("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")])
+        .await;
 
     // When handle-sms gets the good sample, then the bad one
     assert!(
@@ -182,11 +213,16 @@ async fn the_sms_worker_fails_only_the_bad_samples() {
             .await
             .is_empty()
     );
-    // Then one text went out, and only the invalid number and the wrong JSON type failed
-    assert_eq!(
-        invoke_with_sample(&worker, "example-sqs-sms-bad.json").await,
-        [1, 2]
+    // Then one text went out, and only the invalid number and the wrong JSON type went to
+    // the dead-letter queue
+    assert!(
+        invoke_with_sample(&worker, "example-sqs-sms-bad.json")
+            .await
+            .is_empty()
     );
+    let dead = seed::dead_letters(&world.sqs, &world.stack.queue("SmsDeadLetterQueue").url).await;
+    let positions = dead_letter_positions(&dead, "example-sqs-sms-bad.json");
+    assert_eq!(positions, [1, 2], "{dead:?}");
     assert_eq!(
         world.moto.recorded_sms(),
         [("+15550100".to_owned(), "Step 0, Kim".to_owned())]

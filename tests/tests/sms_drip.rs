@@ -46,7 +46,9 @@ async fn each_step_reaches_sns_once_even_when_its_message_comes_twice() {
     assert_eq!((report.due, report.dispatched), (2, 2));
     let queue = world.stack.queue("SmsQueue");
     seed::redeliver_first(&world.sqs, &queue.url).await;
-    let drained = world.drain_sms(&world.handle_sms_with(&NEVER_QUIET)).await;
+    let drained = world
+        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .await;
 
     // Then SNS got exactly one text per enrollment, rendered for it
     assert_eq!(drained.succeeded, 3);
@@ -74,20 +76,25 @@ async fn an_invalid_number_lands_in_the_dead_letter_queue_with_its_reason() {
     seed_drip(&world, 1, &[("bad", "555-0100"), ("good", "+15550100")]).await;
 
     world.sms_tick(&world.process_sms_drip().await).await;
-    let drained = world.drain_sms(&world.handle_sms_with(&NEVER_QUIET)).await;
+    let drained = world
+        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .await;
 
-    assert_eq!(drained.succeeded, 1);
-    assert_eq!(
-        drained.failed_deliveries, 5,
-        "retried until maxReceiveCount"
-    );
-    let dead = seed::peek_bodies(&world.sqs, &world.stack.queue("SmsDeadLetterQueue").url).await;
+    // The invalid number is permanent: dead-lettered on its first receive, with the reason
+    assert_eq!((drained.succeeded, drained.failed_deliveries), (2, 0));
+    let dead = seed::dead_letters(&world.sqs, &world.stack.queue("SmsDeadLetterQueue").url).await;
     assert_eq!(dead.len(), 1);
-    let message: SmsDripMessage = Envelope::from_body(Some(&dead[0]))
+    let message: SmsDripMessage = Envelope::from_body(Some(&dead[0].body))
         .unwrap()
         .decode()
         .unwrap();
     assert_eq!(message.enrollment_id, "bad");
+    assert_eq!(dead[0].kind, "permanent");
+    assert!(
+        dead[0].reason.contains("toPhone is not an E.164 number"),
+        "{}",
+        dead[0].reason
+    );
     let bad = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "bad").await;
     assert_eq!(bad.status, EnrollmentStatus::Failed);
     let reason = world
@@ -119,10 +126,12 @@ async fn quiet_hours_defer_the_text_without_failing_it() {
     seed_drip(&world, 1, &[("night", "+15550100")]).await;
     let hour = Utc::now().hour();
     let (start, end) = (hour.to_string(), ((hour + 2) % 24).to_string());
-    let worker = world.handle_sms_with(&[
-        ("SMS_QUIET_START_HOUR", &start),
-        ("SMS_QUIET_END_HOUR", &end),
-    ]);
+    let worker = world
+        .handle_sms_with(&[
+            ("SMS_QUIET_START_HOUR", &start),
+            ("SMS_QUIET_END_HOUR", &end),
+        ])
+        .await;
 
     world.sms_tick(&world.process_sms_drip().await).await;
     let drained = world.drain_sms(&worker).await;
@@ -154,7 +163,9 @@ async fn an_opted_out_number_is_skipped() {
     seed::put_item(&world.dynamo, world.stack.table("SmsOptOutsTable"), opt_out).await;
 
     world.sms_tick(&world.process_sms_drip().await).await;
-    world.drain_sms(&world.handle_sms_with(&NEVER_QUIET)).await;
+    world
+        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .await;
 
     assert!(world.moto.recorded_sms().is_empty());
     let stop = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "stop").await;

@@ -1,10 +1,11 @@
 //! `handle-campaign`: the SQS worker of the campaign queue. Each `CampaignProcessingMessage`
-//! turns the campaign's due leads into emails on the email queue; failed records are
-//! reported back (`ReportBatchItemFailures`).
+//! turns the campaign's due leads into emails on the email queue; a permanent failure goes
+//! to the dead-letter queue at once, a retryable one is reported back after its backoff.
 
 use aws_config::SdkConfig;
 use symphony_aws::{AwsError, SqsWorker};
 use symphony_jobs::campaign::CampaignWorkerConfig;
+use symphony_jobs::wiring::sqs_worker;
 
 pub type HandleCampaign = SqsWorker;
 
@@ -12,8 +13,11 @@ pub async fn function(
     config: &CampaignWorkerConfig,
     sdk: &SdkConfig,
 ) -> Result<HandleCampaign, AwsError> {
-    Ok(SqsWorker::new(
+    sqs_worker(
         config.registry(sdk).await?,
         config.batch_concurrency,
-    ))
+        config.queues.as_ref(),
+        sdk,
+    )
+    .await
 }

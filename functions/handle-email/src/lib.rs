@@ -1,13 +1,23 @@
-//! `handle-email`: the SQS worker of the email queue. Each record is handled on its own
-//! and only the failed ones are reported back (`ReportBatchItemFailures`), so SQS retries
-//! them and, after `maxReceiveCount` receives, moves them to the dead-letter queue.
+//! `handle-email`: the SQS worker of the email queue. Each record is handled on its own;
+//! a permanent failure goes to the dead-letter queue at once with its reason, a retryable
+//! one is reported back (`ReportBatchItemFailures`) after its backoff is set.
 
 use aws_config::SdkConfig;
-use symphony_aws::SqsWorker;
+use symphony_aws::{AwsError, SqsWorker};
 use symphony_jobs::email::EmailWorkerConfig;
+use symphony_jobs::wiring::sqs_worker;
 
 pub type HandleEmail = SqsWorker;
 
-pub fn function(config: &EmailWorkerConfig, sdk: &SdkConfig) -> HandleEmail {
-    SqsWorker::new(config.registry(sdk), config.batch_concurrency)
+pub async fn function(
+    config: &EmailWorkerConfig,
+    sdk: &SdkConfig,
+) -> Result<HandleEmail, AwsError> {
+    sqs_worker(
+        config.registry(sdk),
+        config.batch_concurrency,
+        config.queues.as_ref(),
+        sdk,
+    )
+    .await
 }

@@ -1,12 +1,20 @@
 //! `handle-sms`: the SQS worker of the SMS queue. Each `SmsDripMessage` sends one step of a
-//! drip through Amazon SNS; failed records are reported back (`ReportBatchItemFailures`).
+//! drip through Amazon SNS; a permanent failure (an invalid number) goes to the dead-letter
+//! queue at once, a retryable one is reported back after its backoff.
 
 use aws_config::SdkConfig;
-use symphony_aws::SqsWorker;
+use symphony_aws::{AwsError, SqsWorker};
 use symphony_jobs::sms::SmsWorkerConfig;
+use symphony_jobs::wiring::sqs_worker;
 
 pub type HandleSms = SqsWorker;
 
-pub fn function(config: &SmsWorkerConfig, sdk: &SdkConfig) -> HandleSms {
-    SqsWorker::new(config.registry(sdk), config.batch_concurrency)
+pub async fn function(config: &SmsWorkerConfig, sdk: &SdkConfig) -> Result<HandleSms, AwsError> {
+    sqs_worker(
+        config.registry(sdk),
+        config.batch_concurrency,
+        config.queues.as_ref(),
+        sdk,
+    )
+    .await
 }

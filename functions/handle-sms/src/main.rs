@@ -7,6 +7,6 @@ async fn main() -> Result<(), Error> {
     symphony_aws::telemetry::init();
     let config = SmsWorkerConfig::from_env(&ProcessEnv)?;
     let sdk = symphony_aws::load_sdk_config().await;
-    let function = handle_sms::function(&config, &sdk);
+    let function = handle_sms::function(&config, &sdk).await?;
     run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }

@@ -8,7 +8,8 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use symphony_core::{
-    BatchProcessor, HandlerContext, HandlerRegistry, Route, Tick, TickReport, WorkSource,
+    BatchProcessor, FailureRoutes, HandlerContext, HandlerRegistry, RetryPolicy, Route, Tick,
+    TickReport, WorkSource,
 };
 use tracing::info;
 
@@ -64,6 +65,17 @@ impl SqsWorker {
         Self {
             processor: BatchProcessor::new(Arc::new(registry), concurrency),
         }
+    }
+
+    /// Routes failed records: permanent ones to the dead-letter queue at once, retryable
+    /// ones kept away for `policy`'s backoff.
+    pub fn with_failure_routes(
+        mut self,
+        routes: Arc<dyn FailureRoutes>,
+        policy: RetryPolicy,
+    ) -> Self {
+        self.processor = self.processor.with_failure_routes(routes, policy);
+        self
     }
 
     /// Never fails as a whole: every problem is a failed record in the response.

@@ -1,12 +1,14 @@
 //! Symphony's AWS adapters: the SQS transport, the DynamoDB flag store, and the
 //! classification of SDK errors into retryable and permanent.
 
+pub mod failures;
 pub mod flags;
 pub mod lambda;
 pub mod sdk;
 pub mod sqs;
 pub mod telemetry;
 
+pub use failures::SqsFailureRoutes;
 pub use flags::DynamoFlagStore;
 pub use lambda::{ScheduledFunction, SqsWorker};
 pub use sdk::{AwsError, load_sdk_config};

@@ -1,14 +1,16 @@
-//! What every scheduled function's configuration shares: the flag table, its queue, its
-//! per-tick cap and its flag fallbacks, and how a tick is put together from them.
+//! What the functions share: for a scheduled one, the flag table, its queue, its
+//! per-tick cap and flag fallbacks; for a worker, its queues and retry policy.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
+use symphony_aws::{AwsError, DynamoFlagStore, SqsFailureRoutes, SqsTransport, SqsWorker};
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
 use symphony_core::{
-    Dispatcher, FlagReader, HandlerRegistry, Message, SyncTransport, Tick, TypedHandler, WorkSource,
+    Dispatcher, FlagReader, HandlerRegistry, Message, RetryPolicy, SyncTransport, Tick,
+    TypedHandler, WorkSource,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,4 +77,73 @@ pub fn registry_of<M: Message, H: TypedHandler<M> + 'static>(handler: H) -> Hand
     HandlerRegistry::new()
         .register(handler)
         .unwrap_or_else(|_| HandlerRegistry::new())
+}
+
+/// A worker's own queue and dead-letter queue, and its retry policy: with them, a
+/// permanent failure goes to the DLQ at once and a retryable one backs off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerQueues {
+    pub queue_url: String,
+    pub dead_letter_queue_url: String,
+    pub retry: RetryPolicy,
+}
+
+impl WorkerQueues {
+    /// `QUEUE_URL` and `DEAD_LETTER_QUEUE_URL` (both or neither), `RETRY_BASE_SECONDS`
+    /// (default 10) and `RETRY_MAX_SECONDS` (default 900).
+    pub fn from_env(env: &dyn EnvSource) -> Result<Option<Self>, ConfigError> {
+        let (queue_url, dead_letter_queue_url) =
+            match (env.get("QUEUE_URL"), env.get("DEAD_LETTER_QUEUE_URL")) {
+                (None, None) => return Ok(None),
+                (Some(queue), Some(dead)) => (queue, dead),
+                (Some(_), None) => {
+                    return Err(ConfigError::Missing {
+                        name: "DEAD_LETTER_QUEUE_URL".to_owned(),
+                    });
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::Missing {
+                        name: "QUEUE_URL".to_owned(),
+                    });
+                }
+            };
+        let base = parsed_or(env, "RETRY_BASE_SECONDS", 10_u64)?;
+        let cap = parsed_or(env, "RETRY_MAX_SECONDS", 900_u64)?;
+        if base == 0 || cap < base || cap > 43_200 {
+            return Err(ConfigError::Invalid {
+                name: "RETRY_MAX_SECONDS".to_owned(),
+                value: format!("{cap} (base {base})"),
+                reason: "need 0 < RETRY_BASE_SECONDS <= RETRY_MAX_SECONDS <= 43200".to_owned(),
+            });
+        }
+        Ok(Some(Self {
+            queue_url,
+            dead_letter_queue_url,
+            retry: RetryPolicy {
+                base: Duration::from_secs(base),
+                cap: Duration::from_secs(cap),
+            },
+        }))
+    }
+}
+
+/// An SQS worker over `registry`; with `queues`, its failures are routed (read once: the
+/// dead-letter queue's size limit).
+pub async fn sqs_worker(
+    registry: HandlerRegistry,
+    concurrency: usize,
+    queues: Option<&WorkerQueues>,
+    sdk: &SdkConfig,
+) -> Result<SqsWorker, AwsError> {
+    let worker = SqsWorker::new(registry, concurrency);
+    let Some(queues) = queues else {
+        return Ok(worker);
+    };
+    let routes = SqsFailureRoutes::connect(
+        aws_sdk_sqs::Client::new(sdk),
+        &queues.queue_url,
+        &queues.dead_letter_queue_url,
+    )
+    .await?;
+    Ok(worker.with_failure_routes(Arc::new(routes), queues.retry))
 }

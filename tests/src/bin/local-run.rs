@@ -93,15 +93,15 @@ async fn email_queue(world: &World) -> usize {
     let report = world.tick(&process).await;
     println!("2. process-email-queue tick → {}", summary(&report));
 
-    let worker = world.handle_function();
+    let worker = world.handle_function().await;
     let drained = world.drain(&worker).await;
     println!(
-        "3. handle-email drained the queue in {} batches: {} handled, {} failed deliveries",
+        "3. handle-email drained the queue in {} batch(es): {} handled, {} failed deliveries",
         drained.batches, drained.succeeded, drained.failed_deliveries
     );
     let dead = seed::queue_depth(&world.sqs, &world.stack.queue("EmailDeadLetterQueue").url).await;
     println!(
-        "   dead-lettered: {dead} (after maxReceiveCount receives; the emails table says why)"
+        "   dead-lettered: {dead} (a permanent failure goes to the DLQ at once, with its reason)"
     );
     for id in &ids {
         let email = seed::get_email(&world.dynamo, world.emails_table(), id).await;
@@ -177,7 +177,7 @@ async fn campaigns(world: &World) {
             lead.current_step
         );
     }
-    let emails = world.drain(&world.handle_function()).await;
+    let emails = world.drain(&world.handle_function().await).await;
     println!(
         "4. handle-email drained the emails the campaign created: {} sent",
         emails.succeeded
@@ -204,7 +204,7 @@ async fn campaigns(world: &World) {
         "7. the legacy path left its emails queued for the email tick → {}",
         summary(&report)
     );
-    world.drain(&world.handle_function()).await;
+    world.drain(&world.handle_function().await).await;
     print_mail(world, before);
     let autumn = seed::get_campaign(&world.dynamo, campaigns, "autumn").await;
     println!("   campaign autumn is now {}", autumn.status.as_str());
@@ -248,7 +248,7 @@ async fn sms_drip(world: &World) -> usize {
     let process = world.process_sms_drip().await;
     let report = world.sms_tick(&process).await;
     println!("2. process-sms-drip tick → {}", summary(&report));
-    let drained = world.drain_sms(&world.handle_sms()).await;
+    let drained = world.drain_sms(&world.handle_sms().await).await;
     println!(
         "3. handle-sms drained the SMS queue: {} handled, {} failed deliveries",
         drained.succeeded, drained.failed_deliveries

@@ -12,7 +12,7 @@ use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
 use super::handler::ProcessCampaignHandler;
 use super::work::{CampaignTick, CampaignWork, SOURCE};
 use crate::email::dynamo::{DynamoEmailStore, DynamoMailboxStore};
-use crate::wiring::{TickSettings, registry_of};
+use crate::wiring::{TickSettings, WorkerQueues, registry_of};
 
 /// What `handle-campaign` needs, and what the legacy path of `process-campaigns` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct CampaignWorkerConfig {
     /// At most this many leads are handled per campaign run.
     pub leads_per_run: usize,
     pub batch_concurrency: usize,
+    /// The worker's own queues, for routing its failures (`QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`).
+    pub queues: Option<WorkerQueues>,
 }
 
 impl CampaignWorkerConfig {
@@ -40,6 +42,7 @@ impl CampaignWorkerConfig {
             email_queue_url: required(env, "EMAIL_QUEUE_URL")?,
             leads_per_run: parsed_or(env, "CAMPAIGN_LEADS_PER_RUN", 200_usize)?.max(1),
             batch_concurrency: parsed_or(env, "BATCH_CONCURRENCY", 2_usize)?,
+            queues: WorkerQueues::from_env(env)?,
         })
     }
 

@@ -18,7 +18,7 @@ use super::ports::Mailer;
 use super::smtp::SmtpMailer;
 use super::tick::{EmailTick, EmailWork, SOURCE};
 use crate::secrets::EnvSecrets;
-use crate::wiring::{TickSettings, registry_of};
+use crate::wiring::{TickSettings, WorkerQueues, registry_of};
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub struct EmailWorkerConfig {
     pub mailer: MailerChoice,
     /// Records of one SQS batch handled at once.
     pub batch_concurrency: usize,
+    /// The worker's own queues, for routing its failures (`QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`).
+    pub queues: Option<WorkerQueues>,
 }
 
 impl EmailWorkerConfig {
@@ -69,6 +71,7 @@ impl EmailWorkerConfig {
             mailboxes_table: required(env, "MAILBOXES_TABLE")?,
             mailer,
             batch_concurrency: parsed_or(env, "BATCH_CONCURRENCY", 4_usize)?,
+            queues: WorkerQueues::from_env(env)?,
         })
     }
 

@@ -13,7 +13,7 @@ use super::handler::SendSmsHandler;
 use super::sns::SnsSender;
 use super::work::{SOURCE, SmsTick, SmsWork};
 use crate::window::HourWindow;
-use crate::wiring::{TickSettings, registry_of};
+use crate::wiring::{TickSettings, WorkerQueues, registry_of};
 
 /// What `handle-sms` needs, and what the legacy path of `process-sms-drip` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub struct SmsWorkerConfig {
     /// Texts go out only within these local hours (quiet hours are the rest).
     pub allowed_hours: HourWindow,
     pub batch_concurrency: usize,
+    /// The worker's own queues, for routing its failures (`QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`).
+    pub queues: Option<WorkerQueues>,
 }
 
 impl SmsWorkerConfig {
@@ -42,6 +44,7 @@ impl SmsWorkerConfig {
             opt_outs_table: required(env, "SMS_OPT_OUTS_TABLE")?,
             allowed_hours,
             batch_concurrency: parsed_or(env, "BATCH_CONCURRENCY", 4_usize)?,
+            queues: WorkerQueues::from_env(env)?,
         })
     }
 

@@ -1,0 +1,247 @@
+//! Failure routes on SQS: a permanent failure goes to the dead-letter queue at once, with
+//! its error details; a retryable one has its visibility timeout set to the backoff.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsMessage;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use symphony_core::{Envelope, ErrorDetails, FailureRouteError, FailureRoutes};
+use tracing::debug;
+
+use crate::AwsError;
+use crate::sqs::SQS_MAX_REQUEST_BYTES;
+
+/// An error reason is cut to this many bytes first, whatever the room.
+pub const MAX_REASON_BYTES: usize = 1_024;
+/// SQS refuses a visibility timeout over 12 hours.
+const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
+
+#[derive(Debug, Clone)]
+pub struct SqsFailureRoutes {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    dead_letter_url: String,
+    /// The dead-letter queue's own `MaximumMessageSize`.
+    max_message_bytes: usize,
+}
+
+impl SqsFailureRoutes {
+    /// Reads the dead-letter queue's `MaximumMessageSize` once.
+    pub async fn connect(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        dead_letter_url: impl Into<String>,
+    ) -> Result<Self, AwsError> {
+        let dead_letter_url = dead_letter_url.into();
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(&dead_letter_url)
+            .attribute_names(QueueAttributeName::MaximumMessageSize)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+        let max_message_bytes = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
+            .and_then(|size| size.parse::<usize>().ok())
+            .unwrap_or(SQS_MAX_REQUEST_BYTES)
+            .min(SQS_MAX_REQUEST_BYTES);
+        Ok(Self {
+            client,
+            queue_url: queue_url.into(),
+            dead_letter_url,
+            max_message_bytes,
+        })
+    }
+}
+
+/// The dead-lettered message: the envelope with `meta.error` set when the body is one,
+/// else the body as it came, with the details in message attributes. The reason is cut
+/// until the whole fits the limit; `None` when even the bare details cannot fit.
+pub fn dead_letter_message(
+    body: &str,
+    details: &ErrorDetails,
+    limit: usize,
+) -> Option<(String, Vec<(String, String)>)> {
+    let mut details = details.clone();
+    details.reason = cut(&details.reason, MAX_REASON_BYTES).to_owned();
+    loop {
+        let (message, attributes) = match Envelope::from_body(Some(body)) {
+            Ok(mut envelope) => {
+                envelope.meta.error = Some(details.clone());
+                (
+                    envelope.to_body(),
+                    vec![("errorKind".to_owned(), details.kind.clone())],
+                )
+            }
+            Err(_) => (body.to_owned(), attributes_of(&details)),
+        };
+        let size = message.len()
+            + attributes
+                .iter()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>();
+        if size <= limit {
+            return Some((message, attributes));
+        }
+        if details.reason.is_empty() {
+            return None;
+        }
+        let keep = details.reason.len().saturating_sub(size - limit);
+        details.reason = cut(&details.reason, keep).to_owned();
+    }
+}
+
+fn attributes_of(details: &ErrorDetails) -> Vec<(String, String)> {
+    let mut attributes = vec![
+        ("errorKind".to_owned(), details.kind.clone()),
+        ("errorAttempts".to_owned(), details.attempts.to_string()),
+        (
+            "errorFirstFailureAt".to_owned(),
+            details.first_failure_at.to_rfc3339(),
+        ),
+        (
+            "errorLastFailureAt".to_owned(),
+            details.last_failure_at.to_rfc3339(),
+        ),
+    ];
+    if !details.reason.is_empty() {
+        attributes.push(("errorReason".to_owned(), details.reason.clone()));
+    }
+    if let Some(queue) = &details.source_queue {
+        attributes.push(("errorSourceQueue".to_owned(), queue.clone()));
+    }
+    attributes
+}
+
+/// At most `max` bytes of `text`, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn route_error<E>(reason: &str, error: E) -> FailureRouteError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    FailureRouteError {
+        reason: reason.to_owned(),
+        source: Some(Box::new(error)),
+    }
+}
+
+#[async_trait]
+impl FailureRoutes for SqsFailureRoutes {
+    async fn dead_letter(
+        &self,
+        record: &SqsMessage,
+        details: &ErrorDetails,
+    ) -> Result<(), FailureRouteError> {
+        let body = record.body.as_deref().unwrap_or_default();
+        let Some((message, attributes)) =
+            dead_letter_message(body, details, self.max_message_bytes)
+        else {
+            return Err(FailureRouteError {
+                reason: "the message and its error details do not fit the dead-letter queue"
+                    .to_owned(),
+                source: None,
+            });
+        };
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.dead_letter_url)
+            .message_body(message);
+        for (name, value) in attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| route_error("an error detail could not be built", e))?;
+            request = request.message_attributes(name, value);
+        }
+        request.send().await.map_err(|e| {
+            route_error(
+                "sending to the dead-letter queue failed",
+                AwsError::from_sdk("SendMessage", e),
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        record: &SqsMessage,
+        delay: Duration,
+    ) -> Result<(), FailureRouteError> {
+        let Some(receipt) = record.receipt_handle.as_deref() else {
+            return Err(FailureRouteError {
+                reason: "the record has no receipt handle".to_owned(),
+                source: None,
+            });
+        };
+        let seconds = i32::try_from(delay.min(MAX_VISIBILITY).as_secs()).unwrap_or(i32::MAX);
+        debug!(seconds, "retry delayed");
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(|e| {
+                route_error(
+                    "delaying the retry failed",
+                    AwsError::from_sdk("ChangeMessageVisibility", e),
+                )
+            })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn details(reason: &str) -> ErrorDetails {
+        ErrorDetails {
+            kind: "permanent".into(),
+            reason: reason.into(),
+            attempts: 1,
+            first_failure_at: Utc::now(),
+            last_failure_at: Utc::now(),
+            source_queue: Some("arn:aws:sqs:us-east-1:123456789012:q".into()),
+        }
+    }
+
+    #[test]
+    fn details_never_push_a_message_over_the_limit() {
+        // A body that is not an envelope, 300 bytes short of the limit, and a long reason
+        let body = "x".repeat(1_700);
+        let (message, attributes) =
+            dead_letter_message(&body, &details(&"why ".repeat(500)), 2_000).unwrap();
+        let size = message.len()
+            + attributes
+                .iter()
+                .map(|(n, v)| n.len() + 6 + v.len())
+                .sum::<usize>();
+        assert!(size <= 2_000, "{size}");
+        assert_eq!(message, body, "the original body is kept as it came");
+        let reason = attributes
+            .iter()
+            .find(|(n, _)| n == "errorReason")
+            .map(|(_, v)| v.len())
+            .unwrap();
+        assert!(
+            reason > 0 && reason < 2_000,
+            "the reason was cut to fit: {reason}"
+        );
+        // with no room at all, it refuses rather than cut the body
+        assert!(dead_letter_message(&"x".repeat(2_000), &details("why"), 2_000).is_none());
+    }
+}
