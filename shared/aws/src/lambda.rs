@@ -67,6 +67,12 @@ impl SqsWorker {
         }
     }
 
+    /// For a FIFO queue: records of one message group in order (see `BatchProcessor::fifo`).
+    pub fn fifo(mut self) -> Self {
+        self.processor = self.processor.fifo();
+        self
+    }
+
     /// Routes failed records: permanent ones to the dead-letter queue at once, retryable
     /// ones kept away for `policy`'s backoff.
     pub fn with_failure_routes(

@@ -20,6 +20,10 @@ pub enum RecordError {
     Malformed(#[from] EnvelopeError),
     #[error(transparent)]
     Handler(#[from] HandlerError),
+    /// Not started: an earlier record of the same FIFO message group failed, and order
+    /// within a group must hold. It comes back after that one.
+    #[error("not started: message {blocked_by} of the same message group failed before it")]
+    GroupBlocked { blocked_by: String },
     /// Not started: too little of the invocation's time was left. It comes back later.
     #[error(
         "not started: {remaining_ms} ms of the invocation were left, under the {margin_ms} ms margin"
@@ -32,7 +36,7 @@ impl Retryable for RecordError {
         match self {
             Self::Malformed(_) => false,
             Self::Handler(error) => error.is_retryable(),
-            Self::OutOfTime { .. } => true,
+            Self::OutOfTime { .. } | Self::GroupBlocked { .. } => true,
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct BatchProcessor {
     deadline_margin: Duration,
     /// Where failed records go; without it, every failure is simply reported to SQS.
     routes: Option<(Arc<dyn FailureRoutes>, RetryPolicy)>,
+    /// A FIFO queue: records of one message group run in order, one at a time.
+    fifo: bool,
 }
 
 impl std::fmt::Debug for BatchProcessor {
@@ -101,7 +107,15 @@ impl BatchProcessor {
             concurrency: concurrency.max(1),
             deadline_margin: DEFAULT_DEADLINE_MARGIN,
             routes: None,
+            fifo: false,
         }
+    }
+
+    /// For a FIFO queue: groups run concurrently, but the records of one message group run
+    /// in order, and after a failure the rest of its group is reported without running.
+    pub fn fifo(mut self) -> Self {
+        self.fifo = true;
+        self
     }
 
     /// Sends permanent failures to the dead-letter queue at once, and keeps retryable ones
@@ -121,11 +135,15 @@ impl BatchProcessor {
     }
 
     pub async fn process(&self, event: &SqsEvent, context: &HandlerContext) -> BatchReport {
-        let mut outcomes: Vec<RecordOutcome> = stream::iter(&event.records)
-            .map(|record| self.process_record(record, context))
-            .buffered(self.concurrency)
-            .collect()
-            .await;
+        let mut outcomes: Vec<RecordOutcome> = if self.fifo {
+            self.process_by_group(event, context).await
+        } else {
+            stream::iter(&event.records)
+                .map(|record| self.process_record(record, context))
+                .buffered(self.concurrency)
+                .collect()
+                .await
+        };
         if let Some((routes, policy)) = &self.routes {
             for (record, outcome) in event.records.iter().zip(outcomes.iter_mut()) {
                 route_failure(routes.as_ref(), policy, record, outcome).await;
@@ -152,6 +170,57 @@ impl BatchProcessor {
             "batch processed"
         );
         report
+    }
+
+    async fn process_by_group(
+        &self,
+        event: &SqsEvent,
+        context: &HandlerContext,
+    ) -> Vec<RecordOutcome> {
+        // Group ids in the order they first appear; each with its records' positions.
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (position, record) in event.records.iter().enumerate() {
+            let group = record
+                .attributes
+                .get("MessageGroupId")
+                .map(String::as_str)
+                .unwrap_or_default();
+            match groups.iter_mut().find(|(id, _)| *id == group) {
+                Some((_, positions)) => positions.push(position),
+                None => groups.push((group, vec![position])),
+            }
+        }
+        let ran: Vec<Vec<(usize, RecordOutcome)>> = stream::iter(groups)
+            .map(|(_, positions)| async move {
+                let mut outcomes = Vec::with_capacity(positions.len());
+                let mut blocked_by: Option<String> = None;
+                for position in positions {
+                    let record = &event.records[position];
+                    let outcome = match &blocked_by {
+                        Some(first) => RecordOutcome {
+                            message_id: record.message_id.clone().unwrap_or_default(),
+                            message_type: None,
+                            attempt: receive_count(record),
+                            result: Err(RecordError::GroupBlocked {
+                                blocked_by: first.clone(),
+                            }),
+                            dead_lettered: false,
+                        },
+                        None => self.process_record(record, context).await,
+                    };
+                    if outcome.result.is_err() && blocked_by.is_none() {
+                        blocked_by = Some(outcome.message_id.clone());
+                    }
+                    outcomes.push((position, outcome));
+                }
+                outcomes
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut outcomes: Vec<(usize, RecordOutcome)> = ran.into_iter().flatten().collect();
+        outcomes.sort_by_key(|(position, _)| *position);
+        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
     }
 
     async fn process_record(&self, record: &SqsMessage, context: &HandlerContext) -> RecordOutcome {
@@ -436,6 +505,47 @@ mod tests {
             "{:?}",
             delayed[0].1
         );
+    }
+
+    #[tokio::test]
+    async fn a_fifo_group_runs_in_order_and_stops_at_its_first_failure() {
+        // Given group A (ok, retry, ok) and group B (ok, ok), interleaved
+        let recorder = Arc::new(Recorder::default());
+        let registry = HandlerRegistry::new().register(recorder.clone()).unwrap();
+        let processor = BatchProcessor::new(Arc::new(registry), 2).fifo();
+        let grouped = |id: &str, group: &str, outcome: &str| {
+            let mut record = record(id, work(outcome), "1");
+            record
+                .attributes
+                .insert("MessageGroupId".into(), group.into());
+            record
+        };
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            grouped("a1", "A", "ok"),
+            grouped("b1", "B", "ok"),
+            grouped("a2", "A", "retry"),
+            grouped("b2", "B", "ok"),
+            grouped("a3", "A", "ok"),
+        ];
+
+        // When the batch is processed
+        let report = processor
+            .process(&event, &HandlerContext::new(Route::Symphony, "req"))
+            .await;
+
+        // Then a2 failed, a3 was reported without running, and group B went on
+        let failed: Vec<&str> = report
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["a2", "a3"]);
+        assert!(
+            matches!(&report.outcomes[4].result, Err(RecordError::GroupBlocked { blocked_by }) if blocked_by == "a2")
+        );
+        assert_eq!(recorder.attempts.lock().unwrap().len(), 4, "a3 never ran");
     }
 
     /// Sleeps 150 ms, then succeeds.

@@ -135,10 +135,14 @@ pub async fn sqs_worker(
     queues: Option<&WorkerQueues>,
     sdk: &SdkConfig,
 ) -> Result<SqsWorker, AwsError> {
-    let worker = SqsWorker::new(registry, concurrency);
+    let mut worker = SqsWorker::new(registry, concurrency);
     let Some(queues) = queues else {
         return Ok(worker);
     };
+    // A FIFO queue's name ends in .fifo: its groups must keep their order.
+    if queues.queue_url.ends_with(".fifo") {
+        worker = worker.fifo();
+    }
     let routes = SqsFailureRoutes::connect(
         aws_sdk_sqs::Client::new(sdk),
         &queues.queue_url,
