@@ -624,3 +624,42 @@ async fn a_retryable_failure_comes_back_after_the_backoff() {
         "but it is not lost"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_whose_send_outcome_is_unknown_is_never_sent_again() {
+    // Given an email left in `sending` (its worker died mid-send: did the mail go out?)
+    // and its message back on the queue
+    let world = World::start().await;
+    world.set_email_flag(true).await;
+    world.seed_emails("unknown", 1).await;
+    world.tick(&world.process_function().await).await;
+    world
+        .dynamo
+        .update_item()
+        .table_name(world.emails_table())
+        .key(
+            "emailId",
+            aws_sdk_dynamodb::types::AttributeValue::S("unknown-1".into()),
+        )
+        .update_expression("SET #s = :sending")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(
+            ":sending",
+            aws_sdk_dynamodb::types::AttributeValue::S("sending".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // When the worker drains the queue
+    let report = world.drain(&world.handle_function().await).await;
+
+    // Then it is never sent: each delivery backs off, and after maxReceiveCount the message
+    // waits in the DLQ for an operator, with the email still in `sending`
+    assert!(world.smtp.received().is_empty());
+    assert_eq!(report.failed_deliveries, 5);
+    let dlq = &world.stack.queue("EmailDeadLetterQueue").url;
+    assert_eq!(seed::queue_depth(&world.sqs, dlq).await, 1);
+    let email = seed::get_email(&world.dynamo, world.emails_table(), "unknown-1").await;
+    assert_eq!(email.status, EmailStatus::Sending);
+}

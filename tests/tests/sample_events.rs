@@ -228,3 +228,16 @@ async fn the_sms_worker_fails_only_the_bad_samples() {
         [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
     );
 }
+
+#[test]
+fn a_schedule_event_of_the_wrong_shape_is_refused_naming_the_field() {
+    // What the Lambda runtime does with the bytes before any of our code runs
+    let mut event: serde_json::Value =
+        serde_json::from_str(&sample("example-eventbridge-email-queue.json")).unwrap();
+    event.as_object_mut().unwrap().remove("detail-type");
+    let error = serde_json::from_value::<EventBridgeEvent>(event.clone()).unwrap_err();
+    assert!(error.to_string().contains("detail-type"), "{error}");
+    event["detail-type"] = serde_json::json!(42);
+    let error = serde_json::from_value::<EventBridgeEvent>(event).unwrap_err();
+    assert!(error.to_string().contains("invalid type"), "{error}");
+}
