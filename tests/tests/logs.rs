@@ -1,0 +1,124 @@
+//! What the functions log at INFO: ids, counts and outcomes — never an address, a phone
+//! number, a subject or a body. The whole run of every job is captured and checked.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use symphony_jobs::campaign::CAMPAIGN_FLAG;
+use symphony_jobs::sms::SMS_FLAG;
+use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
+use symphony_tests::seed;
+use symphony_tests::world::{MAILBOX_ID, World};
+
+#[derive(Clone)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the log buffer")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies() {
+    // Given every log line at INFO and above, as JSON, as in Lambda
+    let captured = Captured(Arc::new(Mutex::new(Vec::new())));
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .init();
+
+    // When each job runs, on both paths, with a failure or two
+    let world = World::start().await;
+    world.set_email_flag(true).await;
+    world.seed_emails("private", 2).await;
+    let rejected = seed::queued_email("private-3", MAILBOX_ID, "bounce@example.com");
+    seed::put_email(&world.dynamo, world.emails_table(), &rejected).await;
+    world.tick(&world.process_function().await).await;
+    world.drain(&world.handle_function().await).await;
+    world.set_email_flag(false).await;
+    world.seed_emails("legacy", 1).await;
+    world.tick(&world.process_function().await).await;
+
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+    seed::put_campaign(
+        &world.dynamo,
+        world.stack.table("CampaignsTable"),
+        &seed::campaign("c", MAILBOX_ID, 1),
+    )
+    .await;
+    seed::put_lead(
+        &world.dynamo,
+        world.stack.table("CampaignLeadsTable"),
+        &seed::lead("c", "lead"),
+    )
+    .await;
+    world.campaign_tick(&world.process_campaigns().await).await;
+    world.drain_campaigns(&world.handle_campaign().await).await;
+
+    world.set_flag(SMS_FLAG, true).await;
+    let sequences = world.stack.table("SmsSequencesTable");
+    seed::put_item(
+        &world.dynamo,
+        sequences,
+        sequence_to_item(&seed::sequence("welcome", 1)),
+    )
+    .await;
+    for (id, phone) in [("e1", "+15550100"), ("e2", "+1555bad")] {
+        let enrollment = enrollment_to_item(&seed::enrollment(id, "welcome", phone));
+        seed::put_item(
+            &world.dynamo,
+            world.stack.table("SmsEnrollmentsTable"),
+            enrollment,
+        )
+        .await;
+    }
+    world.sms_tick(&world.process_sms_drip().await).await;
+    let quiet_never = [("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")];
+    world
+        .drain_sms(&world.handle_sms_with(&quiet_never).await)
+        .await;
+
+    // Then the INFO lines say what happened, by id
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let info: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("\"level\":\"INFO\""))
+        .collect();
+    assert!(
+        info.len() >= 20,
+        "too few INFO lines to judge: {}",
+        info.len()
+    );
+    assert!(
+        info.iter().any(|line| line.contains("private-1")),
+        "no email id logged"
+    );
+    assert!(
+        info.iter().any(|line| line.contains("sms sent")),
+        "no SMS outcome logged"
+    );
+    // and none of them carries what only the recipient should see
+    for secret in [
+        "@example.com",
+        "+1555",
+        "Hello (",
+        "<p>",
+        "Step 0",
+        "Kim",
+        "Lead lead",
+    ] {
+        let leaks: Vec<&&str> = info.iter().filter(|line| line.contains(secret)).collect();
+        assert!(leaks.is_empty(), "{secret:?} logged at INFO: {leaks:#?}");
+    }
+}
