@@ -2,7 +2,8 @@
 
 Each accepted message is written to OUT/<n>.json as {"mailFrom", "rcptTos", "data"}.
 Recipients matching --reject get a permanent 550, those matching --tempfail a
-transient 451, so tests can drive both kinds of failure through a real SMTP exchange.
+transient 451, and --tempfail-rate defers that share of all other recipients at random,
+so tests can drive both kinds of failure through a real SMTP exchange.
 With --starttls DIR it requires STARTTLS, with a certificate for 127.0.0.1 issued by a
 throwaway CA whose certificate it writes to DIR/ca.pem.
 Runs until SIGTERM or SIGINT.
@@ -12,6 +13,7 @@ import argparse
 import itertools
 import json
 import os
+import random
 import re
 import signal
 import threading
@@ -20,8 +22,9 @@ from aiosmtpd.controller import Controller
 
 
 class Recorder:
-    def __init__(self, out, reject, tempfail):
+    def __init__(self, out, reject, tempfail, tempfail_rate=0.0):
         self.out = out
+        self.tempfail_rate = tempfail_rate
         self.reject = re.compile(reject) if reject else None
         self.tempfail = re.compile(tempfail) if tempfail else None
         self.counter = itertools.count(1)
@@ -31,6 +34,8 @@ class Recorder:
         if self.reject and self.reject.search(address):
             return "550 5.1.1 Recipient address rejected: mailbox unavailable"
         if self.tempfail and self.tempfail.search(address):
+            return "451 4.3.0 Temporary failure, try again later"
+        if self.tempfail_rate and random.random() < self.tempfail_rate:
             return "451 4.3.0 Temporary failure, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -58,6 +63,7 @@ def main():
     parser.add_argument("--reject", default="")
     parser.add_argument("--tempfail", default="")
     parser.add_argument("--starttls", default="", metavar="DIR")
+    parser.add_argument("--tempfail-rate", type=float, default=0.0, metavar="SHARE")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     tls = {}
@@ -72,7 +78,10 @@ def main():
         authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         tls = {"tls_context": context, "require_starttls": True}
     controller = Controller(
-        Recorder(args.out, args.reject, args.tempfail), hostname="127.0.0.1", port=args.port, **tls
+        Recorder(args.out, args.reject, args.tempfail, args.tempfail_rate),
+        hostname="127.0.0.1",
+        port=args.port,
+        **tls,
     )
     controller.start()
     stop = threading.Event()

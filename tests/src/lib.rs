@@ -4,6 +4,7 @@
 //! source mapping. Every process started here is stopped by PID when its handle drops.
 
 pub mod drain;
+pub mod faults;
 pub mod seed;
 pub mod services;
 pub mod stack;

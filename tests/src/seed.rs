@@ -380,14 +380,34 @@ pub struct DeadLetter {
     pub source_queue: Option<String>,
 }
 
-/// Every message of a dead-letter queue, left on the queue.
+/// The messages of a dead-letter queue (at most ten), left on the queue.
 pub async fn dead_letters(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<DeadLetter> {
+    receive_dead_letters(sqs, queue_url, 0).await
+}
+
+/// Every message of a dead-letter queue; they stay hidden for a minute after.
+pub async fn all_dead_letters(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<DeadLetter> {
+    let mut all = Vec::new();
+    loop {
+        let batch = receive_dead_letters(sqs, queue_url, 60).await;
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
+}
+
+async fn receive_dead_letters(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    hide_seconds: i32,
+) -> Vec<DeadLetter> {
     let output = sqs
         .receive_message()
         .queue_url(queue_url)
         .max_number_of_messages(10)
         .message_attribute_names("All")
-        .visibility_timeout(0)
+        .visibility_timeout(hide_seconds)
         .send()
         .await
         .expect("ReceiveMessage failed");

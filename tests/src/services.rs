@@ -254,6 +254,16 @@ impl SmtpServer {
         (server, dir.join("ca.pem"))
     }
 
+    /// Defers (451) `share` of all recipients at random and rejects (550) those matching
+    /// `reject`, into a scratch folder.
+    pub fn start_flaky(reject: &str, share: f64) -> Self {
+        let dir = scratch_dir("smtp-flaky");
+        let share = share.to_string();
+        let mut server = Self::start_with(&dir, &["--reject", reject, "--tempfail-rate", &share]);
+        server.process.scratch = Some(dir);
+        server
+    }
+
     /// Records into `dir/mail`, emptied first and kept after the server stops.
     pub fn start_in(dir: &Path, reject: &str, tempfail: &str) -> Self {
         Self::start_with(dir, &["--reject", reject, "--tempfail", tempfail])

@@ -53,7 +53,8 @@ impl World {
         .await
     }
 
-    async fn start_with(smtp: SmtpServer) -> Self {
+    /// The same, with an SMTP server of the caller's choosing.
+    pub async fn start_with(smtp: SmtpServer) -> Self {
         let moto = Moto::start();
         let sdk = moto.sdk_config().await;
         let stack = Stack::provision(&sdk, "symphony-local").await;

@@ -1,0 +1,27 @@
+//! The fault-injection run at any size: `cargo run --release -p symphony-tests --bin
+//! fault-suite -- 10000` (units; waves of 100). Prints the account of every unit and exits
+//! non-zero on a duplicate or a lost unit.
+
+#![allow(clippy::print_stdout)] // a report is this program's output
+
+use symphony_tests::faults::{FaultPlan, run};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let units = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000);
+    let plan = FaultPlan {
+        units,
+        wave: 100,
+        ..FaultPlan::ci()
+    };
+    let report = run(plan).await;
+    println!("{report}");
+    if report.duplicates == 0 && report.lost == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
