@@ -663,3 +663,59 @@ async fn an_email_whose_send_outcome_is_unknown_is_never_sent_again() {
     let email = seed::get_email(&world.dynamo, world.emails_table(), "unknown-1").await;
     assert_eq!(email.status, EmailStatus::Sending);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_abandoned_past_its_lease_is_taken_over_and_a_live_one_is_not() {
+    // Given two claimed emails with no message anywhere: one claimed two hours ago (its
+    // tick died after claiming), one a minute ago (its owner may still be at work)
+    let world = World::start().await;
+    world.set_email_flag(false).await;
+    world.seed_emails("claimed", 2).await;
+    let now = Utc::now().timestamp();
+    for (id, claimed_at) in [("claimed-1", now - 7_200), ("claimed-2", now - 60)] {
+        world
+            .dynamo
+            .update_item()
+            .table_name(world.emails_table())
+            .key(
+                "emailId",
+                aws_sdk_dynamodb::types::AttributeValue::S(id.into()),
+            )
+            .update_expression(
+                "SET #s = :claimed, claimedAt = :at, claimToken = :token, claimedBy = :route",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(
+                ":claimed",
+                aws_sdk_dynamodb::types::AttributeValue::S("claimed".into()),
+            )
+            .expression_attribute_values(
+                ":at",
+                aws_sdk_dynamodb::types::AttributeValue::N(claimed_at.to_string()),
+            )
+            .expression_attribute_values(
+                ":token",
+                aws_sdk_dynamodb::types::AttributeValue::S("dead".into()),
+            )
+            .expression_attribute_values(
+                ":route",
+                aws_sdk_dynamodb::types::AttributeValue::S("symphony".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // When a tick runs (lease: the template's default, an hour)
+    let report = world.tick(&world.process_function().await).await;
+
+    // Then the abandoned one is taken over and sent, and the live one is left alone
+    assert_eq!((report.due, report.legacy), (1, 1));
+    assert_eq!(world.delivered_ids(), ["claimed-1"]);
+    assert_eq!(
+        seed::get_email(&world.dynamo, world.emails_table(), "claimed-2")
+            .await
+            .status,
+        EmailStatus::Claimed
+    );
+}

@@ -117,6 +117,8 @@ fn read_ca(path: &str) -> Result<Vec<u8>, ConfigError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailTickConfig {
     pub worker: EmailWorkerConfig,
+    /// A claim older than this is abandoned and taken over (`CLAIM_LEASE_SECONDS`, 3600).
+    pub claim_lease: Duration,
     /// `EMAIL_QUEUE_URL`, `EMAIL_TICK_LIMIT` (default 100), flags.
     pub tick: TickSettings,
 }
@@ -125,6 +127,7 @@ impl EmailTickConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
             worker: EmailWorkerConfig::from_env(env)?,
+            claim_lease: Duration::from_secs(parsed_or(env, "CLAIM_LEASE_SECONDS", 3_600_u64)?),
             tick: TickSettings::from_env(
                 env,
                 "EMAIL_QUEUE_URL",
@@ -144,7 +147,7 @@ impl EmailTickConfig {
         self.tick
             .tick(
                 SOURCE,
-                EmailWork::new(Arc::new(emails)),
+                EmailWork::new(Arc::new(emails), self.claim_lease),
                 self.worker.registry(sdk),
                 sdk,
             )

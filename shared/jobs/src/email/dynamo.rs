@@ -111,6 +111,53 @@ impl EmailStore for DynamoEmailStore {
             .await
     }
 
+    async fn fetch_abandoned(
+        &self,
+        claimed_before: i64,
+        limit: usize,
+    ) -> Result<Vec<EmailRecord>, StoreError> {
+        self.table
+            .query(limit, email_from_item, |query| {
+                query
+                    .index_name(DUE_INDEX)
+                    .key_condition_expression("#status = :claimed")
+                    .filter_expression("claimedAt <= :cutoff")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":claimed", s(EmailStatus::Claimed.as_str()))
+                    .expression_attribute_values(":cutoff", n(claimed_before))
+            })
+            .await
+    }
+
+    async fn reclaim(
+        &self,
+        email_id: &str,
+        route: Route,
+        now: i64,
+        claimed_before: i64,
+    ) -> Result<Option<Claim>, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let transition = self
+            .transition(
+                email_id,
+                "SET claimToken = :token, claimedAt = :now, claimedBy = :route",
+                "#status = :claimed AND claimedAt <= :cutoff",
+                vec![
+                    (":claimed", s(EmailStatus::Claimed.as_str())),
+                    (":cutoff", n(claimed_before)),
+                    (":token", s(&token)),
+                    (":now", n(now)),
+                    (":route", s(&route.to_string())),
+                ],
+            )
+            .await?;
+        Ok((transition == Transition::Done).then(|| Claim {
+            unit_id: email_id.to_owned(),
+            token,
+            route,
+        }))
+    }
+
     async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError> {
         let key = crate::store::key(&[("emailId", email_id)]);
         self.table.get(key, email_from_item).await

@@ -23,6 +23,21 @@ pub trait EmailStore: Send + Sync {
         route: Route,
         now: i64,
     ) -> Result<Option<Claim>, StoreError>;
+    /// Emails left `claimed` since before `claimed_before` (their owner died), at most `limit`.
+    async fn fetch_abandoned(
+        &self,
+        claimed_before: i64,
+        limit: usize,
+    ) -> Result<Vec<EmailRecord>, StoreError>;
+    /// Takes over an abandoned claim: only while it is still `claimed` since before
+    /// `claimed_before`. `None` when someone moved it meanwhile.
+    async fn reclaim(
+        &self,
+        email_id: &str,
+        route: Route,
+        now: i64,
+        claimed_before: i64,
+    ) -> Result<Option<Claim>, StoreError>;
     /// Gives a claim back: the email is queued again, for a later tick.
     async fn release(&self, claim: &Claim) -> Result<Transition, StoreError>;
     /// Claimed → sending: the one delivery that may talk to the mail server.

@@ -2,12 +2,13 @@
 //! emails table. The tick itself is Symphony's generic [`Tick`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use symphony_core::{Claim, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
 
 use super::EMAIL_FLAG;
-use super::model::EmailRecord;
+use super::model::{EmailRecord, EmailStatus};
 use super::ports::EmailStore;
 
 /// The function name recorded as each envelope's source.
@@ -18,6 +19,8 @@ pub type EmailTick = Tick<EmailWork>;
 
 pub struct EmailWork {
     emails: Arc<dyn EmailStore>,
+    /// A claim older than this is taken to be abandoned (its owner died) and is taken over.
+    lease: Duration,
 }
 
 impl std::fmt::Debug for EmailWork {
@@ -27,8 +30,12 @@ impl std::fmt::Debug for EmailWork {
 }
 
 impl EmailWork {
-    pub fn new(emails: Arc<dyn EmailStore>) -> Self {
-        Self { emails }
+    pub fn new(emails: Arc<dyn EmailStore>, lease: Duration) -> Self {
+        Self { emails, lease }
+    }
+
+    fn cutoff(&self, now: i64) -> i64 {
+        now - i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX)
     }
 }
 
@@ -44,11 +51,22 @@ impl WorkSource for EmailWork {
         email.message.email_id.clone()
     }
 
+    /// Due emails first; with room left, claims abandoned for longer than the lease.
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, WorkError> {
-        self.emails
+        let mut due = self
+            .emails
             .fetch_due(now, limit)
             .await
-            .map_err(|e| WorkError::from_source("fetching due emails", e))
+            .map_err(|e| WorkError::from_source("fetching due emails", e))?;
+        if due.len() < limit {
+            let abandoned = self
+                .emails
+                .fetch_abandoned(self.cutoff(now), limit - due.len())
+                .await
+                .map_err(|e| WorkError::from_source("fetching abandoned claims", e))?;
+            due.extend(abandoned);
+        }
+        Ok(due)
     }
 
     async fn claim(
@@ -57,10 +75,14 @@ impl WorkSource for EmailWork {
         route: Route,
         now: i64,
     ) -> Result<Option<Claim>, WorkError> {
-        self.emails
-            .claim(&email.message.email_id, route, now)
-            .await
-            .map_err(|e| WorkError::from_source("claiming an email", e))
+        let id = &email.message.email_id;
+        let claim = match email.status {
+            // Taken over only while still abandoned: a live owner's claim is never stolen,
+            // and the `sending` step still lets one delivery alone send.
+            EmailStatus::Claimed => self.emails.reclaim(id, route, now, self.cutoff(now)).await,
+            _ => self.emails.claim(id, route, now).await,
+        };
+        claim.map_err(|e| WorkError::from_source("claiming an email", e))
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), WorkError> {
