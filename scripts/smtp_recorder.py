@@ -5,7 +5,8 @@ Recipients matching --reject get a permanent 550, those matching --tempfail a
 transient 451, and --tempfail-rate defers that share of all other recipients at random,
 so tests can drive both kinds of failure through a real SMTP exchange.
 With --starttls DIR it requires STARTTLS, with a certificate for 127.0.0.1 issued by a
-throwaway CA whose certificate it writes to DIR/ca.pem.
+throwaway CA whose certificate it writes to DIR/ca.pem; with --auth USER:PASSWORD it
+also requires that login (over TLS).
 Runs until SIGTERM or SIGINT.
 """
 
@@ -19,6 +20,7 @@ import signal
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Recorder:
@@ -64,6 +66,7 @@ def main():
     parser.add_argument("--tempfail", default="")
     parser.add_argument("--starttls", default="", metavar="DIR")
     parser.add_argument("--tempfail-rate", type=float, default=0.0, metavar="SHARE")
+    parser.add_argument("--auth", default="", metavar="USER:PASSWORD")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     tls = {}
@@ -77,6 +80,18 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         tls = {"tls_context": context, "require_starttls": True}
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and auth_data.login.decode() == user
+                and auth_data.password.decode() == password
+            )
+            return AuthResult(success=ok)
+
+        tls.update(authenticator=authenticator, auth_required=True)
     controller = Controller(
         Recorder(args.out, args.reject, args.tempfail, args.tempfail_rate),
         hostname="127.0.0.1",

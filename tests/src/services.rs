@@ -246,10 +246,21 @@ impl SmtpServer {
     /// A server that requires STARTTLS, with a certificate from a throwaway CA whose PEM
     /// is at the returned path.
     pub fn start_requiring_starttls() -> (Self, PathBuf) {
+        Self::start_requiring_starttls_and(&[])
+    }
+
+    /// The same, also requiring the login `user:password`.
+    pub fn start_requiring_login(user_password: &str) -> (Self, PathBuf) {
+        Self::start_requiring_starttls_and(&["--auth", user_password])
+    }
+
+    fn start_requiring_starttls_and(options: &[&str]) -> (Self, PathBuf) {
         let dir = scratch_dir("smtp-tls");
         std::fs::create_dir_all(&dir).expect("cannot create the service folder");
         let dir_text = dir.to_string_lossy().into_owned();
-        let mut server = Self::start_with(&dir, &["--starttls", &dir_text]);
+        let mut all = vec!["--starttls", dir_text.as_str()];
+        all.extend_from_slice(options);
+        let mut server = Self::start_with(&dir, &all);
         server.process.scratch = Some(dir.clone());
         (server, dir.join("ca.pem"))
     }

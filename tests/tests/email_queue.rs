@@ -719,3 +719,73 @@ async fn a_claim_abandoned_past_its_lease_is_taken_over_and_a_live_one_is_not() 
         EmailStatus::Claimed
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_password_comes_from_secrets_manager_and_never_shows() {
+    // Given an SMTP server that requires STARTTLS and a login, and a mailbox whose password
+    // is in Secrets Manager
+    let world = World::start().await;
+    let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
+    let secrets = aws_sdk_secretsmanager::Client::new(&world.sdk);
+    for (name, value) in [
+        ("symphony-local/smtp/right", "s3cret-Pa55"),
+        ("symphony-local/smtp/wrong", "not-it-Pa55"),
+    ] {
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    for (mailbox, secret) in [("mailbox-right", "right")] {
+        world
+            .dynamo
+            .put_item()
+            .table_name(world.stack.table("MailboxesTable"))
+            .item("mailboxId", S(mailbox.into()))
+            .item("userId", S("user-1".into()))
+            .item("smtpHost", S("127.0.0.1".into()))
+            .item("smtpPort", N(secure.port.to_string()))
+            .item("smtpSecurity", S("starttls".into()))
+            .item("smtpUsername", S("symphony".into()))
+            .item(
+                "smtpPasswordRef",
+                S(format!("secretsmanager:symphony-local/smtp/{secret}")),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    world.set_email_flag(false).await;
+    for (id, mailbox) in [
+        ("login-ok", "mailbox-right"),
+        ("login-bad", "mailbox-wrong"),
+    ] {
+        let email = seed::queued_email(id, mailbox, "lead@example.com");
+        seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    }
+
+    // When a tick sends them
+    let mut env = world.process_env();
+    env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
+    let report = world.tick(&world.process_function_with(&env).await).await;
+
+    // Then the password logged in and the mail went out, and the password shows neither
+    // in the report nor in the emails table
+    let delivered: Vec<String> = secure
+        .received()
+        .iter()
+        .filter_map(|m| m.email_id())
+        .collect();
+    assert_eq!(delivered, ["login-ok"]);
+    assert_eq!(report.legacy, 1);
+    let email = seed::get_email(&world.dynamo, world.emails_table(), "login-ok").await;
+    assert_eq!(email.status, EmailStatus::Sent);
+    assert!(
+        !format!("{report:?} {email:?}").contains("Pa55"),
+        "a password leaked"
+    );
+}

@@ -1,5 +1,6 @@
-//! References to secrets. A record names where its secret lives (`env:SMTP_PASSWORD`);
-//! the secret itself never travels in a message, an error or a log line.
+//! References to secrets. A record names where its secret lives
+//! (`secretsmanager:smtp/mailbox-1`, or `env:SMTP_PASSWORD`); the secret itself never
+//! travels in a message, an error or a log line.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,14 +11,16 @@ use symphony_core::Retryable;
 /// Where a secret lives.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum SecretRef {
-    /// An environment variable of the function (set from Secrets Manager by the
-    /// deployment, or by hand for a local run).
+    /// A secret in AWS Secrets Manager (its name or ARN), read once and cached.
+    SecretsManager(String),
+    /// An environment variable of the function (a local run, a test).
     Env(String),
 }
 
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::SecretsManager(id) => write!(f, "secretsmanager:{id}"),
             Self::Env(name) => write!(f, "env:{name}"),
         }
     }
@@ -27,10 +30,12 @@ impl FromStr for SecretRef {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.split_once(':') {
+            Some(("secretsmanager", id)) if !id.is_empty() => {
+                Ok(Self::SecretsManager(id.to_owned()))
+            }
             Some(("env", name)) if !name.is_empty() => Ok(Self::Env(name.to_owned())),
-            _ => Err(format!(
-                "secret reference {text:?} is not of the form env:NAME"
-            )),
+            // The reference, not a value: a password pasted here by mistake must not be echoed.
+            _ => Err("a secret reference must be secretsmanager:ID or env:NAME".to_owned()),
         }
     }
 }
@@ -59,11 +64,20 @@ impl fmt::Debug for Secret {
 pub enum SecretError {
     #[error("secret {reference:?} is not set")]
     NotFound { reference: SecretRef },
+    #[error("secret {reference:?} cannot be read")]
+    Unreadable {
+        reference: SecretRef,
+        #[source]
+        source: symphony_aws::AwsError,
+    },
 }
 
 impl Retryable for SecretError {
     fn is_retryable(&self) -> bool {
-        false
+        match self {
+            Self::NotFound { .. } => false,
+            Self::Unreadable { source, .. } => source.is_retryable(),
+        }
     }
 }
 
@@ -73,14 +87,60 @@ pub trait SecretResolver: Send + Sync {
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError>;
 }
 
-/// Resolves `env:NAME` from the process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EnvSecrets;
+/// Resolves `secretsmanager:ID` through Secrets Manager, each secret once (cached for the
+/// life of the Lambda container), and `env:NAME` from the process environment.
+#[derive(Debug)]
+pub struct Secrets {
+    client: aws_sdk_secretsmanager::Client,
+    cache: tokio::sync::Mutex<std::collections::HashMap<String, Secret>>,
+}
+
+impl Secrets {
+    pub fn new(client: aws_sdk_secretsmanager::Client) -> Self {
+        Self {
+            client,
+            cache: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    async fn read_secrets_manager(
+        &self,
+        reference: &SecretRef,
+        id: &str,
+    ) -> Result<Secret, SecretError> {
+        if let Some(secret) = self.cache.lock().await.get(id) {
+            return Ok(secret.clone());
+        }
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| SecretError::Unreadable {
+                reference: reference.clone(),
+                source: symphony_aws::AwsError::from_sdk("GetSecretValue", e),
+            })?;
+        let secret = output
+            .secret_string()
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| SecretError::NotFound {
+                reference: reference.clone(),
+            })?;
+        self.cache
+            .lock()
+            .await
+            .insert(id.to_owned(), secret.clone());
+        Ok(secret)
+    }
+}
 
 #[async_trait]
-impl SecretResolver for EnvSecrets {
+impl SecretResolver for Secrets {
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError> {
         match reference {
+            SecretRef::SecretsManager(id) => self.read_secrets_manager(reference, id).await,
             SecretRef::Env(name) => std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
@@ -102,7 +162,15 @@ mod tests {
             "env:SMTP_PASSWORD".parse::<SecretRef>(),
             Ok(SecretRef::Env("SMTP_PASSWORD".into()))
         );
-        assert!("hunter2".parse::<SecretRef>().is_err());
+        assert_eq!(
+            "secretsmanager:smtp/mailbox-1".parse::<SecretRef>(),
+            Ok(SecretRef::SecretsManager("smtp/mailbox-1".into()))
+        );
+        let error = "hunter2".parse::<SecretRef>().unwrap_err();
+        assert!(
+            !error.contains("hunter2"),
+            "a mistaken value is never echoed: {error}"
+        );
         assert!("env:".parse::<SecretRef>().is_err());
     }
 

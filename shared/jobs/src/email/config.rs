@@ -17,7 +17,7 @@ use super::outbox::OutboxMailer;
 use super::ports::Mailer;
 use super::smtp::SmtpMailer;
 use super::tick::{EmailTick, EmailWork, SOURCE};
-use crate::secrets::EnvSecrets;
+use crate::secrets::Secrets;
 use crate::wiring::{TickSettings, WorkerQueues, registry_of};
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
@@ -83,7 +83,8 @@ impl EmailWorkerConfig {
                 timeout,
                 extra_ca_pem,
             } => {
-                let mut mailer = SmtpMailer::new(Arc::new(EnvSecrets), *timeout);
+                let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(sdk));
+                let mut mailer = SmtpMailer::new(Arc::new(secrets), *timeout);
                 if let Some(pem) = extra_ca_pem {
                     mailer = mailer.with_extra_roots(pem.clone());
                 }
