@@ -128,3 +128,28 @@ fn to_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> SqsMessa
     }
     record
 }
+
+/// Receives one batch (at most ten, hidden for `visibility` seconds) as the `SqsEvent`
+/// Lambda would hand a worker.
+pub async fn receive_event(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &QueueRef,
+    visibility: i32,
+) -> SqsEvent {
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue.url)
+        .max_number_of_messages(10)
+        .visibility_timeout(visibility)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("ReceiveMessage failed");
+    let mut event = SqsEvent::default();
+    event.records = received
+        .messages()
+        .iter()
+        .map(|m| to_record(m, &queue.arn))
+        .collect();
+    event
+}

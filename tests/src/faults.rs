@@ -9,8 +9,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use lambda_runtime::{Context, LambdaEvent};
 use symphony_core::Envelope;
 use symphony_jobs::email::{EmailMessage, EmailStatus};
@@ -158,48 +156,28 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
 /// or crash would; the messages come back when their visibility runs out (here, at once).
 async fn kill_a_worker_mid_batch(world: &World, worker: &symphony_aws::SqsWorker) {
     let queue = world.stack.queue("EmailQueue");
-    let received = world
-        .sqs
-        .receive_message()
-        .queue_url(&queue.url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .send()
-        .await
-        .expect("ReceiveMessage failed");
-    if received.messages().is_empty() {
+    let event = crate::receive_event(&world.sqs, queue, 180).await;
+    if event.records.is_empty() {
         return;
     }
-    let mut event = SqsEvent::default();
-    for message in received.messages() {
-        let mut record = SqsMessage::default();
-        record.message_id = message.message_id().map(str::to_owned);
-        record.receipt_handle = message.receipt_handle().map(str::to_owned);
-        record.body = message.body().map(str::to_owned);
-        record.event_source_arn = Some(queue.arn.clone());
-        if let Some(attributes) = message.attributes() {
-            record.attributes = attributes
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                .collect();
-        }
-        event.records.push(record);
-    }
+    let handles: Vec<String> = event
+        .records
+        .iter()
+        .filter_map(|r| r.receipt_handle.clone())
+        .collect();
     let handling = worker.handle(LambdaEvent::new(event, Context::default()));
     // Killed after a few milliseconds: some records done, some mid-send, some not started.
     let _ = tokio::time::timeout(Duration::from_millis(15), handling).await;
-    for message in received.messages() {
-        if let Some(handle) = message.receipt_handle() {
-            // Already deleted or moved on by the worker's routes: nothing to put back.
-            let _ = world
-                .sqs
-                .change_message_visibility()
-                .queue_url(&queue.url)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .send()
-                .await;
-        }
+    for handle in handles {
+        // Already deleted or moved on by the worker's routes: nothing to put back.
+        let _ = world
+            .sqs
+            .change_message_visibility()
+            .queue_url(&queue.url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await;
     }
 }
 

@@ -12,7 +12,7 @@ pub mod world;
 
 use std::path::PathBuf;
 
-pub use drain::{DrainReport, drain_queue};
+pub use drain::{DrainReport, drain_queue, receive_event};
 pub use services::{Moto, ReceivedMail, SmtpServer};
 pub use stack::Stack;
 

@@ -123,21 +123,7 @@ async fn the_daily_limit_holds_when_two_handlers_run_at_once() {
         let body = Envelope::wrap(&message, "test", None).unwrap().to_body();
         seed::send_body(&world.sqs, &queue.url, body).await;
     }
-    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-    let received = world
-        .sqs
-        .receive_message()
-        .queue_url(&queue.url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    for message in received.messages() {
-        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
-        record.message_id = message.message_id().map(str::to_owned);
-        record.body = message.body().map(str::to_owned);
-        event.records.push(record);
-    }
+    let event = symphony_tests::receive_event(&world.sqs, queue, 180).await;
     assert_eq!(event.records.len(), 2);
     let (first, second) = (event.clone(), event);
 

@@ -530,21 +530,7 @@ async fn a_worker_near_its_deadline_starts_nothing_and_loses_nothing() {
     world.seed_emails("late", 2).await;
     world.tick(&world.process_function().await).await;
     let queue = world.stack.queue("EmailQueue");
-    let received = world
-        .sqs
-        .receive_message()
-        .queue_url(&queue.url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-    for message in received.messages() {
-        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
-        record.message_id = message.message_id().map(str::to_owned);
-        record.body = message.body().map(str::to_owned);
-        event.records.push(record);
-    }
+    let event = symphony_tests::receive_event(&world.sqs, queue, 180).await;
     let mut context = lambda_runtime::Context::default();
     context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 1_000;
 
@@ -576,22 +562,7 @@ async fn a_retryable_failure_comes_back_after_the_backoff() {
     seed::put_email(&world.dynamo, world.emails_table(), &email).await;
     world.tick(&world.process_function().await).await;
     let queue = world.stack.queue("EmailQueue");
-    let received = world
-        .sqs
-        .receive_message()
-        .queue_url(&queue.url)
-        .visibility_timeout(2)
-        .send()
-        .await
-        .unwrap();
-    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
-    for message in received.messages() {
-        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
-        record.message_id = message.message_id().map(str::to_owned);
-        record.receipt_handle = message.receipt_handle().map(str::to_owned);
-        record.body = message.body().map(str::to_owned);
-        event.records.push(record);
-    }
+    let event = symphony_tests::receive_event(&world.sqs, queue, 2).await;
     assert_eq!(event.records.len(), 1);
 
     // When the worker fails it with a 30 s retry base
