@@ -39,6 +39,32 @@ impl DynamoEmailStore {
         let key = crate::store::key(&[("emailId", email_id)]);
         self.table.update(key, update, condition, values).await
     }
+
+    /// Moves the email to `claimed` for `route` with a new token, when `condition` holds.
+    async fn take(
+        &self,
+        email_id: &str,
+        route: Route,
+        now: i64,
+        condition: &str,
+        mut values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<Claim>, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        values.extend([
+            (":claimed", s(EmailStatus::Claimed.as_str())),
+            (":token", s(&token)),
+            (":now", n(now)),
+            (":route", s(&route.to_string())),
+        ]);
+        let update =
+            "SET #status = :claimed, claimToken = :token, claimedAt = :now, claimedBy = :route";
+        let transition = self.transition(email_id, update, condition, values).await?;
+        Ok((transition == Transition::Done).then(|| Claim {
+            unit_id: email_id.to_owned(),
+            token,
+            route,
+        }))
+    }
 }
 
 /// Reads an emails-table item. Every problem names the attribute.
@@ -136,26 +162,15 @@ impl EmailStore for DynamoEmailStore {
         now: i64,
         claimed_before: i64,
     ) -> Result<Option<Claim>, StoreError> {
-        let token = uuid::Uuid::new_v4().to_string();
-        let transition = self
-            .transition(
-                email_id,
-                "SET claimToken = :token, claimedAt = :now, claimedBy = :route",
-                "#status = :claimed AND claimedAt <= :cutoff",
-                vec![
-                    (":claimed", s(EmailStatus::Claimed.as_str())),
-                    (":cutoff", n(claimed_before)),
-                    (":token", s(&token)),
-                    (":now", n(now)),
-                    (":route", s(&route.to_string())),
-                ],
-            )
-            .await?;
-        Ok((transition == Transition::Done).then(|| Claim {
-            unit_id: email_id.to_owned(),
-            token,
+        let condition = "#status = :claimed AND claimedAt <= :cutoff";
+        self.take(
+            email_id,
             route,
-        }))
+            now,
+            condition,
+            vec![(":cutoff", n(claimed_before))],
+        )
+        .await
     }
 
     async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError> {
@@ -173,26 +188,14 @@ impl EmailStore for DynamoEmailStore {
         route: Route,
         now: i64,
     ) -> Result<Option<Claim>, StoreError> {
-        let token = uuid::Uuid::new_v4().to_string();
-        let transition = self
-            .transition(
-                email_id,
-                "SET #status = :claimed, claimToken = :token, claimedAt = :now, claimedBy = :route",
-                "#status = :queued",
-                vec![
-                    (":claimed", s(EmailStatus::Claimed.as_str())),
-                    (":queued", s(EmailStatus::Queued.as_str())),
-                    (":token", s(&token)),
-                    (":now", n(now)),
-                    (":route", s(&route.to_string())),
-                ],
-            )
-            .await?;
-        Ok((transition == Transition::Done).then(|| Claim {
-            unit_id: email_id.to_owned(),
-            token,
+        self.take(
+            email_id,
             route,
-        }))
+            now,
+            "#status = :queued",
+            vec![(":queued", s(EmailStatus::Queued.as_str()))],
+        )
+        .await
     }
 
     async fn release(&self, claim: &Claim) -> Result<Transition, StoreError> {
