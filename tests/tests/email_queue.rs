@@ -760,3 +760,58 @@ async fn a_mailbox_password_comes_from_secrets_manager_and_never_shows() {
         "a password leaked"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_fails_the_send_without_hanging_and_shows_no_password() {
+    // Given a mailbox whose password in Secrets Manager is wrong, on a server that requires
+    // STARTTLS and a login, and a short SMTP timeout
+    let world = World::start().await;
+    let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
+    let secrets = aws_sdk_secretsmanager::Client::new(&world.sdk);
+    secrets
+        .create_secret()
+        .name("symphony-local/smtp/wrong")
+        .secret_string("not-it-Pa55")
+        .send()
+        .await
+        .unwrap();
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    world
+        .dynamo
+        .put_item()
+        .table_name(world.stack.table("MailboxesTable"))
+        .item("mailboxId", S("mailbox-wrong".into()))
+        .item("userId", S("user-1".into()))
+        .item("smtpHost", S("127.0.0.1".into()))
+        .item("smtpPort", N(secure.port.to_string()))
+        .item("smtpSecurity", S("starttls".into()))
+        .item("smtpUsername", S("symphony".into()))
+        .item(
+            "smtpPasswordRef",
+            S("secretsmanager:symphony-local/smtp/wrong".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    world.set_email_flag(false).await;
+    seed::put_email(
+        &world.dynamo,
+        world.emails_table(),
+        &seed::queued_email("login-bad", "mailbox-wrong", "lead@example.com"),
+    )
+    .await;
+    let mut env = world.process_env();
+    env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
+    env.insert("SMTP_TIMEOUT_SECONDS".into(), "2".into());
+
+    // When a tick tries to send it
+    let report = world.tick(&world.process_function_with(&env).await).await;
+
+    // Then the send fails (nothing delivered), and no password shows in the report
+    assert_eq!((report.legacy, report.failed), (0, 1));
+    assert!(secure.received().is_empty());
+    assert!(
+        !format!("{report:?}").contains("Pa55"),
+        "a password leaked: {report:?}"
+    );
+}

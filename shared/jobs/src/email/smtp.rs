@@ -161,7 +161,17 @@ impl Mailer for SmtpMailer {
     async fn send(&self, mailbox: &Mailbox, email: &OutgoingEmail) -> Result<(), MailError> {
         let message = build_message(email)?;
         let transport = self.transport(mailbox).await?;
-        match transport.send(message).await {
+        // The whole exchange is bounded too: a server that stalls between replies (seen
+        // after a refused login) must not hold the invocation until Lambda kills it.
+        let exchange = tokio::time::timeout(self.timeout * 3, transport.send(message)).await;
+        let Ok(result) = exchange else {
+            self.transports.lock().await.remove(mailbox);
+            return Err(MailError::retryable(
+                format!("the SMTP exchange took longer than {:?}", self.timeout * 3),
+                None,
+            ));
+        };
+        match result {
             Ok(_) => Ok(()),
             Err(error) => {
                 let error = classify(error);
