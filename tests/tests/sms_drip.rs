@@ -217,3 +217,39 @@ async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
         assert!(inline.next_send_at > Utc::now().timestamp());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrollment_claim_abandoned_past_its_lease_is_taken_over() {
+    // Given an enrollment claimed two hours ago by a tick that died, with no message anywhere
+    let world = World::start().await;
+    seed_drip(&world, 1, &[("orphan", "+15550100")]).await;
+    let two_hours_ago = Utc::now().timestamp() - 7_200;
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    world
+        .dynamo
+        .update_item()
+        .table_name(enrollment_table(&world))
+        .key("enrollmentId", S("orphan".into()))
+        .update_expression("SET #s = :claimed, claimedAt = :at, claimToken = :token")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":claimed", S("claimed".into()))
+        .expression_attribute_values(":at", N(two_hours_ago.to_string()))
+        .expression_attribute_values(":token", S("dead".into()))
+        .send()
+        .await
+        .unwrap();
+    world.set_flag(SMS_FLAG, true).await;
+
+    // When a tick runs and the worker drains the queue
+    let report = world.sms_tick(&world.process_sms_drip().await).await;
+    world
+        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .await;
+
+    // Then the enrollment was taken over, and its step sent once
+    assert_eq!((report.due, report.dispatched), (1, 1));
+    assert_eq!(
+        world.moto.recorded_sms(),
+        [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
+    );
+}

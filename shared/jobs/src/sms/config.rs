@@ -71,6 +71,8 @@ impl SmsWorkerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmsTickConfig {
     pub worker: SmsWorkerConfig,
+    /// A claim older than this is abandoned and taken over (`CLAIM_LEASE_SECONDS`, 3600).
+    pub claim_lease: std::time::Duration,
     /// `SMS_QUEUE_URL`, `SMS_TICK_LIMIT` (default 100), flags.
     pub tick: TickSettings,
 }
@@ -79,6 +81,11 @@ impl SmsTickConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
             worker: SmsWorkerConfig::from_env(env)?,
+            claim_lease: std::time::Duration::from_secs(parsed_or(
+                env,
+                "CLAIM_LEASE_SECONDS",
+                3_600_u64,
+            )?),
             tick: TickSettings::from_env(env, "SMS_QUEUE_URL", "SMS_TICK_LIMIT", 100, SMS_FLAG)?,
         })
     }
@@ -91,7 +98,7 @@ impl SmsTickConfig {
         self.tick
             .tick(
                 SOURCE,
-                SmsWork::new(Arc::new(enrollments)),
+                SmsWork::new(Arc::new(enrollments), self.claim_lease),
                 self.worker.registry(sdk),
                 sdk,
             )

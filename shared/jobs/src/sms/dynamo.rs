@@ -116,6 +116,34 @@ impl DynamoEnrollmentStore {
             .update(key(&[("enrollmentId", id)]), update, condition, values)
             .await
     }
+
+    /// Moves the enrollment to `claimed` for `route` with a new token, when `condition` holds.
+    async fn take(
+        &self,
+        enrollment_id: &str,
+        route: Route,
+        now: i64,
+        condition: &str,
+        mut values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<Claim>, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        values.extend([
+            (":claimed", s(CLAIMED)),
+            (":token", s(&token)),
+            (":now", n(now)),
+            (":route", s(&route.to_string())),
+        ]);
+        let update =
+            "SET #status = :claimed, claimToken = :token, claimedAt = :now, claimedBy = :route";
+        let outcome = self
+            .update(enrollment_id, update, condition, values)
+            .await?;
+        Ok((outcome == Transition::Done).then(|| Claim {
+            unit_id: enrollment_id.to_owned(),
+            token,
+            route,
+        }))
+    }
 }
 
 const CLAIMED: &str = "claimed";
@@ -153,27 +181,46 @@ impl EnrollmentStore for DynamoEnrollmentStore {
         route: Route,
         now: i64,
     ) -> Result<Option<Claim>, StoreError> {
-        let token = uuid::Uuid::new_v4().to_string();
-        let outcome = self
-            .update(
-                enrollment_id,
-                "SET #status = :claimed, claimToken = :token, claimedAt = :now, claimedBy = :route",
-                "#status = :active AND currentStep = :step",
-                vec![
-                    (":claimed", s(CLAIMED)),
-                    (":active", s(ACTIVE)),
-                    (":step", index(step)),
-                    (":token", s(&token)),
-                    (":now", n(now)),
-                    (":route", s(&route.to_string())),
-                ],
-            )
-            .await?;
-        Ok((outcome == Transition::Done).then(|| Claim {
-            unit_id: enrollment_id.to_owned(),
-            token,
+        let condition = "#status = :active AND currentStep = :step";
+        let values = vec![(":active", s(ACTIVE)), (":step", index(step))];
+        self.take(enrollment_id, route, now, condition, values)
+            .await
+    }
+
+    async fn fetch_abandoned(
+        &self,
+        claimed_before: i64,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        self.table
+            .query(limit, enrollment_from_item, |query| {
+                query
+                    .index_name(DUE_INDEX)
+                    .key_condition_expression("#status = :claimed")
+                    .filter_expression("claimedAt <= :cutoff")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":claimed", s(CLAIMED))
+                    .expression_attribute_values(":cutoff", n(claimed_before))
+            })
+            .await
+    }
+
+    async fn reclaim(
+        &self,
+        enrollment_id: &str,
+        route: Route,
+        now: i64,
+        claimed_before: i64,
+    ) -> Result<Option<Claim>, StoreError> {
+        let condition = "#status = :claimed AND claimedAt <= :cutoff";
+        self.take(
+            enrollment_id,
             route,
-        }))
+            now,
+            condition,
+            vec![(":cutoff", n(claimed_before))],
+        )
+        .await
     }
 
     async fn reschedule(

@@ -27,6 +27,21 @@ pub trait EnrollmentStore: Send + Sync {
         route: Route,
         now: i64,
     ) -> Result<Option<Claim>, StoreError>;
+    /// Enrollments left `claimed` since before `claimed_before` (their owner died).
+    async fn fetch_abandoned(
+        &self,
+        claimed_before: i64,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError>;
+    /// Takes over an abandoned claim, only while it is still `claimed` since before
+    /// `claimed_before`.
+    async fn reclaim(
+        &self,
+        enrollment_id: &str,
+        route: Route,
+        now: i64,
+        claimed_before: i64,
+    ) -> Result<Option<Claim>, StoreError>;
     /// Claimed → active, due at `send_at` (a release, or a deferral past quiet hours).
     async fn reschedule(&self, enrollment_id: &str, send_at: i64)
     -> Result<Transition, StoreError>;

@@ -1,13 +1,14 @@
 //! `process-sms-drip`'s work source: active enrollments whose next step is due.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use symphony_core::{Claim, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
 
 use super::SMS_FLAG;
 use super::message::SmsDripMessage;
-use super::model::Enrollment;
+use super::model::{Enrollment, EnrollmentStatus};
 use super::ports::EnrollmentStore;
 
 /// The function name recorded as each envelope's source.
@@ -17,6 +18,8 @@ pub type SmsTick = Tick<SmsWork>;
 
 pub struct SmsWork {
     enrollments: Arc<dyn EnrollmentStore>,
+    /// A claim older than this is taken to be abandoned (its owner died) and is taken over.
+    lease: Duration,
 }
 
 impl std::fmt::Debug for SmsWork {
@@ -26,8 +29,12 @@ impl std::fmt::Debug for SmsWork {
 }
 
 impl SmsWork {
-    pub fn new(enrollments: Arc<dyn EnrollmentStore>) -> Self {
-        Self { enrollments }
+    pub fn new(enrollments: Arc<dyn EnrollmentStore>, lease: Duration) -> Self {
+        Self { enrollments, lease }
+    }
+
+    fn cutoff(&self, now: i64) -> i64 {
+        now - i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX)
     }
 }
 
@@ -43,11 +50,22 @@ impl WorkSource for SmsWork {
         enrollment.enrollment_id.clone()
     }
 
+    /// Due enrollments first; with room left, claims abandoned for longer than the lease.
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, WorkError> {
-        self.enrollments
+        let mut due = self
+            .enrollments
             .fetch_due(now, limit)
             .await
-            .map_err(|e| WorkError::from_source("fetching due enrollments", e))
+            .map_err(|e| WorkError::from_source("fetching due enrollments", e))?;
+        if due.len() < limit {
+            let abandoned = self
+                .enrollments
+                .fetch_abandoned(self.cutoff(now), limit - due.len())
+                .await
+                .map_err(|e| WorkError::from_source("fetching abandoned claims", e))?;
+            due.extend(abandoned);
+        }
+        Ok(due)
     }
 
     async fn claim(
@@ -56,15 +74,21 @@ impl WorkSource for SmsWork {
         route: Route,
         now: i64,
     ) -> Result<Option<Claim>, WorkError> {
-        self.enrollments
-            .claim(
-                &enrollment.enrollment_id,
-                enrollment.current_step,
-                route,
-                now,
-            )
-            .await
-            .map_err(|e| WorkError::from_source("claiming an enrollment", e))
+        let id = &enrollment.enrollment_id;
+        let claim = match enrollment.status {
+            // Taken over only while still abandoned; `sending` is never taken over.
+            EnrollmentStatus::Claimed => {
+                self.enrollments
+                    .reclaim(id, route, now, self.cutoff(now))
+                    .await
+            }
+            _ => {
+                self.enrollments
+                    .claim(id, enrollment.current_step, route, now)
+                    .await
+            }
+        };
+        claim.map_err(|e| WorkError::from_source("claiming an enrollment", e))
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), WorkError> {
