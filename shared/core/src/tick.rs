@@ -6,6 +6,7 @@
 //! symphony ones to the queue and runs the legacy ones inline, and accounts for every unit.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
@@ -17,6 +18,11 @@ use crate::{BoxError, Dispatcher, Envelope, FlagReader, Retryable, Route, Transp
 
 /// Claims made at once against the store.
 const CLAIM_CONCURRENCY: usize = 16;
+
+/// The claim time before which a claim held for `lease` is abandoned.
+pub fn lease_cutoff(now: i64, lease: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX))
+}
 
 /// A claim on one unit of work: only its holder may release it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,15 @@ pub trait WorkSource: Send + Sync {
     fn unit_id(&self, unit: &Self::Unit) -> String;
     /// Due units at `now` (epoch seconds), at most `limit`.
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Self::Unit>, WorkError>;
+    /// Units whose claim was abandoned (its owner died), at most `limit`; taken after the
+    /// due ones, when the tick has room. None by default.
+    async fn fetch_abandoned(
+        &self,
+        _now: i64,
+        _limit: usize,
+    ) -> Result<Vec<Self::Unit>, WorkError> {
+        Ok(Vec::new())
+    }
     /// Takes the unit for one route; `None` when someone else holds it.
     async fn claim(
         &self,
@@ -172,11 +187,19 @@ impl<S: WorkSource> Tick<S> {
 
     pub async fn run(&self, now: i64) -> Result<TickReport, TickError> {
         let flags = self.flags.evaluate(self.source.flag()).await;
-        let due = self
+        let mut due = self
             .source
             .fetch_due(now, self.limit)
             .await
             .map_err(TickError::Fetch)?;
+        if due.len() < self.limit {
+            let abandoned = self
+                .source
+                .fetch_abandoned(now, self.limit - due.len())
+                .await
+                .map_err(TickError::Fetch)?;
+            due.extend(abandoned);
+        }
         let mut report = TickReport {
             due: due.len(),
             dispatched: 0,

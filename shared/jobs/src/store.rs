@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_aws::AwsError;
-use symphony_core::{BoxError, Retryable};
+use symphony_core::{BoxError, Claim, Retryable, Route};
 
 /// Reasons stored in an item are cut to this many bytes, so a long error chain never bloats it.
 pub const MAX_ERROR_BYTES: usize = 1_024;
@@ -114,6 +114,34 @@ impl Table {
             }
             Err(error) => Err(self.unavailable(AwsError::from_sdk("UpdateItem", error))),
         }
+    }
+
+    /// Moves the record under `key` to `status = claimed` for `route`, with a new token,
+    /// when `condition` holds; `None` when it does not (someone else has it).
+    pub async fn take_claim(
+        &self,
+        key: Item,
+        unit_id: &str,
+        route: Route,
+        now: i64,
+        condition: &str,
+        mut values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<Claim>, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        values.extend([
+            (":claimed", s("claimed")),
+            (":token", s(&token)),
+            (":now", n(now)),
+            (":route", s(&route.to_string())),
+        ]);
+        let update =
+            "SET #status = :claimed, claimToken = :token, claimedAt = :now, claimedBy = :route";
+        let transition = self.update(key, update, condition, values).await?;
+        Ok((transition == Transition::Done).then(|| Claim {
+            unit_id: unit_id.to_owned(),
+            token,
+            route,
+        }))
     }
 
     /// A conditional `PutItem` that only creates: an existing item is a [`Transition::Conflict`].

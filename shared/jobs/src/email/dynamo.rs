@@ -40,30 +40,19 @@ impl DynamoEmailStore {
         self.table.update(key, update, condition, values).await
     }
 
-    /// Moves the email to `claimed` for `route` with a new token, when `condition` holds.
+    /// Claims the record for `route` when `condition` holds.
     async fn take(
         &self,
         email_id: &str,
         route: Route,
         now: i64,
         condition: &str,
-        mut values: Vec<(&str, AttributeValue)>,
+        values: Vec<(&str, AttributeValue)>,
     ) -> Result<Option<Claim>, StoreError> {
-        let token = uuid::Uuid::new_v4().to_string();
-        values.extend([
-            (":claimed", s(EmailStatus::Claimed.as_str())),
-            (":token", s(&token)),
-            (":now", n(now)),
-            (":route", s(&route.to_string())),
-        ]);
-        let update =
-            "SET #status = :claimed, claimToken = :token, claimedAt = :now, claimedBy = :route";
-        let transition = self.transition(email_id, update, condition, values).await?;
-        Ok((transition == Transition::Done).then(|| Claim {
-            unit_id: email_id.to_owned(),
-            token,
-            route,
-        }))
+        let key = crate::store::key(&[("emailId", email_id)]);
+        self.table
+            .take_claim(key, email_id, route, now, condition, values)
+            .await
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use symphony_core::tick::lease_cutoff;
 use symphony_core::{Claim, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
 
 use super::EMAIL_FLAG;
@@ -33,10 +34,6 @@ impl EmailWork {
     pub fn new(emails: Arc<dyn EmailStore>, lease: Duration) -> Self {
         Self { emails, lease }
     }
-
-    fn cutoff(&self, now: i64) -> i64 {
-        now - i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX)
-    }
 }
 
 #[async_trait]
@@ -51,22 +48,19 @@ impl WorkSource for EmailWork {
         email.message.email_id.clone()
     }
 
-    /// Due emails first; with room left, claims abandoned for longer than the lease.
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, WorkError> {
-        let mut due = self
-            .emails
+        self.emails
             .fetch_due(now, limit)
             .await
-            .map_err(|e| WorkError::from_source("fetching due emails", e))?;
-        if due.len() < limit {
-            let abandoned = self
-                .emails
-                .fetch_abandoned(self.cutoff(now), limit - due.len())
-                .await
-                .map_err(|e| WorkError::from_source("fetching abandoned claims", e))?;
-            due.extend(abandoned);
-        }
-        Ok(due)
+            .map_err(|e| WorkError::from_source("fetching due emails", e))
+    }
+
+    /// Claims older than the lease.
+    async fn fetch_abandoned(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, WorkError> {
+        self.emails
+            .fetch_abandoned(lease_cutoff(now, self.lease), limit)
+            .await
+            .map_err(|e| WorkError::from_source("fetching abandoned claims", e))
     }
 
     async fn claim(
@@ -79,7 +73,11 @@ impl WorkSource for EmailWork {
         let claim = match email.status {
             // Taken over only while still abandoned: a live owner's claim is never stolen,
             // and the `sending` step still lets one delivery alone send.
-            EmailStatus::Claimed => self.emails.reclaim(id, route, now, self.cutoff(now)).await,
+            EmailStatus::Claimed => {
+                self.emails
+                    .reclaim(id, route, now, lease_cutoff(now, self.lease))
+                    .await
+            }
             _ => self.emails.claim(id, route, now).await,
         };
         claim.map_err(|e| WorkError::from_source("claiming an email", e))

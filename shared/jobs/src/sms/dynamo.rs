@@ -117,32 +117,19 @@ impl DynamoEnrollmentStore {
             .await
     }
 
-    /// Moves the enrollment to `claimed` for `route` with a new token, when `condition` holds.
+    /// Claims the record for `route` when `condition` holds.
     async fn take(
         &self,
         enrollment_id: &str,
         route: Route,
         now: i64,
         condition: &str,
-        mut values: Vec<(&str, AttributeValue)>,
+        values: Vec<(&str, AttributeValue)>,
     ) -> Result<Option<Claim>, StoreError> {
-        let token = uuid::Uuid::new_v4().to_string();
-        values.extend([
-            (":claimed", s(CLAIMED)),
-            (":token", s(&token)),
-            (":now", n(now)),
-            (":route", s(&route.to_string())),
-        ]);
-        let update =
-            "SET #status = :claimed, claimToken = :token, claimedAt = :now, claimedBy = :route";
-        let outcome = self
-            .update(enrollment_id, update, condition, values)
-            .await?;
-        Ok((outcome == Transition::Done).then(|| Claim {
-            unit_id: enrollment_id.to_owned(),
-            token,
-            route,
-        }))
+        let key = key(&[("enrollmentId", enrollment_id)]);
+        self.table
+            .take_claim(key, enrollment_id, route, now, condition, values)
+            .await
     }
 }
 

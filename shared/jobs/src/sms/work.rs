@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use symphony_core::tick::lease_cutoff;
 use symphony_core::{Claim, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
 
 use super::SMS_FLAG;
@@ -32,10 +33,6 @@ impl SmsWork {
     pub fn new(enrollments: Arc<dyn EnrollmentStore>, lease: Duration) -> Self {
         Self { enrollments, lease }
     }
-
-    fn cutoff(&self, now: i64) -> i64 {
-        now - i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX)
-    }
 }
 
 #[async_trait]
@@ -50,22 +47,19 @@ impl WorkSource for SmsWork {
         enrollment.enrollment_id.clone()
     }
 
-    /// Due enrollments first; with room left, claims abandoned for longer than the lease.
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, WorkError> {
-        let mut due = self
-            .enrollments
+        self.enrollments
             .fetch_due(now, limit)
             .await
-            .map_err(|e| WorkError::from_source("fetching due enrollments", e))?;
-        if due.len() < limit {
-            let abandoned = self
-                .enrollments
-                .fetch_abandoned(self.cutoff(now), limit - due.len())
-                .await
-                .map_err(|e| WorkError::from_source("fetching abandoned claims", e))?;
-            due.extend(abandoned);
-        }
-        Ok(due)
+            .map_err(|e| WorkError::from_source("fetching due enrollments", e))
+    }
+
+    /// Claims older than the lease.
+    async fn fetch_abandoned(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, WorkError> {
+        self.enrollments
+            .fetch_abandoned(lease_cutoff(now, self.lease), limit)
+            .await
+            .map_err(|e| WorkError::from_source("fetching abandoned claims", e))
     }
 
     async fn claim(
@@ -79,7 +73,7 @@ impl WorkSource for SmsWork {
             // Taken over only while still abandoned; `sending` is never taken over.
             EnrollmentStatus::Claimed => {
                 self.enrollments
-                    .reclaim(id, route, now, self.cutoff(now))
+                    .reclaim(id, route, now, lease_cutoff(now, self.lease))
                     .await
             }
             _ => {
