@@ -144,6 +144,42 @@ impl Table {
         }))
     }
 
+    /// Records left `claimed` since before `claimed_before`, through `index` (partition key
+    /// `status`), at most `limit`.
+    pub async fn abandoned_claims<T>(
+        &self,
+        index: &str,
+        claimed_before: i64,
+        limit: usize,
+        parse: impl Fn(&Item) -> Result<T, String>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.query(limit, parse, |query| {
+            query
+                .index_name(index)
+                .key_condition_expression("#status = :claimed")
+                .filter_expression("claimedAt <= :cutoff")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":claimed", s("claimed"))
+                .expression_attribute_values(":cutoff", n(claimed_before))
+        })
+        .await
+    }
+
+    /// Takes over a claim, only while it is still `claimed` since before `claimed_before`.
+    pub async fn take_abandoned_claim(
+        &self,
+        key: Item,
+        unit_id: &str,
+        route: Route,
+        now: i64,
+        claimed_before: i64,
+    ) -> Result<Option<Claim>, StoreError> {
+        let condition = "#status = :claimed AND claimedAt <= :cutoff";
+        let values = vec![(":cutoff", n(claimed_before))];
+        self.take_claim(key, unit_id, route, now, condition, values)
+            .await
+    }
+
     /// A conditional `PutItem` that only creates: an existing item is a [`Transition::Conflict`].
     pub async fn create(&self, key_name: &str, item: Item) -> Result<Transition, StoreError> {
         let result = self

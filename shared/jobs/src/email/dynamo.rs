@@ -132,15 +132,7 @@ impl EmailStore for DynamoEmailStore {
         limit: usize,
     ) -> Result<Vec<EmailRecord>, StoreError> {
         self.table
-            .query(limit, email_from_item, |query| {
-                query
-                    .index_name(DUE_INDEX)
-                    .key_condition_expression("#status = :claimed")
-                    .filter_expression("claimedAt <= :cutoff")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":claimed", s(EmailStatus::Claimed.as_str()))
-                    .expression_attribute_values(":cutoff", n(claimed_before))
-            })
+            .abandoned_claims(DUE_INDEX, claimed_before, limit, email_from_item)
             .await
     }
 
@@ -151,15 +143,10 @@ impl EmailStore for DynamoEmailStore {
         now: i64,
         claimed_before: i64,
     ) -> Result<Option<Claim>, StoreError> {
-        let condition = "#status = :claimed AND claimedAt <= :cutoff";
-        self.take(
-            email_id,
-            route,
-            now,
-            condition,
-            vec![(":cutoff", n(claimed_before))],
-        )
-        .await
+        let key = crate::store::key(&[("emailId", email_id)]);
+        self.table
+            .take_abandoned_claim(key, email_id, route, now, claimed_before)
+            .await
     }
 
     async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError> {

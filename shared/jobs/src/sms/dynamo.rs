@@ -180,15 +180,7 @@ impl EnrollmentStore for DynamoEnrollmentStore {
         limit: usize,
     ) -> Result<Vec<Enrollment>, StoreError> {
         self.table
-            .query(limit, enrollment_from_item, |query| {
-                query
-                    .index_name(DUE_INDEX)
-                    .key_condition_expression("#status = :claimed")
-                    .filter_expression("claimedAt <= :cutoff")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":claimed", s(CLAIMED))
-                    .expression_attribute_values(":cutoff", n(claimed_before))
-            })
+            .abandoned_claims(DUE_INDEX, claimed_before, limit, enrollment_from_item)
             .await
     }
 
@@ -199,15 +191,10 @@ impl EnrollmentStore for DynamoEnrollmentStore {
         now: i64,
         claimed_before: i64,
     ) -> Result<Option<Claim>, StoreError> {
-        let condition = "#status = :claimed AND claimedAt <= :cutoff";
-        self.take(
-            enrollment_id,
-            route,
-            now,
-            condition,
-            vec![(":cutoff", n(claimed_before))],
-        )
-        .await
+        let key = key(&[("enrollmentId", enrollment_id)]);
+        self.table
+            .take_abandoned_claim(key, enrollment_id, route, now, claimed_before)
+            .await
     }
 
     async fn reschedule(
