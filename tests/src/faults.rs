@@ -1,33 +1,58 @@
-//! The fault-injection run: the real email functions against moto and a flaky SMTP server,
-//! with every fault a production run can meet, and an account of every unit at the end.
+//! The fault-injection run: the real functions of all three jobs against moto and a flaky
+//! SMTP server, with every fault a production run can meet, and an account of every unit.
 //!
-//! Faults: transient SMTP failures (451) on a share of sends, permanent ones (550) for a
-//! share of recipients, malformed and unknown messages put straight on the queue, a worker
-//! killed mid-batch, two overlapping ticks at every tick, and the flag flipped between
-//! waves. Work is fed in waves (the per-tick cap) so moto's queues stay shallow.
+//! Units: queued emails, the leads of one-step campaigns (their emails go through the email
+//! queue in turn) and SMS enrollments in a one-step sequence.
+//! Faults: transient SMTP failures (451) and SNS throttling on a share of sends, permanent
+//! rejections (550) and invalid phone numbers for another share, malformed and unknown
+//! messages put straight on every queue, a worker killed mid-batch on every queue, two
+//! overlapping ticks of every job with its flag moved (on, off, half rolled out) between
+//! them, claim leases short enough to be taken over during the run. Work is fed in waves
+//! (the per-tick cap) so moto's queues stay shallow.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::{Context, LambdaEvent};
-use symphony_core::Envelope;
-use symphony_jobs::email::{EmailMessage, EmailStatus};
+use process_campaigns::ProcessCampaigns;
+use process_email_queue::ProcessEmailQueue;
+use process_sms_drip::ProcessSmsDrip;
+use symphony_aws::{ScheduledFunction, SqsWorker};
+use symphony_core::{Envelope, WorkSource};
+use symphony_jobs::campaign::CampaignProcessingMessage;
+use symphony_jobs::campaign::dynamo::lead_to_item;
+use symphony_jobs::email::EmailMessage;
+use symphony_jobs::sms::SmsDripMessage;
+use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 
 use crate::seed;
-use crate::services::SmtpServer;
-use crate::world::{MAILBOX_ID, World};
+use crate::services::{Moto, SmtpServer};
+use crate::world::{MAILBOX_ID, REJECTED_RECIPIENTS, World, run_tick};
+
+/// Claims older than this are taken over by the next tick: short, so the run meets
+/// takeovers of claims whose owner is still at work as well as of abandoned ones.
+const CLAIM_LEASE_SECONDS: u64 = 10;
+/// SNS refuses a throttled number this many times: more than the SDK's own three attempts,
+/// so the failure reaches the worker and its message comes back.
+const SNS_REFUSALS: u32 = 4;
+/// The SMS worker's quiet hours never apply, so the run does not depend on the time of day.
+const NEVER_QUIET: [(&str, &str); 2] = [("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")];
 
 /// How big a run, and how hostile.
 #[derive(Debug, Clone, Copy)]
 pub struct FaultPlan {
+    /// Units in all, shared out between the three jobs.
     pub units: usize,
-    /// Units seeded per wave (and the tick's cap).
+    /// Units of each job seeded per wave (and the ticks' cap).
     pub wave: usize,
-    /// Share of SMTP recipients deferred (451) at random, on every attempt.
+    /// Share of SMTP recipients deferred (451) at random, on every attempt, and share of
+    /// phone numbers SNS throttles.
     pub transient_share: f64,
-    /// Every n-th unit goes to a recipient the server rejects for good (550).
+    /// Every n-th unit of each job goes to a recipient the server rejects for good (550),
+    /// or to an invalid phone number.
     pub permanent_every: usize,
-    /// Malformed and unknown messages put on the queue per wave (each).
+    /// Malformed and unknown messages put on each queue per wave (each).
     pub bad_messages_per_wave: usize,
 }
 
@@ -35,127 +60,450 @@ impl FaultPlan {
     pub fn ci() -> Self {
         Self {
             units: 300,
-            wave: 60,
+            wave: 25,
             transient_share: 0.15,
             permanent_every: 20,
-            bad_messages_per_wave: 2,
+            bad_messages_per_wave: 1,
         }
+    }
+
+    /// The units of one job: an even share, the first jobs taking the remainder.
+    pub fn units_of(&self, job: Job) -> usize {
+        let index = job as usize;
+        self.units / Job::ALL.len() + usize::from(index < self.units % Job::ALL.len())
     }
 }
 
-/// Every unit, accounted for.
+/// The three jobs, in the order their units are shared out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    Email,
+    Campaign,
+    Sms,
+}
+
+impl Job {
+    pub const ALL: [Job; 3] = [Job::Email, Job::Campaign, Job::Sms];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Email => "email queue",
+            Job::Campaign => "campaigns",
+            Job::Sms => "sms drip",
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Job::Email => symphony_jobs::email::EMAIL_FLAG,
+            Job::Campaign => symphony_jobs::campaign::CAMPAIGN_FLAG,
+            Job::Sms => symphony_jobs::sms::SMS_FLAG,
+        }
+    }
+
+    fn queue(self) -> &'static str {
+        match self {
+            Job::Email => "EmailQueue",
+            Job::Campaign => "CampaignQueue",
+            Job::Sms => "SmsQueue",
+        }
+    }
+
+    fn dead_letter_queue(self) -> &'static str {
+        match self {
+            Job::Email => "EmailDeadLetterQueue",
+            Job::Campaign => "CampaignDeadLetterQueue",
+            Job::Sms => "SmsDeadLetterQueue",
+        }
+    }
+
+    /// The rollout of this job's flag at a step of the run: each job goes round on, off
+    /// and half rolled out, out of step with the others.
+    fn rollout(self, step: usize) -> u8 {
+        [100, 0, 50][(step + self as usize) % 3]
+    }
+}
+
+/// One job's units, accounted for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FaultReport {
+pub struct JobReport {
     pub units: usize,
     /// Delivered exactly once.
     pub sent: usize,
-    /// Not delivered, and in the dead-letter queue: with its error details when the worker
-    /// put it there, or (redriven after `maxReceiveCount`) with its email's record saying why.
+    /// Not delivered, and in a dead-letter queue: with its error details when a worker put
+    /// it there, or (redriven after `maxReceiveCount`) with its record saying why.
     pub dead_lettered: usize,
-    /// Not delivered, and failed in the emails table with a reason (the legacy path).
+    /// Not delivered, and failed in its table with a reason (the legacy path).
     pub failed_with_reason: usize,
     /// Delivered more than once.
     pub duplicates: usize,
     /// None of the above: the count that must be zero.
     pub lost: usize,
-    /// Injected malformed or unknown messages, and how many distinct ones reached the DLQ.
-    pub bad_messages: usize,
-    pub bad_messages_dead_lettered: usize,
-    pub elapsed: Duration,
+    /// Deliveries that failed and came back for another attempt.
+    pub retried_deliveries: usize,
 }
 
-impl std::fmt::Display for FaultReport {
+impl JobReport {
+    fn add(&mut self, other: &JobReport) {
+        self.units += other.units;
+        self.sent += other.sent;
+        self.dead_lettered += other.dead_lettered;
+        self.failed_with_reason += other.failed_with_reason;
+        self.duplicates += other.duplicates;
+        self.lost += other.lost;
+        self.retried_deliveries += other.retried_deliveries;
+    }
+}
+
+impl std::fmt::Display for JobReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "units {}, sent {}, dead-lettered {}, failed with reason {}, duplicates {}, lost {}; \
-             bad messages {} (dead-lettered {}); {:.1} s",
+            "units {}, sent {}, dead-lettered {}, failed with reason {}, duplicates {}, lost {} \
+             (retried deliveries {})",
             self.units,
             self.sent,
             self.dead_lettered,
             self.failed_with_reason,
             self.duplicates,
             self.lost,
-            self.bad_messages,
-            self.bad_messages_dead_lettered,
-            self.elapsed.as_secs_f64()
+            self.retried_deliveries
         )
     }
 }
 
+/// Every unit of every job, accounted for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultReport {
+    pub jobs: Vec<(Job, JobReport)>,
+    /// Injected malformed or unknown messages, and how many distinct ones reached a DLQ.
+    pub bad_messages: usize,
+    pub bad_messages_dead_lettered: usize,
+    pub elapsed: Duration,
+}
+
+impl FaultReport {
+    /// All jobs together.
+    pub fn total(&self) -> JobReport {
+        let mut total = JobReport::default();
+        for (_, job) in &self.jobs {
+            total.add(job);
+        }
+        total
+    }
+
+    pub fn job(&self, job: Job) -> &JobReport {
+        self.jobs
+            .iter()
+            .find_map(|(j, report)| (*j == job).then_some(report))
+            .unwrap_or_else(|| panic!("no report for the {} job", job.name()))
+    }
+}
+
+impl std::fmt::Display for FaultReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{}; bad messages {} (dead-lettered {}); {:.1} s",
+            self.total(),
+            self.bad_messages,
+            self.bad_messages_dead_lettered,
+            self.elapsed.as_secs_f64()
+        )?;
+        for (job, report) in &self.jobs {
+            writeln!(f, "  {:<12} {report}", job.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// The functions of the run: two instances of every tick (they overlap), one worker each.
+struct Functions {
+    email_ticks: [ProcessEmailQueue; 2],
+    campaign_ticks: [ProcessCampaigns; 2],
+    sms_ticks: [ProcessSmsDrip; 2],
+    email_worker: SqsWorker,
+    campaign_worker: SqsWorker,
+    sms_worker: SqsWorker,
+}
+
+impl Functions {
+    async fn start(world: &World, plan: &FaultPlan) -> Self {
+        let lease = CLAIM_LEASE_SECONDS.to_string();
+        // Legacy campaign runs leave their emails queued for the email tick: room for both.
+        let email_limit = (plan.wave * 2).to_string();
+        let email_env = world.function_env(
+            "ProcessEmailQueueFunction",
+            &[
+                ("EMAIL_TICK_LIMIT", &email_limit),
+                ("CLAIM_LEASE_SECONDS", &lease),
+            ],
+        );
+        let sms_limit = plan.wave.to_string();
+        let sms_tick = [
+            ("SMS_TICK_LIMIT", sms_limit.as_str()),
+            ("CLAIM_LEASE_SECONDS", &lease),
+            NEVER_QUIET[0],
+            NEVER_QUIET[1],
+        ];
+        Self {
+            email_ticks: [
+                world.process_function_with(&email_env).await,
+                world.process_function_with(&email_env).await,
+            ],
+            campaign_ticks: [
+                world.process_campaigns().await,
+                world.process_campaigns().await,
+            ],
+            sms_ticks: [
+                world.process_sms_drip_with(&sms_tick).await,
+                world.process_sms_drip_with(&sms_tick).await,
+            ],
+            email_worker: world.handle_function().await,
+            campaign_worker: world.handle_campaign().await,
+            sms_worker: world.handle_sms_with(&NEVER_QUIET).await,
+        }
+    }
+
+    fn worker(&self, job: Job) -> &SqsWorker {
+        match job {
+            Job::Email => &self.email_worker,
+            Job::Campaign => &self.campaign_worker,
+            Job::Sms => &self.sms_worker,
+        }
+    }
+}
+
+/// The units seeded, per job.
+#[derive(Debug, Default)]
+struct Units {
+    emails: Vec<String>,
+    /// (campaign id, lead id)
+    leads: Vec<(String, String)>,
+    /// (enrollment id, phone number)
+    enrollments: Vec<(String, String)>,
+}
+
 pub async fn run(plan: FaultPlan) -> FaultReport {
     let started = Instant::now();
-    let world = World::start_with(SmtpServer::start_flaky("^bounce", plan.transient_share)).await;
-    let mut env = world.process_env();
-    env.insert("EMAIL_TICK_LIMIT".into(), plan.wave.to_string());
-    let ticks = [
-        world.process_function_with(&env).await,
-        world.process_function_with(&env).await,
-    ];
-    let worker = world.handle_function().await;
-    let queue = world.stack.queue("EmailQueue").clone();
+    let world = World::start_on(
+        Moto::start_throttling_sms(plan.transient_share, SNS_REFUSALS),
+        SmtpServer::start_flaky(REJECTED_RECIPIENTS, plan.transient_share),
+    )
+    .await;
+    let functions = Functions::start(&world, &plan).await;
+    seed::put_flag(
+        &world.dynamo,
+        world.flags_table(),
+        symphony_core::flags::GLOBAL_FLAG,
+        true,
+        100,
+    )
+    .await;
+    seed::put_item(
+        &world.dynamo,
+        world.stack.table("SmsSequencesTable"),
+        sequence_to_item(&seed::sequence(SEQUENCE_ID, 1)),
+    )
+    .await;
 
-    let mut ids = Vec::with_capacity(plan.units);
+    let mut units = Units::default();
+    let mut retried: HashMap<Job, usize> = HashMap::new();
     let mut bad_messages = 0;
-    for (wave, first) in (0..plan.units).step_by(plan.wave.max(1)).enumerate() {
-        // The flag flips between waves: rollouts and rollbacks in the middle of the run.
-        world.set_email_flag(wave % 2 == 0).await;
-        for n in first..(first + plan.wave).min(plan.units) {
-            let id = format!("unit-{n:05}");
-            let to = if plan.permanent_every > 0 && n % plan.permanent_every == 0 {
-                format!("bounce-{n}@example.com")
-            } else {
-                format!("lead-{n}@example.com")
-            };
-            seed::put_email(
-                &world.dynamo,
-                world.emails_table(),
-                &seed::queued_email(&id, MAILBOX_ID, &to),
-            )
-            .await;
-            ids.push(id);
+    let waves = Job::ALL
+        .iter()
+        .map(|job| plan.units_of(*job).div_ceil(plan.wave.max(1)))
+        .max()
+        .unwrap_or(0);
+    for wave in 0..waves {
+        seed_wave(&world, &plan, wave, &mut units).await;
+        // Two overlapping ticks of every job, its flag moved between their starts: a
+        // rollout step or a rollback in the middle of a run.
+        let step = wave * 2;
+        tokio::join!(
+            overlapping_ticks(&world, Job::Email, step, &functions.email_ticks),
+            overlapping_ticks(&world, Job::Campaign, step, &functions.campaign_ticks),
+            overlapping_ticks(&world, Job::Sms, step, &functions.sms_ticks),
+        );
+        for job in Job::ALL {
+            bad_messages += put_bad_messages(&world, job, plan.bad_messages_per_wave).await;
+            kill_a_worker_mid_batch(&world, job, functions.worker(job)).await;
         }
-        // Two overlapping ticks.
-        tokio::join!(world.tick(&ticks[0]), world.tick(&ticks[1]));
-        for n in 0..plan.bad_messages_per_wave {
-            seed::send_body(
-                &world.sqs,
-                &queue.url,
-                format!("{{\"id\": \"broken-{wave}-{n}"),
-            )
-            .await;
-            let mut unknown = Envelope::wrap(
-                &seed::queued_email("x", MAILBOX_ID, "x@example.com").message,
-                "fault",
-                None,
-            )
-            .expect("an envelope");
-            unknown.message_type = "FaxMessage".into();
-            seed::send_body(&world.sqs, &queue.url, unknown.to_body()).await;
-            bad_messages += 2;
-        }
-        kill_a_worker_mid_batch(&world, &worker).await;
-        world.drain(&worker).await;
+        drain_all(&world, &functions, &mut retried).await;
     }
 
-    // Let everything settle: legacy ticks retry what was released, the worker drains
-    // what is queued, until nothing is due any more.
-    world.set_email_flag(false).await;
-    for _ in 0..40 {
-        let (a, b) = tokio::join!(world.tick(&ticks[0]), world.tick(&ticks[1]));
-        world.drain(&worker).await;
-        if a.due + b.due == 0 {
+    // Roll every job back to legacy and let everything settle: ticks take what was
+    // released or abandoned, workers drain what is queued, until every unit is done.
+    for job in Job::ALL {
+        set_rollout(&world, job, 0).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(CLAIM_LEASE_SECONDS + 180);
+    loop {
+        tokio::join!(
+            overlapping_ticks(&world, Job::Email, 1, &functions.email_ticks),
+            overlapping_ticks(&world, Job::Campaign, 0, &functions.campaign_ticks),
+            overlapping_ticks(&world, Job::Sms, 2, &functions.sms_ticks),
+        );
+        drain_all(&world, &functions, &mut retried).await;
+        if settled(&world).await || Instant::now() > deadline {
             break;
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
-    account(&world, &ids, bad_messages, started.elapsed()).await
+    let mut report = account(&world, &units).await;
+    for (job, job_report) in &mut report.jobs {
+        job_report.retried_deliveries = retried.get(job).copied().unwrap_or(0);
+    }
+    report.bad_messages = bad_messages;
+    report.elapsed = started.elapsed();
+    report
+}
+
+const SEQUENCE_ID: &str = "fault-drip";
+
+/// Seeds one wave of every job: queued emails, a one-step campaign with its leads, and
+/// enrollments. Every `permanent_every`-th unit is bound to fail for good.
+async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Units) {
+    let doomed = |n: usize| plan.permanent_every > 0 && n.is_multiple_of(plan.permanent_every);
+    let range = |job: Job| {
+        let first = wave * plan.wave;
+        first.min(plan.units_of(job))..(first + plan.wave).min(plan.units_of(job))
+    };
+
+    for n in range(Job::Email) {
+        let id = format!("unit-{n:05}");
+        let to = if doomed(n) {
+            format!("bounce-{n}@example.com")
+        } else {
+            format!("lead-{n}@example.com")
+        };
+        let email = seed::queued_email(&id, MAILBOX_ID, &to);
+        seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+        units.emails.push(id);
+    }
+
+    let leads = range(Job::Campaign);
+    if !leads.is_empty() {
+        let campaign_id = format!("campaign-{wave:03}");
+        seed::put_campaign(
+            &world.dynamo,
+            world.stack.table("CampaignsTable"),
+            &seed::campaign(&campaign_id, MAILBOX_ID, 1),
+        )
+        .await;
+        for n in leads {
+            let lead_id = format!("lead-{n:05}");
+            let mut lead = seed::lead(&campaign_id, &lead_id);
+            if doomed(n) {
+                lead.email = format!("bounce-{lead_id}@example.com");
+            }
+            seed::put_item(
+                &world.dynamo,
+                world.stack.table("CampaignLeadsTable"),
+                lead_to_item(&lead),
+            )
+            .await;
+            units.leads.push((campaign_id.clone(), lead_id));
+        }
+    }
+
+    for n in range(Job::Sms) {
+        let id = format!("enrollment-{n:05}");
+        let phone = if doomed(n) {
+            format!("555-{n:04}")
+        } else {
+            format!("+1555{n:07}")
+        };
+        seed::put_item(
+            &world.dynamo,
+            world.stack.table("SmsEnrollmentsTable"),
+            enrollment_to_item(&seed::enrollment(&id, SEQUENCE_ID, &phone)),
+        )
+        .await;
+        units.enrollments.push((id, phone));
+    }
+}
+
+async fn set_rollout(world: &World, job: Job, percent: u8) {
+    seed::put_flag(
+        &world.dynamo,
+        world.flags_table(),
+        job.flag(),
+        percent > 0,
+        percent,
+    )
+    .await;
+}
+
+/// Two ticks of one job at once, the job's flag set for `step` before the first starts
+/// and for `step + 1` before the second.
+async fn overlapping_ticks<S: WorkSource>(
+    world: &World,
+    job: Job,
+    step: usize,
+    ticks: &[ScheduledFunction<S>; 2],
+) {
+    let event = match job {
+        Job::Email => "email-queue",
+        Job::Campaign => "campaigns",
+        Job::Sms => "sms-drip",
+    };
+    set_rollout(world, job, job.rollout(step)).await;
+    tokio::join!(run_tick(&ticks[0], event), async {
+        set_rollout(world, job, job.rollout(step + 1)).await;
+        run_tick(&ticks[1], event).await
+    });
+}
+
+/// Puts `count` malformed bodies and `count` envelopes of an unknown type on a job's queue;
+/// returns how many.
+async fn put_bad_messages(world: &World, job: Job, count: usize) -> usize {
+    let queue = &world.stack.queue(job.queue()).url;
+    for n in 0..count {
+        seed::send_body(
+            &world.sqs,
+            queue,
+            format!("{{\"id\": \"broken-{}-{n}", uuid::Uuid::new_v4()),
+        )
+        .await;
+        let mut unknown = Envelope::wrap(
+            &seed::queued_email("x", MAILBOX_ID, "x@example.com").message,
+            "fault",
+            None,
+        )
+        .expect("an envelope");
+        unknown.message_type = "FaxMessage".into();
+        seed::send_body(&world.sqs, queue, unknown.to_body()).await;
+    }
+    count * 2
+}
+
+/// Drains the campaign queue, then the email queue (campaigns feed it), alongside the SMS
+/// queue; counts the failed deliveries of each.
+async fn drain_all(world: &World, functions: &Functions, retried: &mut HashMap<Job, usize>) {
+    let ((campaigns, emails), sms) = tokio::join!(
+        async {
+            let campaigns = world
+                .drain_through(Job::Campaign.queue(), &functions.campaign_worker)
+                .await;
+            (campaigns, world.drain(&functions.email_worker).await)
+        },
+        world.drain_sms(&functions.sms_worker),
+    );
+    for (job, drained) in [
+        (Job::Campaign, campaigns),
+        (Job::Email, emails),
+        (Job::Sms, sms),
+    ] {
+        *retried.entry(job).or_default() += drained.failed_deliveries;
+    }
 }
 
 /// Receives one batch, starts the worker on it and kills it part-way, as a Lambda timeout
 /// or crash would; the messages come back when their visibility runs out (here, at once).
-async fn kill_a_worker_mid_batch(world: &World, worker: &symphony_aws::SqsWorker) {
-    let queue = world.stack.queue("EmailQueue");
+async fn kill_a_worker_mid_batch(world: &World, job: Job, worker: &SqsWorker) {
+    let queue = world.stack.queue(job.queue());
     let event = crate::receive_event(&world.sqs, queue, 180).await;
     if event.records.is_empty() {
         return;
@@ -181,73 +529,208 @@ async fn kill_a_worker_mid_batch(world: &World, worker: &symphony_aws::SqsWorker
     }
 }
 
-async fn account(
-    world: &World,
-    ids: &[String],
-    bad_messages: usize,
-    elapsed: Duration,
-) -> FaultReport {
-    let mut deliveries: HashMap<String, usize> = HashMap::new();
-    for id in world
-        .smtp
-        .received()
-        .iter()
-        .filter_map(|mail| mail.email_id())
-    {
-        *deliveries.entry(id).or_default() += 1;
+/// Every queue empty, and no unit waiting, claimed or part-way through a campaign.
+async fn settled(world: &World) -> bool {
+    for job in Job::ALL {
+        if seed::queue_depth(&world.sqs, &world.stack.queue(job.queue()).url).await > 0 {
+            return false;
+        }
     }
-    let mut dead: HashMap<String, bool> = HashMap::new();
-    // A bad message can reach the DLQ twice (a worker killed after dead-lettering it but
-    // before its answer): count each one once.
-    let mut bad_dead = std::collections::HashSet::new();
-    let dlq = &world.stack.queue("EmailDeadLetterQueue").url;
-    for letter in seed::all_dead_letters(&world.sqs, dlq).await {
-        let email = Envelope::from_body(Some(&letter.body)).ok().and_then(|e| {
-            (e.message_type == "EmailMessage")
-                .then(|| e.decode::<EmailMessage>().ok())
-                .flatten()
-        });
-        match email {
-            Some(email) if email.email_id.starts_with("unit-") => {
-                dead.insert(email.email_id, !letter.kind.is_empty());
-            }
-            _ => {
-                let key = Envelope::from_body(Some(&letter.body))
-                    .map(|e| e.id)
-                    .unwrap_or(letter.body.clone());
-                bad_dead.insert(key);
+    let open = [
+        ("EmailsTable", &["queued", "claimed"][..]),
+        ("CampaignsTable", &["active"][..]),
+        ("CampaignLeadsTable", &["active"][..]),
+        ("SmsEnrollmentsTable", &["active", "claimed"][..]),
+    ];
+    for (table, statuses) in open {
+        let items = scan(world, table).await;
+        if items
+            .iter()
+            .any(|item| statuses.contains(&text(item, "status")))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Every item of one of the template's tables.
+async fn scan(world: &World, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let output = world
+            .dynamo
+            .scan()
+            .table_name(world.stack.table(table))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("cannot scan {table}: {e:?}"));
+        items.extend(output.items().iter().cloned());
+        start = output.last_evaluated_key().cloned();
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name)
+        .and_then(|value| value.as_s().ok())
+        .map_or("", String::as_str)
+}
+
+/// Failed, and saying why.
+fn failed_with_reason(item: Option<&Item>) -> bool {
+    item.is_some_and(|item| text(item, "status") == "failed" && !text(item, "lastError").is_empty())
+}
+
+/// What the dead-letter queues hold: the units in them, and the bad messages.
+#[derive(Debug, Default)]
+struct DeadLetters {
+    emails: HashSet<String>,
+    campaigns: HashSet<String>,
+    enrollments: HashSet<String>,
+    /// A bad message can reach a DLQ twice (a worker killed after dead-lettering it but
+    /// before its answer): each is counted once, by envelope id or body.
+    bad: HashSet<String>,
+}
+
+async fn dead_letters(world: &World) -> DeadLetters {
+    let mut dead = DeadLetters::default();
+    for job in Job::ALL {
+        let url = &world.stack.queue(job.dead_letter_queue()).url;
+        for letter in seed::all_dead_letters(&world.sqs, url).await {
+            let envelope = Envelope::from_body(Some(&letter.body)).ok();
+            let unit = envelope
+                .as_ref()
+                .and_then(|e| match e.message_type.as_str() {
+                    "EmailMessage" => e
+                        .decode::<EmailMessage>()
+                        .ok()
+                        .map(|m| (&mut dead.emails, m.email_id)),
+                    "CampaignProcessingMessage" => e
+                        .decode::<CampaignProcessingMessage>()
+                        .ok()
+                        .map(|m| (&mut dead.campaigns, m.campaign_id)),
+                    "SmsDripMessage" => e
+                        .decode::<SmsDripMessage>()
+                        .ok()
+                        .map(|m| (&mut dead.enrollments, m.enrollment_id)),
+                    _ => None,
+                });
+            match unit {
+                Some((set, id)) => {
+                    set.insert(id);
+                }
+                None => {
+                    dead.bad
+                        .insert(envelope.map_or(letter.body.clone(), |e| e.id));
+                }
             }
         }
     }
-    let mut report = FaultReport {
-        units: ids.len(),
-        bad_messages,
-        bad_messages_dead_lettered: bad_dead.len(),
-        elapsed,
-        ..FaultReport::default()
+    dead
+}
+
+/// How often each key was delivered.
+fn counted(keys: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for key in keys {
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// Sorts one unit: delivered once or more, else dead-lettered, else failed with a reason,
+/// else lost.
+fn tally(report: &mut JobReport, deliveries: usize, dead_lettered: bool, failed: bool) {
+    report.units += 1;
+    match (deliveries, dead_lettered, failed) {
+        (1, _, _) => report.sent += 1,
+        (2.., _, _) => report.duplicates += 1,
+        (0, true, _) => report.dead_lettered += 1,
+        (0, false, true) => report.failed_with_reason += 1,
+        (0, false, false) => report.lost += 1,
+    }
+}
+
+async fn account(world: &World, units: &Units) -> FaultReport {
+    let mails = counted(
+        world
+            .smtp
+            .received()
+            .iter()
+            .filter_map(|mail| mail.email_id()),
+    );
+    let texts = counted(
+        world
+            .moto
+            .recorded_sms()
+            .into_iter()
+            .map(|(phone, _)| phone),
+    );
+    let dead = dead_letters(world).await;
+    let by_key = |items: Vec<Item>, keys: &[&str]| -> HashMap<String, Item> {
+        items
+            .into_iter()
+            .map(|item| {
+                let key: Vec<&str> = keys.iter().map(|k| text(&item, k)).collect();
+                (key.join("/"), item.clone())
+            })
+            .collect()
     };
-    for id in ids {
-        match deliveries.get(id).copied().unwrap_or(0) {
-            0 => {}
-            1 => {
-                report.sent += 1;
-                continue;
-            }
-            _ => {
-                report.duplicates += 1;
-                continue;
-            }
-        }
-        if dead.contains_key(id) {
-            report.dead_lettered += 1;
-            continue;
-        }
-        let record = seed::get_email(&world.dynamo, world.emails_table(), id).await;
-        if record.status == EmailStatus::Failed && record.last_error.is_some() {
-            report.failed_with_reason += 1;
-        } else {
-            report.lost += 1;
-        }
+    let emails = by_key(scan(world, "EmailsTable").await, &["emailId"]);
+    let leads = by_key(
+        scan(world, "CampaignLeadsTable").await,
+        &["campaignId", "leadId"],
+    );
+    let enrollments = by_key(scan(world, "SmsEnrollmentsTable").await, &["enrollmentId"]);
+    let delivered = |counts: &HashMap<String, usize>, key: &str| counts.get(key).copied();
+
+    let mut email_report = JobReport::default();
+    for id in &units.emails {
+        tally(
+            &mut email_report,
+            delivered(&mails, id).unwrap_or(0),
+            dead.emails.contains(id),
+            failed_with_reason(emails.get(id)),
+        );
     }
-    report
+
+    let mut campaign_report = JobReport::default();
+    for (campaign_id, lead_id) in &units.leads {
+        let email_id = format!("{campaign_id}.{lead_id}.0");
+        tally(
+            &mut campaign_report,
+            delivered(&mails, &email_id).unwrap_or(0),
+            dead.emails.contains(&email_id) || dead.campaigns.contains(campaign_id),
+            failed_with_reason(emails.get(&email_id))
+                || failed_with_reason(leads.get(&format!("{campaign_id}/{lead_id}"))),
+        );
+    }
+
+    let mut sms_report = JobReport::default();
+    for (id, phone) in &units.enrollments {
+        tally(
+            &mut sms_report,
+            delivered(&texts, phone).unwrap_or(0),
+            dead.enrollments.contains(id),
+            failed_with_reason(enrollments.get(id)),
+        );
+    }
+
+    FaultReport {
+        jobs: vec![
+            (Job::Email, email_report),
+            (Job::Campaign, campaign_report),
+            (Job::Sms, sms_report),
+        ],
+        bad_messages_dead_lettered: dead.bad.len(),
+        ..FaultReport::default()
+    }
 }

@@ -146,13 +146,24 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The same, with SNS refusing (`Throttling`) the first `failures` SMS publishes to
+    /// `share` of the phone numbers, chosen by a hash of the number.
+    pub fn start_throttling_sms(share: f64, failures: u32) -> Self {
+        Self::start_with(&["--sns-throttle", &format!("{share}:{failures}")])
+    }
+
+    fn start_with(options: &[&str]) -> Self {
         let bin = python_bin();
         let port = free_port();
         let mut process = ServiceProcess::spawn(
             "moto",
             Command::new(bin.join("python"))
                 .arg(project_root().join("scripts/moto_server.py"))
-                .args(["127.0.0.1", &port.to_string()]),
+                .args(["127.0.0.1", &port.to_string()])
+                .args(options),
             &scratch_dir("moto"),
         );
         process.wait_for_port(port, Duration::from_secs(60));

@@ -55,7 +55,11 @@ impl World {
 
     /// The same, with an SMTP server of the caller's choosing.
     pub async fn start_with(smtp: SmtpServer) -> Self {
-        let moto = Moto::start();
+        Self::start_on(Moto::start(), smtp).await
+    }
+
+    /// The same, on services of the caller's choosing.
+    pub async fn start_on(moto: Moto, smtp: SmtpServer) -> Self {
         let sdk = moto.sdk_config().await;
         let stack = Stack::provision(&sdk, "symphony-local").await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
@@ -108,10 +112,7 @@ impl World {
 
     /// `handle-email` as the template configures it, with `overrides` on top.
     pub async fn handle_function_with(&self, overrides: &[(&str, &str)]) -> HandleEmail {
-        let mut env = self.stack.function_env("HandleEmailFunction");
-        for (name, value) in overrides {
-            env.insert((*name).to_owned(), (*value).to_owned());
-        }
+        let env = self.function_env("HandleEmailFunction", overrides);
         let config = EmailWorkerConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
         handle_email::function(&config, &self.sdk)
@@ -165,7 +166,12 @@ impl World {
 
 impl World {
     pub async fn process_campaigns(&self) -> ProcessCampaigns {
-        let env = self.stack.function_env("ProcessCampaignsFunction");
+        self.process_campaigns_with(&[]).await
+    }
+
+    /// `process-campaigns` as the template configures it, with `overrides` on top.
+    pub async fn process_campaigns_with(&self, overrides: &[(&str, &str)]) -> ProcessCampaigns {
+        let env = self.function_env("ProcessCampaignsFunction", overrides);
         let config = CampaignTickConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
         process_campaigns::function(&config, &self.sdk)
@@ -218,7 +224,12 @@ impl World {
 
 impl World {
     pub async fn process_sms_drip(&self) -> ProcessSmsDrip {
-        let env = self.stack.function_env("ProcessSmsDripFunction");
+        self.process_sms_drip_with(&[]).await
+    }
+
+    /// `process-sms-drip` as the template configures it, with `overrides` on top.
+    pub async fn process_sms_drip_with(&self, overrides: &[(&str, &str)]) -> ProcessSmsDrip {
+        let env = self.function_env("ProcessSmsDripFunction", overrides);
         let config = SmsTickConfig::from_env(&env)
             .expect("the template's environment is a valid configuration");
         process_sms_drip::function(&config, &self.sdk)
@@ -228,10 +239,7 @@ impl World {
 
     /// `handle-sms` as the template configures it, with `overrides` on top.
     pub async fn handle_sms_with(&self, overrides: &[(&str, &str)]) -> HandleSms {
-        let mut env = self.stack.function_env("HandleSmsFunction");
-        for (name, value) in overrides {
-            env.insert((*name).to_owned(), (*value).to_owned());
-        }
+        let env = self.function_env("HandleSmsFunction", overrides);
         let config = SmsWorkerConfig::from_env(&env).expect("a valid configuration");
         handle_sms::function(&config, &self.sdk)
             .await
@@ -252,6 +260,19 @@ impl World {
 }
 
 impl World {
+    /// A function's environment as the template declares it, with `overrides` on top.
+    pub fn function_env(
+        &self,
+        function_id: &str,
+        overrides: &[(&str, &str)],
+    ) -> HashMap<String, String> {
+        let mut env = self.stack.function_env(function_id);
+        for (name, value) in overrides {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        env
+    }
+
     /// Drains one of the template's queues through a worker.
     pub async fn drain_through(&self, queue_id: &str, worker: &SqsWorker) -> DrainReport {
         drain_queue(&self.sqs, self.stack.queue(queue_id), 200, |event| async {
@@ -265,7 +286,7 @@ impl World {
 }
 
 /// One tick of a scheduled function, with its job's sample schedule event.
-async fn run_tick<S: WorkSource>(function: &ScheduledFunction<S>, job: &str) -> TickReport {
+pub async fn run_tick<S: WorkSource>(function: &ScheduledFunction<S>, job: &str) -> TickReport {
     function
         .handle(LambdaEvent::new(schedule_event(job), Context::default()))
         .await

@@ -6,7 +6,7 @@ use symphony_core::Envelope;
 use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_jobs::sms::{EnrollmentStatus, SMS_FLAG, SmsDripMessage};
 use symphony_tests::seed;
-use symphony_tests::world::World;
+use symphony_tests::world::{REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS, World};
 
 async fn seed_drip(world: &World, steps: usize, enrollments: &[(&str, &str)]) {
     let sequences = world.stack.table("SmsSequencesTable");
@@ -251,5 +251,37 @@ async fn an_enrollment_claim_abandoned_past_its_lease_is_taken_over() {
     assert_eq!(
         world.moto.recorded_sms(),
         [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_text_comes_back_and_is_sent_once() {
+    // Given SNS refusing every number four times (more than the SDK's own three attempts)
+    let world = World::start_on(
+        symphony_tests::services::Moto::start_throttling_sms(1.0, 4),
+        symphony_tests::services::SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS),
+    )
+    .await;
+    world.set_flag(SMS_FLAG, true).await;
+    seed_drip(&world, 1, &[("e1", "+15550100")]).await;
+
+    // When the tick dispatches the text and the worker drains the queue
+    world.sms_tick(&world.process_sms_drip().await).await;
+    let drained = world
+        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .await;
+
+    // Then the first delivery failed and came back, the second sent it, once
+    assert_eq!((drained.failed_deliveries, drained.succeeded), (1, 1));
+    assert_eq!(
+        world.moto.recorded_sms(),
+        [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
+    );
+    let e1 = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "e1").await;
+    assert_eq!(e1.status, EnrollmentStatus::Finished);
+    assert!(
+        seed::dead_letters(&world.sqs, &world.stack.queue("SmsDeadLetterQueue").url)
+            .await
+            .is_empty()
     );
 }
