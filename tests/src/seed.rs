@@ -13,6 +13,44 @@ use symphony_jobs::sms::dynamo::enrollment_from_item;
 use symphony_jobs::sms::{Enrollment, EnrollmentStatus, Sequence, SmsStep};
 use symphony_jobs::window::HourWindow;
 
+/// Stores a secret in Secrets Manager.
+pub async fn create_secret(sdk: &aws_config::SdkConfig, name: &str, value: &str) {
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the secret {name}: {e:?}"));
+}
+
+/// A mailbox on 127.0.0.1 that logs in as `symphony` over STARTTLS, its password
+/// referenced by `password_ref`.
+pub async fn put_login_mailbox(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mailbox_id: &str,
+    smtp_port: u16,
+    password_ref: &str,
+) {
+    dynamo
+        .put_item()
+        .table_name(table)
+        .item("mailboxId", AttributeValue::S(mailbox_id.to_owned()))
+        .item("userId", AttributeValue::S("user-1".to_owned()))
+        .item("smtpHost", AttributeValue::S("127.0.0.1".to_owned()))
+        .item("smtpPort", AttributeValue::N(smtp_port.to_string()))
+        .item("smtpSecurity", AttributeValue::S("starttls".to_owned()))
+        .item("smtpUsername", AttributeValue::S("symphony".to_owned()))
+        .item(
+            "smtpPasswordRef",
+            AttributeValue::S(password_ref.to_owned()),
+        )
+        .send()
+        .await
+        .expect("cannot write a mailbox");
+}
+
 /// Writes a flag item.
 pub async fn put_flag(
     dynamo: &aws_sdk_dynamodb::Client,

@@ -697,49 +697,20 @@ async fn a_mailbox_password_comes_from_secrets_manager_and_never_shows() {
     // is in Secrets Manager
     let world = World::start().await;
     let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
-    let secrets = aws_sdk_secretsmanager::Client::new(&world.sdk);
-    for (name, value) in [
-        ("symphony-local/smtp/right", "s3cret-Pa55"),
-        ("symphony-local/smtp/wrong", "not-it-Pa55"),
-    ] {
-        secrets
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .unwrap();
-    }
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
-    for (mailbox, secret) in [("mailbox-right", "right")] {
-        world
-            .dynamo
-            .put_item()
-            .table_name(world.stack.table("MailboxesTable"))
-            .item("mailboxId", S(mailbox.into()))
-            .item("userId", S("user-1".into()))
-            .item("smtpHost", S("127.0.0.1".into()))
-            .item("smtpPort", N(secure.port.to_string()))
-            .item("smtpSecurity", S("starttls".into()))
-            .item("smtpUsername", S("symphony".into()))
-            .item(
-                "smtpPasswordRef",
-                S(format!("secretsmanager:symphony-local/smtp/{secret}")),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
+    seed::create_secret(&world.sdk, "symphony-local/smtp/right", "s3cret-Pa55").await;
+    seed::put_login_mailbox(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        "mailbox-right",
+        secure.port,
+        "secretsmanager:symphony-local/smtp/right",
+    )
+    .await;
     world.set_email_flag(false).await;
-    for (id, mailbox) in [
-        ("login-ok", "mailbox-right"),
-        ("login-bad", "mailbox-wrong"),
-    ] {
-        let email = seed::queued_email(id, mailbox, "lead@example.com");
-        seed::put_email(&world.dynamo, world.emails_table(), &email).await;
-    }
+    let email = seed::queued_email("login-ok", "mailbox-right", "lead@example.com");
+    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
 
-    // When a tick sends them
+    // When a tick sends it
     let mut env = world.process_env();
     env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
     let report = world.tick(&world.process_function_with(&env).await).await;
@@ -762,37 +733,76 @@ async fn a_mailbox_password_comes_from_secrets_manager_and_never_shows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_stops_it() {
+    // Given a mailbox whose password is in Secrets Manager, named in SMTP_SECRETS
+    let world = World::start().await;
+    let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
+    let name = "symphony-local/smtp/preloaded";
+    seed::create_secret(&world.sdk, name, "s3cret-Pa55").await;
+    let reference = format!("secretsmanager:{name}");
+    seed::put_login_mailbox(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        "mailbox-preloaded",
+        secure.port,
+        &reference,
+    )
+    .await;
+    let ca = ca.to_string_lossy().into_owned();
+
+    // When handle-email starts, and the secret is deleted after that
+    let worker = world
+        .handle_function_with(&[("SMTP_SECRETS", &reference), ("SMTP_CA_FILE", &ca)])
+        .await;
+    aws_sdk_secretsmanager::Client::new(&world.sdk)
+        .delete_secret()
+        .secret_id(name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    world.set_email_flag(true).await;
+    let email = seed::queued_email("preloaded", "mailbox-preloaded", "lead@example.com");
+    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world.tick(&world.process_function().await).await;
+    world.drain(&worker).await;
+
+    // Then the mail still goes out, with the password read at start
+    let delivered: Vec<String> = secure
+        .received()
+        .iter()
+        .filter_map(|m| m.email_id())
+        .collect();
+    assert_eq!(delivered, ["preloaded"]);
+
+    // And a worker naming a secret that does not exist does not start, and says which
+    let env = world.function_env(
+        "HandleEmailFunction",
+        &[("SMTP_SECRETS", "secretsmanager:symphony-local/smtp/missing")],
+    );
+    let config = symphony_jobs::email::EmailWorkerConfig::from_env(&env).unwrap();
+    let error = handle_email::function(&config, &world.sdk)
+        .await
+        .expect_err("a missing secret must stop the start")
+        .to_string();
+    assert!(error.contains("symphony-local/smtp/missing"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_login_fails_the_send_without_hanging_and_shows_no_password() {
     // Given a mailbox whose password in Secrets Manager is wrong, on a server that requires
     // STARTTLS and a login, and a short SMTP timeout
     let world = World::start().await;
     let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
-    let secrets = aws_sdk_secretsmanager::Client::new(&world.sdk);
-    secrets
-        .create_secret()
-        .name("symphony-local/smtp/wrong")
-        .secret_string("not-it-Pa55")
-        .send()
-        .await
-        .unwrap();
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
-    world
-        .dynamo
-        .put_item()
-        .table_name(world.stack.table("MailboxesTable"))
-        .item("mailboxId", S("mailbox-wrong".into()))
-        .item("userId", S("user-1".into()))
-        .item("smtpHost", S("127.0.0.1".into()))
-        .item("smtpPort", N(secure.port.to_string()))
-        .item("smtpSecurity", S("starttls".into()))
-        .item("smtpUsername", S("symphony".into()))
-        .item(
-            "smtpPasswordRef",
-            S("secretsmanager:symphony-local/smtp/wrong".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    seed::create_secret(&world.sdk, "symphony-local/smtp/wrong", "not-it-Pa55").await;
+    seed::put_login_mailbox(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        "mailbox-wrong",
+        secure.port,
+        "secretsmanager:symphony-local/smtp/wrong",
+    )
+    .await;
     world.set_email_flag(false).await;
     seed::put_email(
         &world.dynamo,

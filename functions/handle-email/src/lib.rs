@@ -3,21 +3,21 @@
 //! one is reported back (`ReportBatchItemFailures`) after its backoff is set.
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, SqsWorker};
+use symphony_aws::SqsWorker;
 use symphony_jobs::email::EmailWorkerConfig;
-use symphony_jobs::wiring::sqs_worker;
+use symphony_jobs::wiring::{InitError, sqs_worker};
 
 pub type HandleEmail = SqsWorker;
 
 pub async fn function(
     config: &EmailWorkerConfig,
     sdk: &SdkConfig,
-) -> Result<HandleEmail, AwsError> {
-    sqs_worker(
-        config.registry(sdk),
+) -> Result<HandleEmail, InitError> {
+    Ok(sqs_worker(
+        config.registry(sdk).await?,
         config.batch_concurrency,
         config.queues.as_ref(),
         sdk,
     )
-    .await
+    .await?)
 }

@@ -3,15 +3,16 @@
 //! queue (symphony path) or straight through the handler (legacy path), as the flags say.
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, ScheduledFunction};
+use symphony_aws::ScheduledFunction;
 use symphony_jobs::email::{EmailTickConfig, EmailWork};
+use symphony_jobs::wiring::InitError;
 
 pub type ProcessEmailQueue = ScheduledFunction<EmailWork>;
 
 pub async fn function(
     config: &EmailTickConfig,
     sdk: &SdkConfig,
-) -> Result<ProcessEmailQueue, AwsError> {
+) -> Result<ProcessEmailQueue, InitError> {
     Ok(ScheduledFunction::new(
         config.tick(sdk).await?,
         "EmailTickFailed",

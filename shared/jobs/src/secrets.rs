@@ -2,11 +2,14 @@
 //! (`secretsmanager:smtp/mailbox-1`, or `env:SMTP_PASSWORD`); the secret itself never
 //! travels in a message, an error or a log line.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use symphony_core::Retryable;
+use symphony_core::config::{ConfigError, EnvSource};
 
 /// Where a secret lives.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -87,20 +90,56 @@ pub trait SecretResolver: Send + Sync {
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError>;
 }
 
-/// Resolves `secretsmanager:ID` through Secrets Manager, each secret once (cached for the
-/// life of the Lambda container), and `env:NAME` from the process environment.
+/// How long a secret read from Secrets Manager is used before it is read again: a rotated
+/// password reaches warm containers within this time.
+pub const SECRET_MAX_AGE: Duration = Duration::from_secs(3_600);
+
+/// Parses a comma-separated list of references (`SMTP_SECRETS`); a bad entry is named by
+/// its position, never echoed, as it may be a value pasted by mistake.
+pub fn references_from_env(env: &dyn EnvSource, name: &str) -> Result<Vec<SecretRef>, ConfigError> {
+    let Some(list) = env.get(name) else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+        .map(|(index, entry)| {
+            entry.parse().map_err(|reason| ConfigError::Invalid {
+                name: name.to_owned(),
+                value: format!("entry {}", index + 1),
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// Resolves `secretsmanager:ID` through Secrets Manager, caching each secret for
+/// [`SECRET_MAX_AGE`], and `env:NAME` from the process environment.
 #[derive(Debug)]
 pub struct Secrets {
     client: aws_sdk_secretsmanager::Client,
-    cache: tokio::sync::Mutex<std::collections::HashMap<String, Secret>>,
+    max_age: Duration,
+    cache: tokio::sync::Mutex<HashMap<String, (Secret, Instant)>>,
 }
 
 impl Secrets {
     pub fn new(client: aws_sdk_secretsmanager::Client) -> Self {
         Self {
             client,
-            cache: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+            max_age: SECRET_MAX_AGE,
+            cache: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads `references` now, at init, into the cache: a secret that is missing or
+    /// unreadable stops the function from starting, with the reference named, instead of
+    /// failing its first send.
+    pub async fn preload(&self, references: &[SecretRef]) -> Result<(), SecretError> {
+        for reference in references {
+            self.resolve(reference).await?;
+        }
+        Ok(())
     }
 
     async fn read_secrets_manager(
@@ -108,7 +147,9 @@ impl Secrets {
         reference: &SecretRef,
         id: &str,
     ) -> Result<Secret, SecretError> {
-        if let Some(secret) = self.cache.lock().await.get(id) {
+        if let Some((secret, read_at)) = self.cache.lock().await.get(id)
+            && read_at.elapsed() < self.max_age
+        {
             return Ok(secret.clone());
         }
         let output = self
@@ -131,7 +172,7 @@ impl Secrets {
         self.cache
             .lock()
             .await
-            .insert(id.to_owned(), secret.clone());
+            .insert(id.to_owned(), (secret.clone(), Instant::now()));
         Ok(secret)
     }
 }
@@ -172,6 +213,37 @@ mod tests {
             "a mistaken value is never echoed: {error}"
         );
         assert!("env:".parse::<SecretRef>().is_err());
+    }
+
+    #[test]
+    fn a_list_of_references_parses_and_names_a_bad_entry_by_position() {
+        use symphony_core::config::from_pairs;
+        let env = from_pairs(&[(
+            "SMTP_SECRETS",
+            " secretsmanager:app/smtp/a , env:SMTP_PASSWORD,,",
+        )]);
+        assert_eq!(
+            references_from_env(&env, "SMTP_SECRETS"),
+            Ok(vec![
+                SecretRef::SecretsManager("app/smtp/a".into()),
+                SecretRef::Env("SMTP_PASSWORD".into())
+            ])
+        );
+        assert_eq!(
+            references_from_env(&from_pairs(&[]), "SMTP_SECRETS"),
+            Ok(Vec::new())
+        );
+        let error = references_from_env(
+            &from_pairs(&[("SMTP_SECRETS", "env:A,hunter2")]),
+            "SMTP_SECRETS",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("SMTP_SECRETS") && error.contains("entry 2"),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
     }
 
     #[test]

@@ -13,6 +13,16 @@ use symphony_core::{
     TypedHandler, WorkSource,
 };
 
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// A secret the configuration names for reading at start is missing or unreadable.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TickSettings {
     pub flags_table: String,

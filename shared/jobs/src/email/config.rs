@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use symphony_aws::AwsError;
 use symphony_core::HandlerRegistry;
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 
@@ -17,8 +16,8 @@ use super::outbox::OutboxMailer;
 use super::ports::Mailer;
 use super::smtp::SmtpMailer;
 use super::tick::{EmailTick, EmailWork, SOURCE};
-use crate::secrets::Secrets;
-use crate::wiring::{TickSettings, WorkerQueues, registry_of};
+use crate::secrets::{SecretError, SecretRef, Secrets, references_from_env};
+use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +26,8 @@ pub enum MailerChoice {
         timeout: Duration,
         /// PEM of a private CA to trust besides the public roots (`SMTP_CA_FILE`).
         extra_ca_pem: Option<Vec<u8>>,
+        /// Passwords read at init (`SMTP_SECRETS`); others are read on first use.
+        preload: Vec<SecretRef>,
     },
     Outbox {
         folder: PathBuf,
@@ -54,6 +55,7 @@ impl EmailWorkerConfig {
                     .get("SMTP_CA_FILE")
                     .map(|path| read_ca(&path))
                     .transpose()?,
+                preload: references_from_env(env, "SMTP_SECRETS")?,
             },
             Some("outbox") => MailerChoice::Outbox {
                 folder: required(env, "OUTBOX_DIR")?.into(),
@@ -75,15 +77,18 @@ impl EmailWorkerConfig {
         })
     }
 
-    /// The handler registry of the email job, with its adapters built from `sdk`.
-    pub fn registry(&self, sdk: &SdkConfig) -> HandlerRegistry {
+    /// The handler registry of the email job, with its adapters built from `sdk`, and the
+    /// passwords of `SMTP_SECRETS` read.
+    pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, SecretError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let mailer: Arc<dyn Mailer> = match &self.mailer {
             MailerChoice::Smtp {
                 timeout,
                 extra_ca_pem,
+                preload,
             } => {
                 let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(sdk));
+                secrets.preload(preload).await?;
                 let mut mailer = SmtpMailer::new(Arc::new(secrets), *timeout);
                 if let Some(pem) = extra_ca_pem {
                     mailer = mailer.with_extra_roots(pem.clone());
@@ -97,7 +102,7 @@ impl EmailWorkerConfig {
             Arc::new(DynamoMailboxStore::new(dynamo, &self.mailboxes_table)),
             mailer,
         );
-        registry_of(handler)
+        Ok(registry_of(handler))
     }
 }
 
@@ -140,7 +145,7 @@ impl EmailTickConfig {
     }
 
     /// Builds the tick; reads the queue's attributes once, so it needs the queue to exist.
-    pub async fn tick(&self, sdk: &SdkConfig) -> Result<EmailTick, AwsError> {
+    pub async fn tick(&self, sdk: &SdkConfig) -> Result<EmailTick, InitError> {
         let emails = DynamoEmailStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             &self.worker.emails_table,
@@ -149,10 +154,11 @@ impl EmailTickConfig {
             .tick(
                 SOURCE,
                 EmailWork::new(Arc::new(emails), self.claim_lease),
-                self.worker.registry(sdk),
+                self.worker.registry(sdk).await?,
                 sdk,
             )
             .await
+            .map_err(InitError::from)
     }
 }
 
@@ -177,6 +183,7 @@ mod tests {
             MailerChoice::Smtp {
                 timeout: Duration::from_secs(10),
                 extra_ca_pem: None,
+                preload: Vec::new(),
             }
         );
     }
