@@ -6,7 +6,9 @@ transient 451, and --tempfail-rate defers that share of all other recipients at 
 so tests can drive both kinds of failure through a real SMTP exchange.
 With --starttls DIR it requires STARTTLS, with a certificate for 127.0.0.1 issued by a
 throwaway CA whose certificate it writes to DIR/ca.pem; with --auth USER:PASSWORD it
-also requires that login (over TLS).
+also requires that login (over TLS), refusing any other with 535. With --stall-on-bad-login
+it answers a refused login with silence instead, as some servers do, so a client's
+timeouts can be tested.
 Runs until SIGTERM or SIGINT.
 """
 
@@ -67,6 +69,7 @@ def main():
     parser.add_argument("--starttls", default="", metavar="DIR")
     parser.add_argument("--tempfail-rate", type=float, default=0.0, metavar="SHARE")
     parser.add_argument("--auth", default="", metavar="USER:PASSWORD")
+    parser.add_argument("--stall-on-bad-login", action="store_true")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     tls = {}
@@ -89,7 +92,9 @@ def main():
                 and auth_data.login.decode() == user
                 and auth_data.password.decode() == password
             )
-            return AuthResult(success=ok)
+            # handled=False has aiosmtpd reply 535 to a refused login; handled=True
+            # means "already replied", so nothing is sent and the client waits.
+            return AuthResult(success=ok, handled=ok or args.stall_on_bad_login)
 
         tls.update(authenticator=authenticator, auth_required=True)
     controller = Controller(

@@ -265,6 +265,11 @@ impl SmtpServer {
         Self::start_requiring_starttls_and(&["--auth", user_password])
     }
 
+    /// The same, but a refused login gets no reply at all: the server stalls.
+    pub fn start_stalling_on_bad_login(user_password: &str) -> (Self, PathBuf) {
+        Self::start_requiring_starttls_and(&["--auth", user_password, "--stall-on-bad-login"])
+    }
+
     fn start_requiring_starttls_and(options: &[&str]) -> (Self, PathBuf) {
         let dir = scratch_dir("smtp-tls");
         std::fs::create_dir_all(&dir).expect("cannot create the service folder");

@@ -788,18 +788,20 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
     assert!(error.contains("symphony-local/smtp/missing"), "{error}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_login_fails_the_send_without_hanging_and_shows_no_password() {
-    // Given a mailbox whose password in Secrets Manager is wrong, on a server that requires
-    // STARTTLS and a login, and a short SMTP timeout
-    let world = World::start().await;
-    let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
+/// A mailbox whose password in Secrets Manager is wrong, on a server at `port` that
+/// requires STARTTLS and a login, and one email to it for the legacy path. Returns
+/// process-email-queue's environment: the server's CA, a 2 s SMTP timeout.
+async fn seed_wrong_password(
+    world: &World,
+    port: u16,
+    ca: &std::path::Path,
+) -> std::collections::HashMap<String, String> {
     seed::create_secret(&world.sdk, "symphony-local/smtp/wrong", "not-it-Pa55").await;
     seed::put_login_mailbox(
         &world.dynamo,
         world.stack.table("MailboxesTable"),
         "mailbox-wrong",
-        secure.port,
+        port,
         "secretsmanager:symphony-local/smtp/wrong",
     )
     .await;
@@ -813,15 +815,53 @@ async fn a_refused_login_fails_the_send_without_hanging_and_shows_no_password() 
     let mut env = world.process_env();
     env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
     env.insert("SMTP_TIMEOUT_SECONDS".into(), "2".into());
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_fails_the_email_for_good_and_shows_no_password() {
+    // Given a mailbox whose password is wrong, on a server that answers it with 535
+    let world = World::start().await;
+    let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
+    let env = seed_wrong_password(&world, secure.port, &ca).await;
 
     // When a tick tries to send it
     let report = world.tick(&world.process_function_with(&env).await).await;
 
-    // Then the send fails (nothing delivered), and no password shows in the report
+    // Then nothing is delivered and the email fails at once, not to be retried, saying why
     assert_eq!((report.legacy, report.failed), (0, 1));
     assert!(secure.received().is_empty());
+    let failure = &report.failures[0];
+    assert!(!failure.released, "{failure:?}");
+    assert!(failure.reason.contains("535"), "{failure:?}");
+    let email = seed::get_email(&world.dynamo, world.emails_table(), "login-bad").await;
+    assert_eq!(email.status, EmailStatus::Failed);
+    // and the password shows neither in the report nor in the emails table
     assert!(
-        !format!("{report:?}").contains("Pa55"),
-        "a password leaked: {report:?}"
+        !format!("{report:?} {email:?}").contains("Pa55"),
+        "a password leaked: {report:?} {email:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_silent_after_a_refused_login_does_not_hold_the_send() {
+    // Given a mailbox whose password is wrong, on a server that then says nothing at all
+    let world = World::start().await;
+    let (silent, ca) =
+        symphony_tests::SmtpServer::start_stalling_on_bad_login("symphony:s3cret-Pa55");
+    let env = seed_wrong_password(&world, silent.port, &ca).await;
+
+    // When a tick tries to send it
+    let report = world.tick(&world.process_function_with(&env).await).await;
+
+    // Then the send is cut after three SMTP timeouts, and the email goes back for a retry
+    assert_eq!((report.legacy, report.failed), (0, 1));
+    assert!(silent.received().is_empty());
+    let failure = &report.failures[0];
+    assert!(failure.released, "{failure:?}");
+    assert!(
+        failure.reason.contains("took longer than 6s"),
+        "{failure:?}"
+    );
+    assert!(!format!("{report:?}").contains("Pa55"), "{report:?}");
 }

@@ -161,8 +161,8 @@ impl Mailer for SmtpMailer {
     async fn send(&self, mailbox: &Mailbox, email: &OutgoingEmail) -> Result<(), MailError> {
         let message = build_message(email)?;
         let transport = self.transport(mailbox).await?;
-        // The whole exchange is bounded too: a server that stalls between replies (seen
-        // after a refused login) must not hold the invocation until Lambda kills it.
+        // The whole exchange is bounded too: a server that stops answering mid-exchange
+        // must not hold the invocation until Lambda kills it.
         let exchange = tokio::time::timeout(self.timeout * 3, transport.send(message)).await;
         let Ok(result) = exchange else {
             self.transports.lock().await.remove(mailbox);
