@@ -5,7 +5,8 @@ Recipients matching --reject get a permanent 550, those matching --tempfail a
 transient 451, and --tempfail-rate defers that share of all other recipients at random,
 so tests can drive both kinds of failure through a real SMTP exchange.
 With --starttls DIR it requires STARTTLS, with a certificate for 127.0.0.1 issued by a
-throwaway CA whose certificate it writes to DIR/ca.pem; with --auth USER:PASSWORD it
+throwaway CA whose certificate it writes to DIR/ca.pem (--tls DIR: the same, but TLS from
+the first byte, as on port 465); with --auth USER:PASSWORD it
 also requires that login (over TLS), refusing any other with 535. With --stall-on-bad-login
 it answers a refused login with silence instead, as some servers do, so a client's
 timeouts can be tested.
@@ -67,22 +68,26 @@ def main():
     parser.add_argument("--reject", default="")
     parser.add_argument("--tempfail", default="")
     parser.add_argument("--starttls", default="", metavar="DIR")
+    parser.add_argument("--tls", default="", metavar="DIR")
     parser.add_argument("--tempfail-rate", type=float, default=0.0, metavar="SHARE")
     parser.add_argument("--auth", default="", metavar="USER:PASSWORD")
     parser.add_argument("--stall-on-bad-login", action="store_true")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     tls = {}
-    if args.starttls:
+    if args.starttls or args.tls:
         import ssl
 
         import trustme
 
         authority = trustme.CA()
-        authority.cert_pem.write_to_path(os.path.join(args.starttls, "ca.pem"))
+        authority.cert_pem.write_to_path(os.path.join(args.starttls or args.tls, "ca.pem"))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        tls = {"tls_context": context, "require_starttls": True}
+        if args.starttls:
+            tls = {"tls_context": context, "require_starttls": True}
+        else:
+            tls = {"ssl_context": context}
     if args.auth:
         user, password = args.auth.split(":", 1)
 

@@ -260,7 +260,17 @@ impl SmtpServer {
         Self::start_requiring_starttls_and(&[])
     }
 
-    /// The same, also requiring the login `user:password`.
+    /// A server speaking TLS from the first byte (as on port 465), with a certificate from
+    /// a throwaway CA whose PEM is at the returned path.
+    pub fn start_implicit_tls() -> (Self, PathBuf) {
+        let dir = scratch_dir("smtp-implicit-tls");
+        std::fs::create_dir_all(&dir).expect("cannot create the service folder");
+        let mut server = Self::start_with(&dir, &["--tls", &dir.to_string_lossy()]);
+        server.process.scratch = Some(dir.clone());
+        (server, dir.join("ca.pem"))
+    }
+
+    /// A server that requires STARTTLS and the login `user:password`.
     pub fn start_requiring_login(user_password: &str) -> (Self, PathBuf) {
         Self::start_requiring_starttls_and(&["--auth", user_password])
     }

@@ -788,6 +788,55 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
     assert!(error.contains("symphony-local/smtp/missing"), "{error}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_on_implicit_tls_sends_over_tls_from_the_first_byte() {
+    // Given a mailbox whose server speaks TLS from the first byte (port 465 style), with a
+    // certificate from a private CA that the functions trust
+    let world = World::start().await;
+    let (secure, ca) = symphony_tests::SmtpServer::start_implicit_tls();
+    seed::put_mailbox(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        "mailbox-465",
+        secure.port,
+        "tls",
+    )
+    .await;
+    world.set_email_flag(false).await;
+    let email = seed::queued_email("implicit-1", "mailbox-465", "lead@example.com");
+    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    let mut env = world.process_env();
+    env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
+
+    // When a tick sends it
+    let report = world.tick(&world.process_function_with(&env).await).await;
+
+    // Then it went out over TLS
+    assert_eq!((report.legacy, report.failed), (1, 0), "{report:?}");
+    let delivered: Vec<String> = secure
+        .received()
+        .iter()
+        .filter_map(|m| m.email_id())
+        .collect();
+    assert_eq!(delivered, ["implicit-1"]);
+
+    // And a mailbox that asks for plain text to the same server gets no mail through
+    seed::put_mailbox(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        "mailbox-plain",
+        secure.port,
+        "none",
+    )
+    .await;
+    let email = seed::queued_email("implicit-2", "mailbox-plain", "lead@example.com");
+    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    env.insert("SMTP_TIMEOUT_SECONDS".into(), "2".into());
+    let report = world.tick(&world.process_function_with(&env).await).await;
+    assert_eq!((report.legacy, report.failed), (0, 1), "{report:?}");
+    assert_eq!(secure.received().len(), 1);
+}
+
 /// A mailbox whose password in Secrets Manager is wrong, on a server at `port` that
 /// requires STARTTLS and a login, and one email to it for the legacy path. Returns
 /// process-email-queue's environment: the server's CA, a 2 s SMTP timeout.
