@@ -355,4 +355,15 @@ impl SmtpServer {
             })
             .collect()
     }
+
+    /// Email ids of the mails accepted, from their Message-ID, sorted.
+    pub fn delivered_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .received()
+            .iter()
+            .filter_map(ReceivedMail::email_id)
+            .collect();
+        ids.sort();
+        ids
+    }
 }

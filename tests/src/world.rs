@@ -153,14 +153,12 @@ impl World {
 
     /// Email ids of the mails the SMTP server accepted, sorted.
     pub fn delivered_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .smtp
-            .received()
-            .iter()
-            .filter_map(|m| m.email_id())
-            .collect();
-        ids.sort();
-        ids
+        self.smtp.delivered_ids()
+    }
+
+    /// An email's record, read consistently.
+    pub async fn email(&self, email_id: &str) -> symphony_jobs::email::EmailRecord {
+        seed::get_email(&self.dynamo, self.emails_table(), email_id).await
     }
 }
 

@@ -41,12 +41,7 @@ async fn a_dispatched_email_reaches_the_smtp_server() {
     assert!(mail.rcpt_tos[0].ends_with("@example.com"));
     assert!(mail.data.contains("Subject: Hello"));
     for id in &ids {
-        assert_eq!(
-            seed::get_email(&world.dynamo, world.emails_table(), id)
-                .await
-                .status,
-            EmailStatus::Sent
-        );
+        assert_eq!(world.email(id).await.status, EmailStatus::Sent);
     }
     assert_eq!(
         seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await,
@@ -68,7 +63,7 @@ async fn with_the_flag_off_the_tick_sends_inline() {
         seed::queue_depth(&world.sqs, &world.stack.queue("EmailQueue").url).await,
         0
     );
-    let email = seed::get_email(&world.dynamo, world.emails_table(), &ids[0]).await;
+    let email = world.email(&ids[0]).await;
     assert_eq!(email.status, EmailStatus::Sent);
     assert_eq!(email.claimed_by, Some(symphony_core::Route::Legacy));
 }
@@ -268,12 +263,7 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
         .unwrap();
     assert_eq!(message.email_id, "deferred");
     // A 451 is retryable: the email stays claimed by the symphony path, not failed
-    assert_eq!(
-        seed::get_email(&world.dynamo, world.emails_table(), "deferred")
-            .await
-            .status,
-        EmailStatus::Claimed
-    );
+    assert_eq!(world.email("deferred").await.status, EmailStatus::Claimed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,7 +285,7 @@ async fn a_rejected_recipient_is_permanent_and_recorded() {
     assert_eq!(failure.unit_id, "rejected");
     assert!(!failure.released);
     assert!(failure.reason.contains("550"), "{}", failure.reason);
-    let email = seed::get_email(&world.dynamo, world.emails_table(), "rejected").await;
+    let email = world.email("rejected").await;
     assert_eq!(email.status, EmailStatus::Failed);
     assert!(email.last_error.unwrap().contains("550"));
     assert_eq!(world.delivered_ids(), ["fine-1"]);
@@ -322,12 +312,7 @@ async fn a_missing_mailbox_is_permanent() {
         "{}",
         report.failures[0].reason
     );
-    assert_eq!(
-        seed::get_email(&world.dynamo, world.emails_table(), "orphan")
-            .await
-            .status,
-        EmailStatus::Failed
-    );
+    assert_eq!(world.email("orphan").await.status, EmailStatus::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +373,7 @@ async fn an_oversized_email_fails_alone_with_a_clear_reason() {
         "{}",
         report.failures[0].reason
     );
-    let email = seed::get_email(&world.dynamo, world.emails_table(), "big").await;
+    let email = world.email("big").await;
     assert_eq!(email.status, EmailStatus::Failed);
     assert!(email.last_error.unwrap().contains("4096"));
 }
@@ -439,7 +424,7 @@ async fn an_unreachable_smtp_server_is_retryable_and_the_email_waits_for_the_nex
     // Then the email is not sent, its claim is released, and it is queued again
     assert_eq!((report.legacy, report.failed), (0, 1));
     assert!(report.failures[0].released, "{:?}", report.failures[0]);
-    let email = seed::get_email(&world.dynamo, world.emails_table(), "later").await;
+    let email = world.email("later").await;
     assert_eq!(email.status, EmailStatus::Queued);
     assert_eq!(email.claimed_by, None);
     // and the next tick takes it again
@@ -462,12 +447,7 @@ async fn two_copies_of_a_message_in_one_batch_send_once() {
     // Then the mail went out once; the copy waited, found it sent, and succeeded
     assert_eq!(world.delivered_ids(), ["twin-1"]);
     assert_eq!(report.succeeded, 2);
-    assert_eq!(
-        seed::get_email(&world.dynamo, world.emails_table(), "twin-1")
-            .await
-            .status,
-        EmailStatus::Sent
-    );
+    assert_eq!(world.email("twin-1").await.status, EmailStatus::Sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,12 +492,7 @@ async fn starttls_checks_the_certificate_and_delivers_once_it_is_trusted() {
         .drain(&world.handle_function_with(&[("SMTP_CA_FILE", &ca)]).await)
         .await;
 
-    let mut delivered: Vec<String> = secure
-        .received()
-        .iter()
-        .filter_map(|m| m.email_id())
-        .collect();
-    delivered.sort();
+    let delivered = secure.delivered_ids();
     assert_eq!(delivered, ["secure-1", "secure-2"]);
 }
 
@@ -545,12 +520,7 @@ async fn a_worker_near_its_deadline_starts_nothing_and_loses_nothing() {
     // Then both records are reported failed (so SQS delivers them again), and none was sent
     assert_eq!(response.batch_item_failures.len(), 2);
     assert!(world.smtp.received().is_empty());
-    assert_eq!(
-        seed::get_email(&world.dynamo, world.emails_table(), "late-1")
-            .await
-            .status,
-        EmailStatus::Claimed
-    );
+    assert_eq!(world.email("late-1").await.status, EmailStatus::Claimed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,7 +601,7 @@ async fn an_email_whose_send_outcome_is_unknown_is_never_sent_again() {
     assert_eq!(report.failed_deliveries, 5);
     let dlq = &world.stack.queue("EmailDeadLetterQueue").url;
     assert_eq!(seed::queue_depth(&world.sqs, dlq).await, 1);
-    let email = seed::get_email(&world.dynamo, world.emails_table(), "unknown-1").await;
+    let email = world.email("unknown-1").await;
     assert_eq!(email.status, EmailStatus::Sending);
 }
 
@@ -683,12 +653,7 @@ async fn a_claim_abandoned_past_its_lease_is_taken_over_and_a_live_one_is_not() 
     // Then the abandoned one is taken over and sent, and the live one is left alone
     assert_eq!((report.due, report.legacy), (1, 1));
     assert_eq!(world.delivered_ids(), ["claimed-1"]);
-    assert_eq!(
-        seed::get_email(&world.dynamo, world.emails_table(), "claimed-2")
-            .await
-            .status,
-        EmailStatus::Claimed
-    );
+    assert_eq!(world.email("claimed-2").await.status, EmailStatus::Claimed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,14 +682,10 @@ async fn a_mailbox_password_comes_from_secrets_manager_and_never_shows() {
 
     // Then the password logged in and the mail went out, and the password shows neither
     // in the report nor in the emails table
-    let delivered: Vec<String> = secure
-        .received()
-        .iter()
-        .filter_map(|m| m.email_id())
-        .collect();
+    let delivered = secure.delivered_ids();
     assert_eq!(delivered, ["login-ok"]);
     assert_eq!(report.legacy, 1);
-    let email = seed::get_email(&world.dynamo, world.emails_table(), "login-ok").await;
+    let email = world.email("login-ok").await;
     assert_eq!(email.status, EmailStatus::Sent);
     assert!(
         !format!("{report:?} {email:?}").contains("Pa55"),
@@ -768,11 +729,7 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
     world.drain(&worker).await;
 
     // Then the mail still goes out, with the password read at start
-    let delivered: Vec<String> = secure
-        .received()
-        .iter()
-        .filter_map(|m| m.email_id())
-        .collect();
+    let delivered = secure.delivered_ids();
     assert_eq!(delivered, ["preloaded"]);
 
     // And a worker naming a secret that does not exist does not start, and says which
@@ -813,11 +770,7 @@ async fn a_mailbox_on_implicit_tls_sends_over_tls_from_the_first_byte() {
 
     // Then it went out over TLS
     assert_eq!((report.legacy, report.failed), (1, 0), "{report:?}");
-    let delivered: Vec<String> = secure
-        .received()
-        .iter()
-        .filter_map(|m| m.email_id())
-        .collect();
+    let delivered = secure.delivered_ids();
     assert_eq!(delivered, ["implicit-1"]);
 
     // And a mailbox that asks for plain text to the same server gets no mail through
@@ -883,7 +836,7 @@ async fn a_refused_login_fails_the_email_for_good_and_shows_no_password() {
     let failure = &report.failures[0];
     assert!(!failure.released, "{failure:?}");
     assert!(failure.reason.contains("535"), "{failure:?}");
-    let email = seed::get_email(&world.dynamo, world.emails_table(), "login-bad").await;
+    let email = world.email("login-bad").await;
     assert_eq!(email.status, EmailStatus::Failed);
     // and the password shows neither in the report nor in the emails table
     assert!(
