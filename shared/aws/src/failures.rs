@@ -10,7 +10,7 @@ use symphony_core::{Envelope, ErrorDetails, FailureRouteError, FailureRoutes};
 use tracing::debug;
 
 use crate::AwsError;
-use crate::sqs::SQS_MAX_REQUEST_BYTES;
+use crate::sqs::{FifoIds, SQS_MAX_REQUEST_BYTES, is_fifo_queue};
 
 /// An error reason is cut to this many bytes first, whatever the room.
 pub const MAX_REASON_BYTES: usize = 1_024;
@@ -53,6 +53,21 @@ impl SqsFailureRoutes {
             dead_letter_url,
             max_message_bytes,
         })
+    }
+}
+
+/// A FIFO dead-letter queue's ids for a record: its own message group (so dead letters
+/// keep the order of their source), and its SQS message id, so a worker that dead-letters
+/// a record twice (killed before it could delete it) leaves one copy.
+pub fn dead_letter_fifo_ids(record: &SqsMessage) -> FifoIds {
+    let message_id = record.message_id.clone().unwrap_or_default();
+    FifoIds {
+        group: record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_else(|| message_id.clone()),
+        deduplication: message_id,
     }
 }
 
@@ -151,11 +166,14 @@ impl FailureRoutes for SqsFailureRoutes {
                 source: None,
             });
         };
+        let fifo = is_fifo_queue(&self.dead_letter_url).then(|| dead_letter_fifo_ids(record));
         let mut request = self
             .client
             .send_message()
             .queue_url(&self.dead_letter_url)
-            .message_body(message);
+            .message_body(message)
+            .set_message_group_id(fifo.as_ref().map(|ids| ids.group.clone()))
+            .set_message_deduplication_id(fifo.map(|ids| ids.deduplication));
         for (name, value) in attributes {
             let value = MessageAttributeValue::builder()
                 .data_type("String")
@@ -243,5 +261,24 @@ mod tests {
         );
         // with no room at all, it refuses rather than cut the body
         assert!(dead_letter_message(&"x".repeat(2_000), &details("why"), 2_000).is_none());
+    }
+
+    #[test]
+    fn a_fifo_dead_letter_keeps_its_group_and_is_deduplicated_by_message_id() {
+        let mut record = SqsMessage::default();
+        record.message_id = Some("m-1".into());
+        record
+            .attributes
+            .insert("MessageGroupId".into(), "enrollment-9".into());
+        assert_eq!(
+            dead_letter_fifo_ids(&record),
+            FifoIds {
+                group: "enrollment-9".into(),
+                deduplication: "m-1".into()
+            }
+        );
+        // A record without a group (not from a FIFO queue) gets a group of its own
+        record.attributes.clear();
+        assert_eq!(dead_letter_fifo_ids(&record).group, "m-1");
     }
 }

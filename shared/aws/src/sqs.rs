@@ -46,6 +46,20 @@ impl Default for SqsLimits {
     }
 }
 
+/// A FIFO queue's URL (and name) ends in `.fifo`.
+pub fn is_fifo_queue(queue_url: &str) -> bool {
+    queue_url.ends_with(".fifo")
+}
+
+/// What a FIFO queue needs of each message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoIds {
+    /// Messages of one group are delivered in order.
+    pub group: String,
+    /// A second send with the same id within five minutes is dropped by SQS.
+    pub deduplication: String,
+}
+
 /// One message ready for the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingEntry {
@@ -54,9 +68,25 @@ pub struct OutgoingEntry {
     /// (name, string value) pairs sent as `String` message attributes.
     pub attributes: Vec<(String, String)>,
     pub delay_seconds: Option<i32>,
+    /// Set for a FIFO queue only.
+    pub fifo: Option<FifoIds>,
 }
 
 impl OutgoingEntry {
+    /// The entry for a FIFO queue: grouped by the envelope's correlation id (the unit of
+    /// work, so one unit's messages keep their order), deduplicated by the envelope id.
+    /// FIFO queues have no per-message delay: `deliverAt` is left to the handler.
+    pub fn from_envelope_fifo(envelope: &Envelope) -> Self {
+        Self {
+            delay_seconds: None,
+            fifo: Some(FifoIds {
+                group: envelope.meta.correlation_id.clone(),
+                deduplication: envelope.id.clone(),
+            }),
+            ..Self::from_envelope(envelope)
+        }
+    }
+
     pub fn from_envelope(envelope: &Envelope) -> Self {
         let delay_seconds = envelope.meta.deliver_at.map(|at| {
             let seconds = (at - Utc::now()).num_seconds().max(0);
@@ -73,6 +103,7 @@ impl OutgoingEntry {
                 ),
             ],
             delay_seconds,
+            fifo: None,
         }
     }
 
@@ -148,7 +179,11 @@ impl SendMessageBatchApi for aws_sdk_sqs::Client {
             let mut builder = SendMessageBatchRequestEntry::builder()
                 .id(id)
                 .message_body(entry.body.clone())
-                .set_delay_seconds(entry.delay_seconds);
+                .set_delay_seconds(entry.delay_seconds)
+                .set_message_group_id(entry.fifo.as_ref().map(|ids| ids.group.clone()))
+                .set_message_deduplication_id(
+                    entry.fifo.as_ref().map(|ids| ids.deduplication.clone()),
+                );
             for (name, value) in &entry.attributes {
                 let attribute = MessageAttributeValue::builder()
                     .data_type("String")
@@ -193,6 +228,7 @@ pub struct SqsTransport<C = aws_sdk_sqs::Client> {
     client: C,
     queue_url: String,
     limits: SqsLimits,
+    fifo: bool,
 }
 
 impl SqsTransport<aws_sdk_sqs::Client> {
@@ -227,9 +263,11 @@ impl SqsTransport<aws_sdk_sqs::Client> {
 
 impl<C: SendMessageBatchApi> SqsTransport<C> {
     pub fn with_limits(client: C, queue_url: impl Into<String>, limits: SqsLimits) -> Self {
+        let queue_url = queue_url.into();
         Self {
+            fifo: is_fifo_queue(&queue_url),
             client,
-            queue_url: queue_url.into(),
+            queue_url,
             limits,
         }
     }
@@ -330,8 +368,12 @@ impl std::error::Error for SharedError {
 #[async_trait]
 impl<C: SendMessageBatchApi> Transport for SqsTransport<C> {
     async fn send(&self, envelopes: Vec<Envelope>) -> Vec<Delivery> {
-        let entries: Vec<OutgoingEntry> =
-            envelopes.iter().map(OutgoingEntry::from_envelope).collect();
+        let entry_for = if self.fifo {
+            OutgoingEntry::from_envelope_fifo
+        } else {
+            OutgoingEntry::from_envelope
+        };
+        let entries: Vec<OutgoingEntry> = envelopes.iter().map(entry_for).collect();
         let mut deliveries = Vec::with_capacity(entries.len());
         let mut sendable = Vec::with_capacity(entries.len());
         for entry in &entries {
@@ -430,8 +472,39 @@ mod tests {
             body: "é".into(),
             attributes: vec![("type".into(), "Blob".into())],
             delay_seconds: None,
+            fifo: None,
         };
         assert_eq!(entry.size(), 2 + 4 + 6 + 4);
+    }
+
+    #[test]
+    fn a_fifo_entry_is_grouped_by_unit_deduplicated_by_envelope_and_never_delayed() {
+        let mut envelope = Envelope::wrap(
+            &Blob { text: "x".into() },
+            "test",
+            Some("email-7".to_owned()),
+        )
+        .unwrap();
+        envelope.meta.deliver_at = Some(Utc::now() + chrono::Duration::minutes(5));
+        assert!(
+            OutgoingEntry::from_envelope(&envelope)
+                .delay_seconds
+                .is_some()
+        );
+
+        let entry = OutgoingEntry::from_envelope_fifo(&envelope);
+        assert_eq!(
+            entry.fifo,
+            Some(FifoIds {
+                group: "email-7".into(),
+                deduplication: envelope.id.clone(),
+            })
+        );
+        assert_eq!(entry.delay_seconds, None);
+        assert!(is_fifo_queue(
+            "https://sqs.eu-west-1.amazonaws.com/1/jobs.fifo"
+        ));
+        assert!(!is_fifo_queue("https://sqs.eu-west-1.amazonaws.com/1/jobs"));
     }
 
     /// Fails, on the service's side, the first time it sees each entry whose body is

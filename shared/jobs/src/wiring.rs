@@ -149,8 +149,8 @@ pub async fn sqs_worker(
     let Some(queues) = queues else {
         return Ok(worker);
     };
-    // A FIFO queue's name ends in .fifo: its groups must keep their order.
-    if queues.queue_url.ends_with(".fifo") {
+    // A FIFO queue's groups must keep their order.
+    if symphony_aws::sqs::is_fifo_queue(&queues.queue_url) {
         worker = worker.fifo();
     }
     let routes = SqsFailureRoutes::connect(
