@@ -454,32 +454,28 @@ async fn receive_dead_letters(
         .iter()
         .map(|message| {
             let body = message.body().unwrap_or_default().to_owned();
-            if let Ok(envelope) = symphony_core::Envelope::from_body(Some(&body))
-                && let Some(error) = envelope.meta.error
-            {
-                return DeadLetter {
+            let attributes: std::collections::HashMap<String, String> = message
+                .message_attributes()
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, value)| Some((name.clone(), value.string_value()?.to_owned())))
+                .collect();
+            match symphony_aws::failures::error_details_of(&body, &attributes) {
+                Some(error) => DeadLetter {
                     body,
                     kind: error.kind,
                     reason: error.reason,
                     attempts: error.attempts,
                     source_queue: error.source_queue,
-                };
-            }
-            let attribute = |name: &str| {
-                message
-                    .message_attributes()
-                    .and_then(|a| a.get(name))
-                    .and_then(|v| v.string_value())
-                    .map(str::to_owned)
-            };
-            DeadLetter {
-                kind: attribute("errorKind").unwrap_or_default(),
-                reason: attribute("errorReason").unwrap_or_default(),
-                attempts: attribute("errorAttempts")
-                    .and_then(|a| a.parse().ok())
-                    .unwrap_or(0),
-                source_queue: attribute("errorSourceQueue"),
-                body,
+                },
+                // Moved by SQS after maxReceiveCount: no details.
+                None => DeadLetter {
+                    body,
+                    kind: String::new(),
+                    reason: String::new(),
+                    attempts: 0,
+                    source_queue: None,
+                },
             }
         })
         .collect()

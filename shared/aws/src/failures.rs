@@ -108,6 +108,50 @@ pub fn dead_letter_message(
     }
 }
 
+/// The error details of a dead-lettered message, read back from wherever
+/// [`dead_letter_message`] put them: the envelope's `meta.error`, or the message attributes
+/// of a body that is no envelope. `None` for a message SQS moved after `maxReceiveCount`:
+/// no worker wrote details, and the unit's record says why.
+pub fn error_details_of(
+    body: &str,
+    attributes: &std::collections::HashMap<String, String>,
+) -> Option<ErrorDetails> {
+    if let Ok(envelope) = Envelope::from_body(Some(body)) {
+        return envelope.meta.error;
+    }
+    let kind = attributes.get("errorKind")?.clone();
+    let time = |name: &str| {
+        attributes
+            .get(name)
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.with_timezone(&chrono::Utc))
+    };
+    let last_failure_at = time("errorLastFailureAt").unwrap_or_default();
+    Some(ErrorDetails {
+        kind,
+        reason: attributes.get("errorReason").cloned().unwrap_or_default(),
+        attempts: attributes
+            .get("errorAttempts")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        first_failure_at: time("errorFirstFailureAt").unwrap_or(last_failure_at),
+        last_failure_at,
+        source_queue: attributes.get("errorSourceQueue").cloned(),
+    })
+}
+
+/// The body to put back on the source queue: an envelope without its `meta.error` (the
+/// worker counts attempts afresh), or a body that is no envelope as it is.
+pub fn redriven_body(body: &str) -> String {
+    match Envelope::from_body(Some(body)) {
+        Ok(mut envelope) => {
+            envelope.meta.error = None;
+            envelope.to_body()
+        }
+        Err(_) => body.to_owned(),
+    }
+}
+
 fn attributes_of(details: &ErrorDetails) -> Vec<(String, String)> {
     let mut attributes = vec![
         ("errorKind".to_owned(), details.kind.clone()),
@@ -223,8 +267,20 @@ impl FailureRoutes for SqsFailureRoutes {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use chrono::Utc;
+    use serde::{Deserialize, Serialize};
+    use symphony_core::Message;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Note {
+        text: String,
+    }
+    impl Message for Note {
+        const TYPE: &'static str = "Note";
+    }
 
     fn details(reason: &str) -> ErrorDetails {
         ErrorDetails {
@@ -261,6 +317,47 @@ mod tests {
         );
         // with no room at all, it refuses rather than cut the body
         assert!(dead_letter_message(&"x".repeat(2_000), &details("why"), 2_000).is_none());
+    }
+
+    #[test]
+    fn details_read_back_from_an_envelope_or_from_attributes() {
+        let details = details("the SMTP server replied 550");
+        let as_map = |attributes: Vec<(String, String)>| attributes.into_iter().collect();
+
+        let body = Envelope::wrap(&Note { text: "hi".into() }, "test", None)
+            .unwrap()
+            .to_body();
+        let (message, attributes) = dead_letter_message(&body, &details, 10_000).unwrap();
+        assert_eq!(
+            error_details_of(&message, &as_map(attributes)),
+            Some(details.clone())
+        );
+        assert!(
+            !redriven_body(&message).contains("550"),
+            "meta.error is dropped"
+        );
+        assert_eq!(
+            Envelope::from_body(Some(&redriven_body(&message)))
+                .unwrap()
+                .id,
+            Envelope::from_body(Some(&message)).unwrap().id
+        );
+
+        let (message, attributes) = dead_letter_message("{broken", &details, 10_000).unwrap();
+        let mut expected = details.clone();
+        // RFC 3339 keeps what the attribute kept
+        let read = error_details_of(&message, &as_map(attributes)).unwrap();
+        expected.first_failure_at = read.first_failure_at;
+        expected.last_failure_at = read.last_failure_at;
+        assert_eq!(read, expected);
+        assert_eq!(
+            read.last_failure_at.timestamp(),
+            details.last_failure_at.timestamp()
+        );
+        assert_eq!(redriven_body("{broken"), "{broken");
+
+        // Moved by SQS's redrive policy: no details
+        assert_eq!(error_details_of("{broken", &HashMap::new()), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Symphony's AWS adapters: the SQS transport, the DynamoDB flag store, and the
 //! classification of SDK errors into retryable and permanent.
 
+pub mod dead_letters;
 pub mod failures;
 pub mod flags;
 pub mod lambda;
@@ -8,6 +9,7 @@ pub mod sdk;
 pub mod sqs;
 pub mod telemetry;
 
+pub use dead_letters::{DeadLetter, DeadLetterQueue, RedriveReport};
 pub use failures::SqsFailureRoutes;
 pub use flags::DynamoFlagStore;
 pub use lambda::{ScheduledFunction, SqsWorker};

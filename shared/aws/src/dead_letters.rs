@@ -1,0 +1,213 @@
+//! An operator's view of a dead-letter queue: what is in it and why, and moving messages
+//! back to their queue once the cause is fixed.
+//!
+//! SQS has no way to look without receiving: listing receives every message with a short
+//! visibility timeout and makes them all visible again at the end, so a worker never
+//! sees them (no worker consumes a DLQ) and nothing is lost if the listing dies part-way.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName,
+};
+use symphony_core::{Envelope, ErrorDetails};
+
+use crate::AwsError;
+use crate::failures::{error_details_of, redriven_body};
+use crate::sqs::is_fifo_queue;
+
+/// How long messages stay hidden while they are listed or moved.
+const HOLD: Duration = Duration::from_secs(60);
+
+/// One dead-lettered message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    /// The envelope's type, when the body is an envelope.
+    pub message_type: Option<String>,
+    /// The unit of work (`meta.correlationId`), when the body is an envelope.
+    pub unit_id: Option<String>,
+    /// Why it is here: `None` when SQS moved it after `maxReceiveCount` (then the unit's
+    /// record says why).
+    pub error: Option<ErrorDetails>,
+    pub body: String,
+    receipt_handle: String,
+    group: Option<String>,
+}
+
+impl DeadLetter {
+    fn from_message(message: &Message) -> Self {
+        let body = message.body().unwrap_or_default().to_owned();
+        let attributes: HashMap<String, String> = message
+            .message_attributes()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, value)| Some((name.clone(), value.string_value()?.to_owned())))
+            .collect();
+        let envelope = Envelope::from_body(Some(&body)).ok();
+        Self {
+            message_id: message.message_id().unwrap_or_default().to_owned(),
+            message_type: envelope.as_ref().map(|e| e.message_type.clone()),
+            unit_id: envelope.as_ref().map(|e| e.meta.correlation_id.clone()),
+            error: error_details_of(&body, &attributes),
+            receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
+            group: message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                .cloned(),
+            body,
+        }
+    }
+}
+
+/// What a redrive did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedriveReport {
+    /// Message ids moved back to the source queue.
+    pub moved: Vec<String>,
+    /// Messages left in the dead-letter queue.
+    pub left: usize,
+}
+
+/// A job's dead-letter queue and the queue its messages came from.
+#[derive(Debug, Clone)]
+pub struct DeadLetterQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    dead_letter_url: String,
+}
+
+impl DeadLetterQueue {
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        dead_letter_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            dead_letter_url: dead_letter_url.into(),
+        }
+    }
+
+    pub fn dead_letter_url(&self) -> &str {
+        &self.dead_letter_url
+    }
+
+    /// Every message in the dead-letter queue, left there.
+    pub async fn list(&self) -> Result<Vec<DeadLetter>, AwsError> {
+        let letters = self.receive_all().await?;
+        self.release(&letters).await?;
+        Ok(letters)
+    }
+
+    /// Moves the messages `select` picks back to the source queue, without their error
+    /// details, and deletes them from the dead-letter queue; the rest stay. A message is
+    /// sent before it is deleted: a failure in between leaves a copy in both queues,
+    /// which the handlers' idempotency makes harmless, rather than in neither.
+    pub async fn redrive(
+        &self,
+        select: impl Fn(&DeadLetter) -> bool,
+    ) -> Result<RedriveReport, AwsError> {
+        let letters = self.receive_all().await?;
+        let (chosen, others): (Vec<DeadLetter>, Vec<DeadLetter>) =
+            letters.into_iter().partition(|letter| select(letter));
+        self.release(&others).await?;
+        let mut report = RedriveReport {
+            left: others.len(),
+            ..RedriveReport::default()
+        };
+        let fifo = is_fifo_queue(&self.queue_url);
+        for letter in &chosen {
+            let group = fifo.then(|| {
+                letter
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| letter.message_id.clone())
+            });
+            self.client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(redriven_body(&letter.body))
+                .set_message_group_id(group)
+                .set_message_deduplication_id(
+                    fifo.then(|| format!("redrive-{}", letter.message_id)),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("SendMessage", e))?;
+            self.client
+                .delete_message_batch()
+                .queue_url(&self.dead_letter_url)
+                .entries(
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id("d0")
+                        .receipt_handle(&letter.receipt_handle)
+                        .build()
+                        .map_err(|e| AwsError::invalid_request("DeleteMessageBatch", e))?,
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", e))?;
+            report.moved.push(letter.message_id.clone());
+        }
+        Ok(report)
+    }
+
+    /// Receives until the queue has nothing visible left, hiding what it received.
+    async fn receive_all(&self) -> Result<Vec<DeadLetter>, AwsError> {
+        let mut letters: Vec<DeadLetter> = Vec::new();
+        loop {
+            let output = self
+                .client
+                .receive_message()
+                .queue_url(&self.dead_letter_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(i32::try_from(HOLD.as_secs()).unwrap_or(60))
+                .wait_time_seconds(0)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))?;
+            if output.messages().is_empty() {
+                return Ok(letters);
+            }
+            for message in output.messages() {
+                let letter = DeadLetter::from_message(message);
+                // A FIFO group can come back within one listing: keep the first copy.
+                if !letters.iter().any(|l| l.message_id == letter.message_id) {
+                    letters.push(letter);
+                }
+            }
+        }
+    }
+
+    /// Makes messages visible again.
+    async fn release(&self, letters: &[DeadLetter]) -> Result<(), AwsError> {
+        for chunk in letters.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, letter)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(format!("v{index}"))
+                        .receipt_handle(&letter.receipt_handle)
+                        .visibility_timeout(0)
+                        .build()
+                        .map_err(|e| AwsError::invalid_request("ChangeMessageVisibilityBatch", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(&self.dead_letter_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", e))?;
+        }
+        Ok(())
+    }
+}
