@@ -156,6 +156,12 @@ impl World {
         self.smtp.delivered_ids()
     }
 
+    /// Puts a queued email, due a minute ago, as the web app would.
+    pub async fn queue_email(&self, email_id: &str, mailbox_id: &str, to_email: &str) {
+        let email = seed::queued_email(email_id, mailbox_id, to_email);
+        seed::put_email(&self.dynamo, self.emails_table(), &email).await;
+    }
+
     /// An email's record, read consistently.
     pub async fn email(&self, email_id: &str) -> symphony_jobs::email::EmailRecord {
         seed::get_email(&self.dynamo, self.emails_table(), email_id).await

@@ -29,8 +29,7 @@ async fn an_operator_lists_the_reasons_fixes_a_cause_and_moves_the_message_back(
         ("dl-down", "mailbox-down", "lead-2@example.com"),
         ("dl-fine", MAILBOX_ID, "lead-3@example.com"),
     ] {
-        let email = seed::queued_email(id, mailbox, to);
-        seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+        world.queue_email(id, mailbox, to).await;
     }
     let queue = world.stack.queue("EmailQueue").url.clone();
     seed::send_body(&world.sqs, &queue, "{\"id\": \"broken").await;

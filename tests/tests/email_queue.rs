@@ -127,12 +127,9 @@ async fn a_malformed_or_unknown_message_fails_alone() {
     // Given the sample mixed batch of events/ on the queue: a valid email, a malformed
     // body and an unknown type
     let world = World::start().await;
-    seed::put_email(
-        &world.dynamo,
-        world.emails_table(),
-        &seed::queued_email("email-0101", "mailbox-1", "lead.ok@example.com"),
-    )
-    .await;
+    world
+        .queue_email("email-0101", "mailbox-1", "lead.ok@example.com")
+        .await;
     let sample: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
             symphony_tests::project_root().join("events/example-sqs-email-mixed.json"),
@@ -240,12 +237,9 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
     // Given an email whose recipient the SMTP server keeps deferring (451)
     let world = World::start().await;
     world.set_email_flag(true).await;
-    seed::put_email(
-        &world.dynamo,
-        world.emails_table(),
-        &seed::queued_email("deferred", "mailbox-1", "busy@example.com"),
-    )
-    .await;
+    world
+        .queue_email("deferred", "mailbox-1", "busy@example.com")
+        .await;
     world.tick(&world.process_function().await).await;
 
     // When the worker drains the queue
@@ -270,12 +264,9 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
 async fn a_rejected_recipient_is_permanent_and_recorded() {
     let world = World::start().await;
     world.set_email_flag(false).await;
-    seed::put_email(
-        &world.dynamo,
-        world.emails_table(),
-        &seed::queued_email("rejected", "mailbox-1", "bounce@example.com"),
-    )
-    .await;
+    world
+        .queue_email("rejected", "mailbox-1", "bounce@example.com")
+        .await;
     world.seed_emails("fine", 1).await;
 
     let report = world.tick(&world.process_function().await).await;
@@ -295,12 +286,9 @@ async fn a_rejected_recipient_is_permanent_and_recorded() {
 async fn a_missing_mailbox_is_permanent() {
     let world = World::start().await;
     world.set_email_flag(false).await;
-    seed::put_email(
-        &world.dynamo,
-        world.emails_table(),
-        &seed::queued_email("orphan", "mailbox-gone", "lead@example.com"),
-    )
-    .await;
+    world
+        .queue_email("orphan", "mailbox-gone", "lead@example.com")
+        .await;
 
     let report = world.tick(&world.process_function().await).await;
 
@@ -410,12 +398,9 @@ async fn an_unreachable_smtp_server_is_retryable_and_the_email_waits_for_the_nex
         closed_port,
     )
     .await;
-    seed::put_email(
-        &world.dynamo,
-        world.emails_table(),
-        &seed::queued_email("later", "mailbox-down", "lead@example.com"),
-    )
-    .await;
+    world
+        .queue_email("later", "mailbox-down", "lead@example.com")
+        .await;
     let function = world.process_function().await;
 
     // When a tick runs
@@ -466,8 +451,9 @@ async fn starttls_checks_the_certificate_and_delivers_once_it_is_trusted() {
     )
     .await;
     world.set_email_flag(false).await;
-    let email = seed::queued_email("secure-1", "mailbox-tls", "lead@example.com");
-    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world
+        .queue_email("secure-1", "mailbox-tls", "lead@example.com")
+        .await;
 
     // When a tick runs without trusting that CA, the TLS handshake refuses the server
     let report = world.tick(&world.process_function().await).await;
@@ -485,8 +471,9 @@ async fn starttls_checks_the_certificate_and_delivers_once_it_is_trusted() {
     let report = world.tick(&world.process_function_with(&env).await).await;
     assert_eq!(report.legacy, 1);
     world.set_email_flag(true).await;
-    let email = seed::queued_email("secure-2", "mailbox-tls", "lead@example.com");
-    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world
+        .queue_email("secure-2", "mailbox-tls", "lead@example.com")
+        .await;
     world.tick(&world.process_function().await).await;
     world
         .drain(&world.handle_function_with(&[("SMTP_CA_FILE", &ca)]).await)
@@ -528,8 +515,9 @@ async fn a_retryable_failure_comes_back_after_the_backoff() {
     // Given a dispatched email the SMTP server defers (451), received with a 2 s visibility
     let world = World::start().await;
     world.set_email_flag(true).await;
-    let email = seed::queued_email("later", "mailbox-1", "busy@example.com");
-    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world
+        .queue_email("later", "mailbox-1", "busy@example.com")
+        .await;
     world.tick(&world.process_function().await).await;
     let queue = world.stack.queue("EmailQueue");
     let event = symphony_tests::receive_event(&world.sqs, queue, 2).await;
@@ -672,8 +660,9 @@ async fn a_mailbox_password_comes_from_secrets_manager_and_never_shows() {
     )
     .await;
     world.set_email_flag(false).await;
-    let email = seed::queued_email("login-ok", "mailbox-right", "lead@example.com");
-    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world
+        .queue_email("login-ok", "mailbox-right", "lead@example.com")
+        .await;
 
     // When a tick sends it
     let mut env = world.process_env();
@@ -723,8 +712,9 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
         .await
         .unwrap();
     world.set_email_flag(true).await;
-    let email = seed::queued_email("preloaded", "mailbox-preloaded", "lead@example.com");
-    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world
+        .queue_email("preloaded", "mailbox-preloaded", "lead@example.com")
+        .await;
     world.tick(&world.process_function().await).await;
     world.drain(&worker).await;
 
@@ -760,8 +750,9 @@ async fn a_mailbox_on_implicit_tls_sends_over_tls_from_the_first_byte() {
     )
     .await;
     world.set_email_flag(false).await;
-    let email = seed::queued_email("implicit-1", "mailbox-465", "lead@example.com");
-    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world
+        .queue_email("implicit-1", "mailbox-465", "lead@example.com")
+        .await;
     let mut env = world.process_env();
     env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
 
@@ -782,8 +773,9 @@ async fn a_mailbox_on_implicit_tls_sends_over_tls_from_the_first_byte() {
         "none",
     )
     .await;
-    let email = seed::queued_email("implicit-2", "mailbox-plain", "lead@example.com");
-    seed::put_email(&world.dynamo, world.emails_table(), &email).await;
+    world
+        .queue_email("implicit-2", "mailbox-plain", "lead@example.com")
+        .await;
     env.insert("SMTP_TIMEOUT_SECONDS".into(), "2".into());
     let report = world.tick(&world.process_function_with(&env).await).await;
     assert_eq!((report.legacy, report.failed), (0, 1), "{report:?}");
@@ -808,12 +800,9 @@ async fn seed_wrong_password(
     )
     .await;
     world.set_email_flag(false).await;
-    seed::put_email(
-        &world.dynamo,
-        world.emails_table(),
-        &seed::queued_email("login-bad", "mailbox-wrong", "lead@example.com"),
-    )
-    .await;
+    world
+        .queue_email("login-bad", "mailbox-wrong", "lead@example.com")
+        .await;
     let mut env = world.process_env();
     env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
     env.insert("SMTP_TIMEOUT_SECONDS".into(), "2".into());
