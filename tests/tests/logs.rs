@@ -1,5 +1,6 @@
 //! What the functions log at INFO: ids, counts and outcomes — never an address, a phone
-//! number, a subject or a body. The whole run of every job is captured and checked.
+//! number, a subject or a body; and at no level a secret. The whole run of every job is
+//! captured and checked.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ impl Write for Captured {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies() {
+async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_secret() {
     // Given every log line at INFO and above, as JSON, as in Lambda
     let captured = Captured(Arc::new(Mutex::new(Vec::new())));
     let writer = captured.clone();
@@ -49,6 +50,41 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies() {
     world.set_email_flag(false).await;
     world.seed_emails("legacy", 1).await;
     world.tick(&world.process_function().await).await;
+
+    // and mailboxes that log in with passwords from Secrets Manager, one right (read at
+    // start) and one wrong (read at first use, refused with 535)
+    let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:R1ght-Pa55");
+    for (name, password) in [("right", "R1ght-Pa55"), ("wrong", "Wr0ng-Pa55")] {
+        let secret = format!("symphony-local/smtp/{name}");
+        seed::create_secret(&world.sdk, &secret, password).await;
+        seed::put_login_mailbox(
+            &world.dynamo,
+            world.stack.table("MailboxesTable"),
+            &format!("mailbox-{name}"),
+            secure.port,
+            &format!("secretsmanager:{secret}"),
+        )
+        .await;
+        world
+            .queue_email(
+                &format!("login-{name}"),
+                &format!("mailbox-{name}"),
+                "lead@example.com",
+            )
+            .await;
+    }
+    let ca = ca.to_string_lossy().into_owned();
+    let login_env = world.function_env(
+        "ProcessEmailQueueFunction",
+        &[
+            ("SMTP_CA_FILE", ca.as_str()),
+            ("SMTP_SECRETS", "secretsmanager:symphony-local/smtp/right"),
+        ],
+    );
+    world
+        .tick(&world.process_function_with(&login_env).await)
+        .await;
+    assert_eq!(secure.delivered_ids(), ["login-right"]);
 
     world.set_flag(CAMPAIGN_FLAG, true).await;
     seed::put_campaign(
@@ -108,7 +144,15 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies() {
         info.iter().any(|line| line.contains("sms sent")),
         "no SMS outcome logged"
     );
-    // and none of them carries what only the recipient should see
+    // and no line at any level carries a password, though one login was refused
+    assert!(
+        text.contains("535"),
+        "the refused login is not in the logs: nothing to judge"
+    );
+    for password in ["R1ght-Pa55", "Wr0ng-Pa55"] {
+        assert!(!text.contains(password), "a password was logged");
+    }
+    // and no INFO line carries what only the recipient should see
     for secret in [
         "@example.com",
         "+1555",
