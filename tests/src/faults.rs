@@ -54,6 +54,8 @@ pub struct FaultPlan {
     pub permanent_every: usize,
     /// Malformed and unknown messages put on each queue per wave (each).
     pub bad_messages_per_wave: usize,
+    /// Say on stderr when each wave is done (for long runs).
+    pub progress: bool,
 }
 
 impl FaultPlan {
@@ -64,6 +66,7 @@ impl FaultPlan {
             transient_share: 0.15,
             permanent_every: 20,
             bad_messages_per_wave: 1,
+            progress: false,
         }
     }
 
@@ -330,6 +333,13 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
             kill_a_worker_mid_batch(&world, job, functions.worker(job)).await;
         }
         drain_all(&world, &functions, &mut retried).await;
+        if plan.progress {
+            eprintln!(
+                "wave {}/{waves} done, {:.0} s",
+                wave + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
 
     // Roll every job back to legacy and let everything settle: ticks take what was

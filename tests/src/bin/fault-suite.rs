@@ -16,6 +16,7 @@ async fn main() -> std::process::ExitCode {
     let plan = FaultPlan {
         units,
         wave: 100,
+        progress: true,
         ..FaultPlan::ci()
     };
     let report = Box::pin(run(plan)).await;
