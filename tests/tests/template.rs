@@ -184,3 +184,67 @@ fn strings(value: &serde_norway::Value) -> Vec<String> {
         other => panic!("unexpected IAM value {other:?}"),
     }
 }
+
+/// The logical id an intrinsic names: `!Ref X`, `!GetAtt X.Attribute`.
+fn target(value: &serde_norway::Value) -> Option<&str> {
+    let serde_norway::Value::Tagged(tagged) = value else {
+        return None;
+    };
+    let text = tagged.value.as_str()?;
+    Some(text.split('.').next().unwrap_or(text))
+}
+
+#[test]
+fn every_queue_dead_letter_queue_and_function_has_an_alarm_that_notifies_someone() {
+    let template = load_template();
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    // What each alarm watches (the target of its first dimension), and on which metric
+    let mut watched: Vec<(String, String)> = Vec::new();
+    for (id, alarm) in &alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            assert_eq!(
+                alarm[actions]
+                    .as_sequence()
+                    .and_then(|a| a.first())
+                    .and_then(target),
+                Some("AlarmTopic"),
+                "{id}: {actions} must notify the alarm topic"
+            );
+        }
+        if let Some(dimension) = alarm["Dimensions"].as_sequence().and_then(|d| d.first()) {
+            let metric = alarm["MetricName"].as_str().unwrap_or_default().to_owned();
+            watched.push((
+                target(&dimension["Value"]).unwrap_or_default().to_owned(),
+                metric,
+            ));
+        }
+    }
+    let watches =
+        |resource: &str, metric: &str| watched.iter().any(|(r, m)| r == resource && m == metric);
+    let mut queues = 0;
+    for (id, queue) in resources_of_type(&template, "AWS::SQS::Queue") {
+        queues += 1;
+        if queue["RedrivePolicy"].is_null() {
+            // A dead-letter queue: one message in it is a unit not sent.
+            assert!(
+                watches(&id, "ApproximateNumberOfMessagesVisible"),
+                "no alarm on messages in {id}"
+            );
+        } else {
+            assert!(
+                watches(&id, "ApproximateAgeOfOldestMessage"),
+                "no alarm on {id} backing up"
+            );
+        }
+    }
+    assert_eq!(queues, 6);
+    for (id, _) in resources_of_type(&template, "AWS::Serverless::Function") {
+        assert!(watches(&id, "Errors"), "no alarm on {id}'s errors");
+    }
+    assert!(
+        alarms
+            .iter()
+            .any(|(_, a)| a["MetricName"].as_str() == Some("FlagTableUnreadable")),
+        "no alarm on an unreadable flag table"
+    );
+}
