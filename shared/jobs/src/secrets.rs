@@ -125,9 +125,14 @@ pub struct Secrets {
 
 impl Secrets {
     pub fn new(client: aws_sdk_secretsmanager::Client) -> Self {
+        Self::with_max_age(client, SECRET_MAX_AGE)
+    }
+
+    /// The same, with cached secrets read again after `max_age`.
+    pub fn with_max_age(client: aws_sdk_secretsmanager::Client, max_age: Duration) -> Self {
         Self {
             client,
-            max_age: SECRET_MAX_AGE,
+            max_age,
             cache: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
