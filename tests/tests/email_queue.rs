@@ -245,17 +245,24 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
     // When the worker drains the queue
     let report = world.drain(&world.handle_function().await).await;
 
-    // Then it was tried maxReceiveCount (5) times, and is now in the DLQ, unsent
-    assert_eq!(report.failed_deliveries, 5);
+    // Then it was tried maxReceiveCount (5) times, and is now in the DLQ, unsent: four
+    // failed deliveries came back, and the fifth, the queue's last, put it in the DLQ
+    // with the server's answer rather than leave SQS to move it without one
+    assert_eq!((report.failed_deliveries, report.succeeded), (4, 1));
     assert!(world.smtp.received().is_empty());
     let dlq = world.stack.queue("EmailDeadLetterQueue");
-    let bodies = seed::peek_bodies(&world.sqs, &dlq.url).await;
-    assert_eq!(bodies.len(), 1);
-    let message: EmailMessage = Envelope::from_body(Some(&bodies[0]))
+    let letters = seed::dead_letters(&world.sqs, &dlq.url).await;
+    assert_eq!(letters.len(), 1);
+    let message: EmailMessage = Envelope::from_body(Some(&letters[0].body))
         .unwrap()
         .decode()
         .unwrap();
     assert_eq!(message.email_id, "deferred");
+    assert_eq!(
+        (letters[0].kind.as_str(), letters[0].attempts),
+        ("exhausted", 5)
+    );
+    assert!(letters[0].reason.contains("451"), "{}", letters[0].reason);
     // A 451 is retryable: the email stays claimed by the symphony path, not failed
     assert_eq!(world.email("deferred").await.status, EmailStatus::Claimed);
 }
@@ -583,12 +590,18 @@ async fn an_email_whose_send_outcome_is_unknown_is_never_sent_again() {
     // When the worker drains the queue
     let report = world.drain(&world.handle_function().await).await;
 
-    // Then it is never sent: each delivery backs off, and after maxReceiveCount the message
-    // waits in the DLQ for an operator, with the email still in `sending`
+    // Then it is never sent: each delivery backs off, and on the queue's last attempt the
+    // message goes to the DLQ for an operator, saying why, with the email still `sending`
     assert!(world.smtp.received().is_empty());
-    assert_eq!(report.failed_deliveries, 5);
+    assert_eq!(report.failed_deliveries, 4);
     let dlq = &world.stack.queue("EmailDeadLetterQueue").url;
-    assert_eq!(seed::queue_depth(&world.sqs, dlq).await, 1);
+    let letters = seed::dead_letters(&world.sqs, dlq).await;
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].reason.contains("being sent by another delivery"),
+        "{}",
+        letters[0].reason
+    );
     let email = world.email("unknown-1").await;
     assert_eq!(email.status, EmailStatus::Sending);
 }

@@ -22,7 +22,7 @@ use crate::sqs::is_fifo_queue;
 const HOLD: Duration = Duration::from_secs(60);
 
 /// One dead-lettered message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeadLetter {
     pub message_id: String,
     /// The envelope's type, when the body is an envelope.

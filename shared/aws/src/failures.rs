@@ -24,15 +24,30 @@ pub struct SqsFailureRoutes {
     dead_letter_url: String,
     /// The dead-letter queue's own `MaximumMessageSize`.
     max_message_bytes: usize,
+    /// The source queue's `maxReceiveCount`, from its redrive policy.
+    max_receive_count: Option<u32>,
 }
 
 impl SqsFailureRoutes {
-    /// Reads the dead-letter queue's `MaximumMessageSize` once.
+    /// Reads the dead-letter queue's `MaximumMessageSize` and the source queue's redrive
+    /// policy once.
     pub async fn connect(
         client: aws_sdk_sqs::Client,
         queue_url: impl Into<String>,
         dead_letter_url: impl Into<String>,
     ) -> Result<Self, AwsError> {
+        let queue_url = queue_url.into();
+        let redrive = client
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+        let max_receive_count = redrive
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+            .and_then(|policy| max_receive_count(policy));
         let dead_letter_url = dead_letter_url.into();
         let attributes = client
             .get_queue_attributes()
@@ -49,10 +64,27 @@ impl SqsFailureRoutes {
             .min(SQS_MAX_REQUEST_BYTES);
         Ok(Self {
             client,
-            queue_url: queue_url.into(),
+            queue_url,
             dead_letter_url,
             max_message_bytes,
+            max_receive_count,
         })
+    }
+
+    /// The source queue's `maxReceiveCount`: the retry policy's last attempt.
+    pub fn max_receive_count(&self) -> Option<u32> {
+        self.max_receive_count
+    }
+}
+
+/// `maxReceiveCount` of a queue's `RedrivePolicy` attribute (JSON; AWS returns the number
+/// as a number or as a string).
+pub fn max_receive_count(policy: &str) -> Option<u32> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match &policy["maxReceiveCount"] {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(text) => text.parse().ok(),
+        _ => None,
     }
 }
 
@@ -358,6 +390,25 @@ mod tests {
 
         // Moved by SQS's redrive policy: no details
         assert_eq!(error_details_of("{broken", &HashMap::new()), None);
+    }
+
+    #[test]
+    fn max_receive_count_reads_a_number_or_a_string() {
+        let arn = "arn:aws:sqs:us-east-1:1:dlq";
+        assert_eq!(
+            max_receive_count(&format!(
+                r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":5}}"#
+            )),
+            Some(5)
+        );
+        assert_eq!(
+            max_receive_count(&format!(
+                r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"7"}}"#
+            )),
+            Some(7)
+        );
+        assert_eq!(max_receive_count("{}"), None);
+        assert_eq!(max_receive_count("not json"), None);
     }
 
     #[test]

@@ -282,8 +282,9 @@ impl BatchProcessor {
 }
 
 /// A permanent failure goes to the dead-letter queue (and is then acknowledged); a
-/// retryable one is kept away for the policy's backoff. Should either move fail, the record
-/// is simply reported failed: SQS's redrive policy still has it.
+/// retryable one is kept away for the policy's backoff, unless this was its last attempt:
+/// then it goes to the dead-letter queue too, with why. Should either move fail, the
+/// record is simply reported failed: SQS's redrive policy still has it.
 async fn route_failure(
     routes: &dyn FailureRoutes,
     policy: &RetryPolicy,
@@ -293,7 +294,8 @@ async fn route_failure(
     let Err(error) = &outcome.result else {
         return;
     };
-    if error.is_retryable() {
+    let exhausted = error.is_retryable() && policy.is_last(outcome.attempt);
+    if error.is_retryable() && !exhausted {
         let delay = policy.delay(outcome.attempt);
         if let Err(moved) = routes.retry_later(record, delay).await {
             warn!(message_id = %outcome.message_id, error = %crate::error::chain(&moved), "could not delay the retry");
@@ -304,6 +306,7 @@ async fn route_failure(
     let details = ErrorDetails {
         kind: match error {
             RecordError::Malformed(_) => "malformed".to_owned(),
+            _ if exhausted => "exhausted".to_owned(),
             _ => "permanent".to_owned(),
         },
         reason: match error {
@@ -456,6 +459,7 @@ mod tests {
         let policy = RetryPolicy {
             base: Duration::from_secs(10),
             cap: Duration::from_secs(60),
+            max_attempts: Some(5),
         };
         let registry = HandlerRegistry::new()
             .register(Arc::new(Recorder::default()))
@@ -469,6 +473,7 @@ mod tests {
             record("permanent", work("permanent"), "2"),
             record("retry", work("retry"), "3"),
             record("permanent-refused", work("permanent"), "1"),
+            record("retry-last", work("retry"), "5"),
         ];
 
         // When it is processed
@@ -484,7 +489,7 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(reported, ["retry", "permanent-refused"]);
-        assert_eq!(report.dead_lettered(), 2);
+        assert_eq!(report.dead_lettered(), 3);
         let dead = routes.dead.lock().unwrap();
         assert_eq!(dead[0].0, "malformed");
         assert_eq!(dead[0].1.kind, "malformed");
@@ -497,6 +502,14 @@ mod tests {
             ("permanent", "permanent", 2)
         );
         assert!(dead[1].1.reason.contains("no"), "{}", dead[1].1.reason);
+        // and a retryable failure on the queue's last attempt goes there too, saying why,
+        // instead of being left for SQS to move without a reason
+        let last = dead
+            .iter()
+            .find(|(id, _)| id == "retry-last")
+            .expect("the last attempt was dead-lettered");
+        assert_eq!((last.1.kind.as_str(), last.1.attempts), ("exhausted", 5));
+        assert_eq!(last.1.reason, "try later");
         // and the retryable one stays away for attempt 3's backoff: 20–40 s
         let delayed = routes.delayed.lock().unwrap();
         assert_eq!(delayed.len(), 1);

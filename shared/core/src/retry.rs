@@ -10,11 +10,15 @@ use crate::envelope::ErrorDetails;
 use crate::{BoxError, Retryable};
 
 /// Exponential backoff with jitter and a cap: attempt n waits between half and all of
-/// `min(cap, base × 2^(n−1))`.
+/// `min(cap, base × 2^(n−1))`. On the last attempt, a retryable failure goes to the
+/// dead-letter queue with its reason, rather than back to the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub base: Duration,
     pub cap: Duration,
+    /// The source queue's `maxReceiveCount`: past it SQS would move the message to the
+    /// DLQ itself, without a word of why. `None`: no limit known.
+    pub max_attempts: Option<u32>,
 }
 
 impl Default for RetryPolicy {
@@ -22,11 +26,17 @@ impl Default for RetryPolicy {
         Self {
             base: Duration::from_secs(10),
             cap: Duration::from_secs(900),
+            max_attempts: None,
         }
     }
 }
 
 impl RetryPolicy {
+    /// Whether attempt `attempt` is the last one the queue allows.
+    pub fn is_last(&self, attempt: u32) -> bool {
+        self.max_attempts.is_some_and(|max| attempt >= max)
+    }
+
     /// The ceiling of attempt `attempt` (1 for the first delivery).
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(30);
@@ -84,7 +94,10 @@ mod tests {
         let policy = RetryPolicy {
             base: Duration::from_secs(10),
             cap: Duration::from_secs(60),
+            max_attempts: Some(5),
         };
+        assert!(!policy.is_last(4) && policy.is_last(5) && policy.is_last(6));
+        assert!(!RetryPolicy::default().is_last(u32::MAX));
         assert_eq!(policy.ceiling(1), Duration::from_secs(10));
         assert_eq!(policy.ceiling(2), Duration::from_secs(20));
         assert_eq!(policy.ceiling(3), Duration::from_secs(40));

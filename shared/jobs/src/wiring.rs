@@ -132,6 +132,8 @@ impl WorkerQueues {
             retry: RetryPolicy {
                 base: Duration::from_secs(base),
                 cap: Duration::from_secs(cap),
+                // Set from the queue's redrive policy when the worker starts.
+                max_attempts: None,
             },
         }))
     }
@@ -159,5 +161,9 @@ pub async fn sqs_worker(
         &queues.dead_letter_queue_url,
     )
     .await?;
-    Ok(worker.with_failure_routes(Arc::new(routes), queues.retry))
+    let policy = RetryPolicy {
+        max_attempts: routes.max_receive_count(),
+        ..queues.retry
+    };
+    Ok(worker.with_failure_routes(Arc::new(routes), policy))
 }

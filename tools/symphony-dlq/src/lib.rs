@@ -228,6 +228,30 @@ mod tests {
     }
 
     #[test]
+    fn a_line_names_a_message_moved_by_sqs_and_keeps_to_one_line() {
+        let letter = |body: &str| {
+            let mut letter = DeadLetter::default();
+            letter.message_id = "m-1".into();
+            letter.body = body.into();
+            letter
+        };
+        assert_eq!(line(&letter("{")), "m-1\t-\t-\tredriven by SQS\t-\t-\t-");
+        let mut with_reason = letter("{");
+        with_reason.error = Some(symphony_core::ErrorDetails {
+            kind: "exhausted".into(),
+            reason: "451 busy\n\ttry later".into(),
+            attempts: 5,
+            first_failure_at: chrono::DateTime::UNIX_EPOCH,
+            last_failure_at: chrono::DateTime::UNIX_EPOCH,
+            source_queue: None,
+        });
+        assert_eq!(
+            line(&with_reason),
+            "m-1\t-\t-\texhausted\t5\t1970-01-01T00:00:00+00:00\t451 busy  try later"
+        );
+    }
+
+    #[test]
     fn a_bad_command_line_says_what_is_wrong_and_shows_the_usage() {
         let env = from_pairs(&[("SYMPHONY_STACK", "prod")]);
         for (line, says) in [
