@@ -28,7 +28,7 @@ use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 
 use crate::seed;
 use crate::services::{Moto, SmtpServer};
-use crate::world::{MAILBOX_ID, REJECTED_RECIPIENTS, World, run_tick};
+use crate::world::{MAILBOX_ID, NEVER_QUIET, REJECTED_RECIPIENTS, World, run_tick};
 
 /// Claims older than this are taken over by the next tick: short, so the run meets
 /// takeovers of claims whose owner is still at work as well as of abandoned ones.
@@ -36,8 +36,6 @@ const CLAIM_LEASE_SECONDS: u64 = 10;
 /// SNS refuses a throttled number this many times: more than the SDK's own three attempts,
 /// so the failure reaches the worker and its message comes back.
 const SNS_REFUSALS: u32 = 4;
-/// The SMS worker's quiet hours never apply, so the run does not depend on the time of day.
-const NEVER_QUIET: [(&str, &str); 2] = [("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")];
 
 /// How big a run, and how hostile.
 #[derive(Debug, Clone, Copy)]

@@ -13,6 +13,8 @@ use symphony_jobs::sms::dynamo::enrollment_from_item;
 use symphony_jobs::sms::{Enrollment, EnrollmentStatus, Sequence, SmsStep};
 use symphony_jobs::window::HourWindow;
 
+type Item = std::collections::HashMap<String, AttributeValue>;
+
 /// Stores a secret in Secrets Manager.
 pub async fn create_secret(sdk: &aws_config::SdkConfig, name: &str, value: &str) {
     aws_sdk_secretsmanager::Client::new(sdk)
@@ -33,22 +35,16 @@ pub async fn put_login_mailbox(
     smtp_port: u16,
     password_ref: &str,
 ) {
-    dynamo
-        .put_item()
-        .table_name(table)
-        .item("mailboxId", AttributeValue::S(mailbox_id.to_owned()))
-        .item("userId", AttributeValue::S("user-1".to_owned()))
-        .item("smtpHost", AttributeValue::S("127.0.0.1".to_owned()))
-        .item("smtpPort", AttributeValue::N(smtp_port.to_string()))
-        .item("smtpSecurity", AttributeValue::S("starttls".to_owned()))
-        .item("smtpUsername", AttributeValue::S("symphony".to_owned()))
-        .item(
-            "smtpPasswordRef",
-            AttributeValue::S(password_ref.to_owned()),
-        )
-        .send()
-        .await
-        .expect("cannot write a mailbox");
+    let mut item = mailbox_item(mailbox_id, smtp_port, "starttls");
+    item.insert(
+        "smtpUsername".to_owned(),
+        AttributeValue::S("symphony".to_owned()),
+    );
+    item.insert(
+        "smtpPasswordRef".to_owned(),
+        AttributeValue::S(password_ref.to_owned()),
+    );
+    put_item(dynamo, table, item).await;
 }
 
 /// Writes a flag item.
@@ -105,17 +101,29 @@ pub async fn put_mailbox(
     smtp_port: u16,
     security: &str,
 ) {
-    dynamo
-        .put_item()
-        .table_name(table)
-        .item("mailboxId", AttributeValue::S(mailbox_id.to_owned()))
-        .item("userId", AttributeValue::S("user-1".to_owned()))
-        .item("smtpHost", AttributeValue::S("127.0.0.1".to_owned()))
-        .item("smtpPort", AttributeValue::N(smtp_port.to_string()))
-        .item("smtpSecurity", AttributeValue::S(security.to_owned()))
-        .send()
-        .await
-        .expect("cannot write a mailbox");
+    put_item(dynamo, table, mailbox_item(mailbox_id, smtp_port, security)).await;
+}
+
+fn mailbox_item(mailbox_id: &str, smtp_port: u16, security: &str) -> Item {
+    Item::from([
+        (
+            "mailboxId".to_owned(),
+            AttributeValue::S(mailbox_id.to_owned()),
+        ),
+        ("userId".to_owned(), AttributeValue::S("user-1".to_owned())),
+        (
+            "smtpHost".to_owned(),
+            AttributeValue::S("127.0.0.1".to_owned()),
+        ),
+        (
+            "smtpPort".to_owned(),
+            AttributeValue::N(smtp_port.to_string()),
+        ),
+        (
+            "smtpSecurity".to_owned(),
+            AttributeValue::S(security.to_owned()),
+        ),
+    ])
 }
 
 /// A queued email, due a minute ago.
@@ -139,13 +147,7 @@ pub fn queued_email(email_id: &str, mailbox_id: &str, to_email: &str) -> EmailRe
 }
 
 pub async fn put_email(dynamo: &aws_sdk_dynamodb::Client, table: &str, email: &EmailRecord) {
-    dynamo
-        .put_item()
-        .table_name(table)
-        .set_item(Some(email_to_item(email)))
-        .send()
-        .await
-        .expect("cannot write an email");
+    put_item(dynamo, table, email_to_item(email)).await;
 }
 
 pub async fn get_email(
@@ -153,15 +155,8 @@ pub async fn get_email(
     table: &str,
     email_id: &str,
 ) -> EmailRecord {
-    let output = dynamo
-        .get_item()
-        .table_name(table)
-        .key("emailId", AttributeValue::S(email_id.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("cannot read an email");
-    email_from_item(output.item().expect("no such email")).expect("the email item is invalid")
+    let item = get_item(dynamo, table, &[("emailId", email_id)]).await;
+    email_from_item(&item).expect("the email item is invalid")
 }
 
 /// Messages in a queue, visible or in flight.
@@ -255,23 +250,11 @@ pub fn lead(campaign_id: &str, lead_id: &str) -> Lead {
 }
 
 pub async fn put_campaign(dynamo: &aws_sdk_dynamodb::Client, table: &str, campaign: &Campaign) {
-    dynamo
-        .put_item()
-        .table_name(table)
-        .set_item(Some(campaign_to_item(campaign)))
-        .send()
-        .await
-        .expect("cannot write a campaign");
+    put_item(dynamo, table, campaign_to_item(campaign)).await;
 }
 
 pub async fn put_lead(dynamo: &aws_sdk_dynamodb::Client, table: &str, lead: &Lead) {
-    dynamo
-        .put_item()
-        .table_name(table)
-        .set_item(Some(lead_to_item(lead)))
-        .send()
-        .await
-        .expect("cannot write a lead");
+    put_item(dynamo, table, lead_to_item(lead)).await;
 }
 
 pub async fn get_lead(
@@ -280,16 +263,8 @@ pub async fn get_lead(
     campaign_id: &str,
     lead_id: &str,
 ) -> Lead {
-    let output = dynamo
-        .get_item()
-        .table_name(table)
-        .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
-        .key("leadId", AttributeValue::S(lead_id.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("cannot read a lead");
-    lead_from_item(output.item().expect("no such lead")).expect("the lead item is invalid")
+    let key = [("campaignId", campaign_id), ("leadId", lead_id)];
+    lead_from_item(&get_item(dynamo, table, &key).await).expect("the lead item is invalid")
 }
 
 pub async fn get_campaign(
@@ -297,16 +272,8 @@ pub async fn get_campaign(
     table: &str,
     campaign_id: &str,
 ) -> Campaign {
-    let output = dynamo
-        .get_item()
-        .table_name(table)
-        .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("cannot read a campaign");
-    campaign_from_item(output.item().expect("no such campaign"))
-        .expect("the campaign item is invalid")
+    let item = get_item(dynamo, table, &[("campaignId", campaign_id)]).await;
+    campaign_from_item(&item).expect("the campaign item is invalid")
 }
 
 /// Sets a mailbox's daily limit of campaign emails.
@@ -356,11 +323,7 @@ pub fn enrollment(enrollment_id: &str, sequence_id: &str, phone: &str) -> Enroll
     }
 }
 
-pub async fn put_item(
-    dynamo: &aws_sdk_dynamodb::Client,
-    table: &str,
-    item: std::collections::HashMap<String, AttributeValue>,
-) {
+pub async fn put_item(dynamo: &aws_sdk_dynamodb::Client, table: &str, item: Item) {
     dynamo
         .put_item()
         .table_name(table)
@@ -370,21 +333,35 @@ pub async fn put_item(
         .unwrap_or_else(|e| panic!("cannot write to {table}: {e:?}"));
 }
 
+/// A consistent read of the item with `key` (string attributes); panics if there is none.
+pub async fn get_item(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &[(&str, &str)],
+) -> Item {
+    let key: Item = key
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), AttributeValue::S((*value).to_owned())))
+        .collect();
+    dynamo
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot read from {table}: {e:?}"))
+        .item
+        .unwrap_or_else(|| panic!("{table} has no item {key:?}"))
+}
+
 pub async fn get_enrollment(
     dynamo: &aws_sdk_dynamodb::Client,
     table: &str,
     enrollment_id: &str,
 ) -> Enrollment {
-    let output = dynamo
-        .get_item()
-        .table_name(table)
-        .key("enrollmentId", AttributeValue::S(enrollment_id.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("cannot read an enrollment");
-    enrollment_from_item(output.item().expect("no such enrollment"))
-        .expect("the enrollment item is invalid")
+    let item = get_item(dynamo, table, &[("enrollmentId", enrollment_id)]).await;
+    enrollment_from_item(&item).expect("the enrollment item is invalid")
 }
 
 /// Puts a message body on a queue, as the web app or a redelivery would.
@@ -409,7 +386,7 @@ pub async fn redeliver_first(sqs: &aws_sdk_sqs::Client, queue_url: &str) {
 
 /// A dead-lettered message, with its error details wherever Symphony put them: in the
 /// envelope's `meta.error`, or (for a body that is no envelope) in message attributes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DeadLetter {
     pub body: String,
     pub kind: String,
@@ -453,16 +430,10 @@ async fn receive_dead_letters(
         .messages()
         .iter()
         .map(|message| {
-            let body = message.body().unwrap_or_default().to_owned();
-            let attributes: std::collections::HashMap<String, String> = message
-                .message_attributes()
-                .into_iter()
-                .flatten()
-                .filter_map(|(name, value)| Some((name.clone(), value.string_value()?.to_owned())))
-                .collect();
-            match symphony_aws::failures::error_details_of(&body, &attributes) {
+            let letter = symphony_aws::DeadLetter::from_message(message);
+            match letter.error {
                 Some(error) => DeadLetter {
-                    body,
+                    body: letter.body,
                     kind: error.kind,
                     reason: error.reason,
                     attempts: error.attempts,
@@ -470,11 +441,8 @@ async fn receive_dead_letters(
                 },
                 // Moved by SQS after maxReceiveCount: no details.
                 None => DeadLetter {
-                    body,
-                    kind: String::new(),
-                    reason: String::new(),
-                    attempts: 0,
-                    source_queue: None,
+                    body: letter.body,
+                    ..DeadLetter::default()
                 },
             }
         })

@@ -26,6 +26,10 @@ use crate::{DrainReport, drain_queue, project_root};
 pub const REJECTED_RECIPIENTS: &str = "^bounce";
 pub const TEMPFAIL_RECIPIENTS: &str = "^busy";
 pub const MAILBOX_ID: &str = "mailbox-1";
+/// SMS quiet hours that never apply (the SMS functions' override), so a run does not
+/// depend on the time of day.
+pub const NEVER_QUIET: [(&str, &str); 2] =
+    [("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")];
 
 #[derive(Debug)]
 pub struct World {
@@ -91,7 +95,7 @@ impl World {
 
     /// `process-email-queue`'s environment, as the template declares it.
     pub fn process_env(&self) -> HashMap<String, String> {
-        self.stack.function_env("ProcessEmailQueueFunction")
+        self.function_env("ProcessEmailQueueFunction", &[])
     }
 
     pub async fn process_function_with(&self, env: &HashMap<String, String>) -> ProcessEmailQueue {
@@ -160,6 +164,23 @@ impl World {
     pub async fn queue_email(&self, email_id: &str, mailbox_id: &str, to_email: &str) {
         let email = seed::queued_email(email_id, mailbox_id, to_email);
         seed::put_email(&self.dynamo, self.emails_table(), &email).await;
+    }
+
+    /// A mailbox on an SMTP server at `port` that logs in as `symphony` over STARTTLS, its
+    /// password stored in Secrets Manager under `<stack>/smtp/<mailbox_id>`. Returns the
+    /// secret's name.
+    pub async fn put_login_mailbox(&self, mailbox_id: &str, port: u16, password: &str) -> String {
+        let name = format!("{}/smtp/{mailbox_id}", self.stack.name);
+        seed::create_secret(&self.sdk, &name, password).await;
+        seed::put_login_mailbox(
+            &self.dynamo,
+            self.stack.table("MailboxesTable"),
+            mailbox_id,
+            port,
+            &format!("secretsmanager:{name}"),
+        )
+        .await;
+        name
     }
 
     /// An email's record, read consistently.

@@ -663,15 +663,9 @@ async fn a_mailbox_password_comes_from_secrets_manager_and_never_shows() {
     // is in Secrets Manager
     let world = World::start().await;
     let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
-    seed::create_secret(&world.sdk, "symphony-local/smtp/right", "s3cret-Pa55").await;
-    seed::put_login_mailbox(
-        &world.dynamo,
-        world.stack.table("MailboxesTable"),
-        "mailbox-right",
-        secure.port,
-        "secretsmanager:symphony-local/smtp/right",
-    )
-    .await;
+    world
+        .put_login_mailbox("mailbox-right", secure.port, "s3cret-Pa55")
+        .await;
     world.set_email_flag(false).await;
     world
         .queue_email("login-ok", "mailbox-right", "lead@example.com")
@@ -700,17 +694,10 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
     // Given a mailbox whose password is in Secrets Manager, named in SMTP_SECRETS
     let world = World::start().await;
     let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:s3cret-Pa55");
-    let name = "symphony-local/smtp/preloaded";
-    seed::create_secret(&world.sdk, name, "s3cret-Pa55").await;
+    let name = world
+        .put_login_mailbox("mailbox-preloaded", secure.port, "s3cret-Pa55")
+        .await;
     let reference = format!("secretsmanager:{name}");
-    seed::put_login_mailbox(
-        &world.dynamo,
-        world.stack.table("MailboxesTable"),
-        "mailbox-preloaded",
-        secure.port,
-        &reference,
-    )
-    .await;
     let ca = ca.to_string_lossy().into_owned();
 
     // When handle-email starts, and the secret is deleted after that
@@ -719,7 +706,7 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
         .await;
     aws_sdk_secretsmanager::Client::new(&world.sdk)
         .delete_secret()
-        .secret_id(name)
+        .secret_id(&name)
         .force_delete_without_recovery(true)
         .send()
         .await
@@ -803,15 +790,9 @@ async fn seed_wrong_password(
     port: u16,
     ca: &std::path::Path,
 ) -> std::collections::HashMap<String, String> {
-    seed::create_secret(&world.sdk, "symphony-local/smtp/wrong", "not-it-Pa55").await;
-    seed::put_login_mailbox(
-        &world.dynamo,
-        world.stack.table("MailboxesTable"),
-        "mailbox-wrong",
-        port,
-        "secretsmanager:symphony-local/smtp/wrong",
-    )
-    .await;
+    world
+        .put_login_mailbox("mailbox-wrong", port, "not-it-Pa55")
+        .await;
     world.set_email_flag(false).await;
     world
         .queue_email("login-bad", "mailbox-wrong", "lead@example.com")

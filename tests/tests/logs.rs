@@ -9,7 +9,7 @@ use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::sms::SMS_FLAG;
 use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_tests::seed;
-use symphony_tests::world::{MAILBOX_ID, World};
+use symphony_tests::world::{MAILBOX_ID, NEVER_QUIET, World};
 
 #[derive(Clone)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -54,17 +54,14 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_se
     // and mailboxes that log in with passwords from Secrets Manager, one right (read at
     // start) and one wrong (read at first use, refused with 535)
     let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:R1ght-Pa55");
+    let mut secrets = Vec::new();
     for (name, password) in [("right", "R1ght-Pa55"), ("wrong", "Wr0ng-Pa55")] {
-        let secret = format!("symphony-local/smtp/{name}");
-        seed::create_secret(&world.sdk, &secret, password).await;
-        seed::put_login_mailbox(
-            &world.dynamo,
-            world.stack.table("MailboxesTable"),
-            &format!("mailbox-{name}"),
-            secure.port,
-            &format!("secretsmanager:{secret}"),
-        )
-        .await;
+        let mailbox = format!("mailbox-{name}");
+        secrets.push(
+            world
+                .put_login_mailbox(&mailbox, secure.port, password)
+                .await,
+        );
         world
             .queue_email(
                 &format!("login-{name}"),
@@ -74,12 +71,11 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_se
             .await;
     }
     let ca = ca.to_string_lossy().into_owned();
+    // The right one is read at start
+    let preload = format!("secretsmanager:{}", secrets[0]);
     let login_env = world.function_env(
         "ProcessEmailQueueFunction",
-        &[
-            ("SMTP_CA_FILE", ca.as_str()),
-            ("SMTP_SECRETS", "secretsmanager:symphony-local/smtp/right"),
-        ],
+        &[("SMTP_CA_FILE", ca.as_str()), ("SMTP_SECRETS", &preload)],
     );
     world
         .tick(&world.process_function_with(&login_env).await)
@@ -120,9 +116,8 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_se
         .await;
     }
     world.sms_tick(&world.process_sms_drip().await).await;
-    let quiet_never = [("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")];
     world
-        .drain_sms(&world.handle_sms_with(&quiet_never).await)
+        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
         .await;
 
     // Then the INFO lines say what happened, by id

@@ -9,7 +9,7 @@ use symphony_aws::SqsWorker;
 use symphony_core::Envelope;
 use symphony_jobs::email::EmailMessage;
 use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
-use symphony_tests::world::World;
+use symphony_tests::world::{NEVER_QUIET, World};
 use symphony_tests::{project_root, seed};
 
 /// Invokes a worker with a sample file, as `cargo lambda invoke --data-file` would, and
@@ -203,9 +203,7 @@ async fn the_sms_worker_fails_only_the_bad_samples() {
         )
         .await;
     }
-    let worker = world
-        .handle_sms_with(&[("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")])
-        .await;
+    let worker = world.handle_sms_with(&NEVER_QUIET).await;
 
     // When handle-sms gets the good sample, then the bad one
     assert!(

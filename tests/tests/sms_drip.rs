@@ -6,7 +6,7 @@ use symphony_core::Envelope;
 use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_jobs::sms::{EnrollmentStatus, SMS_FLAG, SmsDripMessage};
 use symphony_tests::seed;
-use symphony_tests::world::{REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS, World};
+use symphony_tests::world::{NEVER_QUIET, REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS, World};
 
 async fn seed_drip(world: &World, steps: usize, enrollments: &[(&str, &str)]) {
     let sequences = world.stack.table("SmsSequencesTable");
@@ -30,9 +30,6 @@ async fn seed_drip(world: &World, steps: usize, enrollments: &[(&str, &str)]) {
 fn enrollment_table(world: &World) -> &str {
     world.stack.table("SmsEnrollmentsTable")
 }
-
-/// Quiet hours that never apply, so these tests do not depend on the time of day.
-const NEVER_QUIET: [(&str, &str); 2] = [("SMS_QUIET_START_HOUR", "0"), ("SMS_QUIET_END_HOUR", "0")];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_step_reaches_sns_once_even_when_its_message_comes_twice() {

@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
 };
 use symphony_core::{Envelope, ErrorDetails};
 
@@ -38,7 +37,8 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    fn from_message(message: &Message) -> Self {
+    /// Reads a message received from a dead-letter queue (with its message attributes).
+    pub fn from_message(message: &Message) -> Self {
         let body = message.body().unwrap_or_default().to_owned();
         let attributes: HashMap<String, String> = message
             .message_attributes()
@@ -139,18 +139,12 @@ impl DeadLetterQueue {
                 .await
                 .map_err(|e| AwsError::from_sdk("SendMessage", e))?;
             self.client
-                .delete_message_batch()
+                .delete_message()
                 .queue_url(&self.dead_letter_url)
-                .entries(
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id("d0")
-                        .receipt_handle(&letter.receipt_handle)
-                        .build()
-                        .map_err(|e| AwsError::invalid_request("DeleteMessageBatch", e))?,
-                )
+                .receipt_handle(&letter.receipt_handle)
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", e))?;
+                .map_err(|e| AwsError::from_sdk("DeleteMessage", e))?;
             report.moved.push(letter.message_id.clone());
         }
         Ok(report)
