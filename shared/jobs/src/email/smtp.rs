@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use super::model::{Mailbox, SmtpSecurity};
 use super::ports::{MailError, Mailer, OutgoingEmail};
-use crate::secrets::SecretResolver;
+use crate::secrets::{Secret, SecretResolver};
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
@@ -24,7 +24,8 @@ pub struct SmtpMailer {
     timeout: Duration,
     /// PEM certificates trusted besides the public roots (a private relay's CA).
     extra_roots: Vec<Vec<u8>>,
-    transports: Mutex<HashMap<Mailbox, Transport>>,
+    /// One pooled transport per mailbox, with the password it was built with.
+    transports: Mutex<HashMap<Mailbox, (Option<Secret>, Transport)>>,
 }
 
 impl std::fmt::Debug for SmtpMailer {
@@ -45,10 +46,14 @@ impl SmtpMailer {
         }
     }
 
-    /// The mailbox's transport, built once; keyed by the whole record so that a changed
-    /// host or credential builds a new one.
+    /// The mailbox's transport, built once per mailbox record and password: the password
+    /// is resolved at every send (the resolver caches it), so a rotated one, once the
+    /// cache lets it through, builds a new transport instead of failing logins for good.
     async fn transport(&self, mailbox: &Mailbox) -> Result<Transport, MailError> {
-        if let Some(transport) = self.transports.lock().await.get(mailbox) {
+        let password = self.password(mailbox).await?;
+        if let Some((built_with, transport)) = self.transports.lock().await.get(mailbox)
+            && *built_with == password
+        {
             return Ok(transport.clone());
         }
         let host = mailbox.smtp_host.as_str();
@@ -63,19 +68,7 @@ impl SmtpMailer {
                 SmtpSecurity::None => Transport::builder_dangerous(host),
             };
         let mut builder = builder.port(mailbox.smtp_port).timeout(Some(self.timeout));
-        if let Some(username) = &mailbox.smtp_username {
-            let password = match &mailbox.smtp_password {
-                Some(reference) => self.secrets.resolve(reference).await.map_err(|e| {
-                    MailError::permanent(
-                        format!(
-                            "the SMTP password of mailbox {} cannot be resolved",
-                            mailbox.mailbox_id
-                        ),
-                        Some(Box::new(e)),
-                    )
-                })?,
-                None => crate::secrets::Secret::new(""),
-            };
+        if let (Some(username), Some(password)) = (&mailbox.smtp_username, &password) {
             builder = builder.credentials(Credentials::new(
                 username.clone(),
                 password.expose().to_owned(),
@@ -85,8 +78,31 @@ impl SmtpMailer {
         self.transports
             .lock()
             .await
-            .insert(mailbox.clone(), transport.clone());
+            .insert(mailbox.clone(), (password, transport.clone()));
         Ok(transport)
+    }
+
+    /// The password to log in with: none without a username, empty without a reference.
+    async fn password(&self, mailbox: &Mailbox) -> Result<Option<Secret>, MailError> {
+        if mailbox.smtp_username.is_none() {
+            return Ok(None);
+        }
+        let Some(reference) = &mailbox.smtp_password else {
+            return Ok(Some(Secret::new("")));
+        };
+        self.secrets
+            .resolve(reference)
+            .await
+            .map(Some)
+            .map_err(|e| {
+                MailError::permanent(
+                    format!(
+                        "the SMTP password of mailbox {} cannot be resolved",
+                        mailbox.mailbox_id
+                    ),
+                    Some(Box::new(e)),
+                )
+            })
     }
 }
 
