@@ -73,8 +73,9 @@ impl SqsWorker {
         self
     }
 
-    /// Routes failed records: permanent ones to the dead-letter queue at once, retryable
-    /// ones kept away for `policy`'s backoff.
+    /// Routes failed records: permanent ones (and retryable ones on their last attempt) to
+    /// the dead-letter queue at once, the other retryable ones kept away for `policy`'s
+    /// backoff.
     pub fn with_failure_routes(
         mut self,
         routes: Arc<dyn FailureRoutes>,

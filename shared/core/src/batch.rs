@@ -118,8 +118,9 @@ impl BatchProcessor {
         self
     }
 
-    /// Sends permanent failures to the dead-letter queue at once, and keeps retryable ones
-    /// away for a backoff, through `routes`.
+    /// Sends permanent failures (and retryable ones on their last attempt) to the
+    /// dead-letter queue at once, and keeps the other retryable ones away for a backoff,
+    /// through `routes`.
     pub fn with_failure_routes(
         mut self,
         routes: Arc<dyn FailureRoutes>,
