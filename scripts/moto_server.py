@@ -8,9 +8,13 @@ quotas rely on, so tests of concurrency test our code and not moto's races.
 For the fault-injection suite, `--sns-throttle SHARE:FAILURES` makes SNS refuse the first
 FAILURES `Publish` requests to a SHARE of phone numbers (chosen by a hash of the number,
 so a run is repeatable) with the `Throttling` error AWS returns when a rate is exceeded.
-FAILURES above the SDK's three attempts makes the failure reach the caller.
+Our SNS client does not retry `Publish`, so each refusal reaches the caller.
 
-Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES]
+`--sns-unsure PREFIX` makes SNS publish every SMS to a number starting with PREFIX (moto
+records it as sent) and then answer 500, as a service that took a request and failed
+before it could say so: the caller cannot know whether the text went out.
+
+Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES | --sns-unsure PREFIX]
 """
 
 import hashlib
@@ -28,6 +32,15 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+
+
+def sms_request(environ):
+    """The request's form and its PhoneNumber, leaving the body readable for moto."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    form = parse_qs(body.decode("utf-8", "replace"))
+    return form, (form.get("PhoneNumber") or [""])[0]
 
 
 class OneAtATime:
@@ -60,17 +73,34 @@ class ThrottleSomePhones:
         return bucket < self.share * 10_000
 
     def __call__(self, environ, start_response):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        form = parse_qs(body.decode("utf-8", "replace"))
-        phone = (form.get("PhoneNumber") or [""])[0]
+        form, phone = sms_request(environ)
         if form.get("Action") == ["Publish"] and phone and self.chosen(phone):
             refused = self.refused.get(phone, 0)
             if refused < self.failures:
                 self.refused[phone] = refused + 1
                 start_response("400 Bad Request", [("Content-Type", "text/xml")])
                 return [THROTTLED]
+        return self.app(environ, start_response)
+
+
+UNSURE = b"""<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">
+<Error><Type>Receiver</Type><Code>InternalError</Code><Message>Internal failure (injected)</Message></Error>
+<RequestId>injected-unsure</RequestId></ErrorResponse>"""
+
+
+class PublishThenFail:
+    """Publishes SMS to numbers starting with `prefix`, then answers 500."""
+
+    def __init__(self, app, prefix):
+        self.app = app
+        self.prefix = prefix
+
+    def __call__(self, environ, start_response):
+        form, phone = sms_request(environ)
+        if form.get("Action") == ["Publish"] and phone.startswith(self.prefix):
+            list(self.app(environ, lambda *_: None))
+            start_response("500 Internal Server Error", [("Content-Type", "text/xml")])
+            return [UNSURE]
         return self.app(environ, start_response)
 
 
@@ -82,6 +112,8 @@ def main():
     if len(sys.argv) == 5 and sys.argv[3] == "--sns-throttle":
         share, failures = sys.argv[4].split(":")
         app = ThrottleSomePhones(app, float(share), int(failures))
+    if len(sys.argv) == 5 and sys.argv[3] == "--sns-unsure":
+        app = PublishThenFail(app, sys.argv[4])
     run_simple(host, port, OneAtATime(app), threaded=True, request_handler=MotoRequestHandler)
 
 

@@ -10,6 +10,10 @@ the first byte, as on port 465); with --auth USER:PASSWORD it
 also requires that login (over TLS), refusing any other with 535. With --stall-on-bad-login
 it answers a refused login with silence instead, as some servers do, so a client's
 timeouts can be tested.
+Recipients matching --late-ack are stored, then acknowledged only after --late-ack-seconds
+(content scanning does this; RFC 1047), and for those matching --drop-after-dot the
+message is stored and the connection closed with no reply: both leave the client unsure
+whether the mail went out. --seed makes the --tempfail-rate draws repeatable (printed).
 Runs until SIGTERM or SIGINT.
 """
 
@@ -19,6 +23,7 @@ import json
 import os
 import random
 import re
+import asyncio
 import signal
 import threading
 
@@ -27,9 +32,14 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Recorder:
-    def __init__(self, out, reject, tempfail, tempfail_rate=0.0):
+    def __init__(self, out, reject, tempfail, tempfail_rate=0.0, late_ack="",
+                 late_ack_seconds=0.0, drop_after_dot="", seed=None):
         self.out = out
         self.tempfail_rate = tempfail_rate
+        self.random = random.Random(seed)
+        self.late_ack = re.compile(late_ack) if late_ack else None
+        self.late_ack_seconds = late_ack_seconds
+        self.drop_after_dot = re.compile(drop_after_dot) if drop_after_dot else None
         self.reject = re.compile(reject) if reject else None
         self.tempfail = re.compile(tempfail) if tempfail else None
         self.counter = itertools.count(1)
@@ -37,10 +47,10 @@ class Recorder:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.reject and self.reject.search(address):
-            return "550 5.1.1 Recipient address rejected: mailbox unavailable"
+            return f"550 5.1.1 <{address}>: Recipient address rejected: mailbox unavailable"
         if self.tempfail and self.tempfail.search(address):
             return "451 4.3.0 Temporary failure, try again later"
-        if self.tempfail_rate and random.random() < self.tempfail_rate:
+        if self.tempfail_rate and self.random.random() < self.tempfail_rate:
             return "451 4.3.0 Temporary failure, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -58,6 +68,12 @@ class Recorder:
         with open(partial, "w", encoding="utf-8") as handle:
             json.dump(record, handle)
         os.replace(partial, os.path.join(self.out, f"{number:06d}.json"))
+        recipients = " ".join(envelope.rcpt_tos)
+        if self.drop_after_dot and self.drop_after_dot.search(recipients):
+            server.transport.abort()
+            return "250 Message accepted for delivery"
+        if self.late_ack and self.late_ack.search(recipients):
+            await asyncio.sleep(self.late_ack_seconds)
         return "250 Message accepted for delivery"
 
 
@@ -72,7 +88,14 @@ def main():
     parser.add_argument("--tempfail-rate", type=float, default=0.0, metavar="SHARE")
     parser.add_argument("--auth", default="", metavar="USER:PASSWORD")
     parser.add_argument("--stall-on-bad-login", action="store_true")
+    parser.add_argument("--late-ack", default="", metavar="REGEX")
+    parser.add_argument("--late-ack-seconds", type=float, default=0.0)
+    parser.add_argument("--drop-after-dot", default="", metavar="REGEX")
+    parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(2**32)
+    print(f"smtp recorder seed {args.seed}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     tls = {}
     if args.starttls or args.tls:
@@ -103,7 +126,8 @@ def main():
 
         tls.update(authenticator=authenticator, auth_required=True)
     controller = Controller(
-        Recorder(args.out, args.reject, args.tempfail, args.tempfail_rate),
+        Recorder(args.out, args.reject, args.tempfail, args.tempfail_rate,
+                 args.late_ack, args.late_ack_seconds, args.drop_after_dot, args.seed),
         hostname="127.0.0.1",
         port=args.port,
         **tls,

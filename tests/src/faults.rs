@@ -33,9 +33,10 @@ use crate::world::{MAILBOX_ID, NEVER_QUIET, REJECTED_RECIPIENTS, World, run_tick
 /// Claims older than this are taken over by the next tick: short, so the run meets
 /// takeovers of claims whose owner is still at work as well as of abandoned ones.
 const CLAIM_LEASE_SECONDS: u64 = 10;
-/// SNS refuses a throttled number this many times: more than the SDK's own three attempts,
-/// so the failure reaches the worker and its message comes back.
-const SNS_REFUSALS: u32 = 4;
+/// SNS refuses a throttled number this many times. The SDK does not retry `Publish` (our
+/// code decides), so each refusal reaches the worker and its message comes back; two
+/// leaves room under the queue's five receives for a killed worker's lost attempt.
+const SNS_REFUSALS: u32 = 2;
 
 /// How big a run, and how hostile.
 #[derive(Debug, Clone, Copy)]

@@ -155,6 +155,12 @@ impl Moto {
         Self::start_with(&["--sns-throttle", &format!("{share}:{failures}")])
     }
 
+    /// The same, with SNS publishing every SMS to a number starting with `prefix` and then
+    /// answering 500: the caller cannot know the text went out.
+    pub fn start_unsure_sms(prefix: &str) -> Self {
+        Self::start_with(&["--sns-unsure", prefix])
+    }
+
     fn start_with(options: &[&str]) -> Self {
         let bin = python_bin();
         let port = free_port();
@@ -297,6 +303,26 @@ impl SmtpServer {
         let dir = scratch_dir("smtp-flaky");
         let share = share.to_string();
         let mut server = Self::start_with(&dir, &["--reject", reject, "--tempfail-rate", &share]);
+        server.process.scratch = Some(dir);
+        server
+    }
+
+    /// Stores the mail of recipients matching `late`, then acknowledges it only after
+    /// `delay`; for those matching `dropped`, stores it and closes the connection unanswered.
+    pub fn start_unsure(late: &str, delay: Duration, dropped: &str) -> Self {
+        let dir = scratch_dir("smtp-unsure");
+        let delay = delay.as_secs_f64().to_string();
+        let mut server = Self::start_with(
+            &dir,
+            &[
+                "--late-ack",
+                late,
+                "--late-ack-seconds",
+                &delay,
+                "--drop-after-dot",
+                dropped,
+            ],
+        );
         server.process.scratch = Some(dir);
         server
     }

@@ -48,6 +48,7 @@ async fn a_step_makes_one_email_per_due_lead_even_when_the_campaign_message_come
     // Given a campaign with three due leads, one that replied and one not yet due
     let world = World::start().await;
     world.set_flag(CAMPAIGN_FLAG, true).await;
+    world.set_email_flag(true).await;
     seed_campaign(&world, "spring", 2, &["a", "b", "c"]).await;
     let leads = world.stack.table("CampaignLeadsTable");
     let mut replied = seed::lead("spring", "replied");
@@ -281,4 +282,31 @@ async fn overlapping_ticks_dispatch_a_campaign_once() {
         seed::queue_depth(&world.sqs, &world.stack.queue("CampaignQueue").url).await,
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emails_a_campaign_creates_follow_the_email_jobs_flag() {
+    // Given the campaign flag on and the email job's flag off
+    let world = World::start().await;
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+    world.set_email_flag(false).await;
+    seed_campaign(&world, "autumn", 1, &["a", "b"]).await;
+
+    // When the campaign runs on the symphony path
+    world.campaign_tick(&world.process_campaigns().await).await;
+    world.drain_campaigns(&world.handle_campaign().await).await;
+
+    // Then its emails wait, queued, for the email tick, and none is on the email queue
+    let emails = world.all_emails().await;
+    assert_eq!(emails.len(), 2);
+    assert!(
+        emails.iter().all(|e| e.status == EmailStatus::Queued),
+        "{emails:?}"
+    );
+    assert!(queued_email_ids(&world).await.is_empty());
+
+    // And the email tick sends them on its legacy path, once each
+    let report = world.tick(&world.process_function().await).await;
+    assert_eq!((report.legacy, report.dispatched), (2, 0), "{report:?}");
+    assert_eq!(world.delivered_ids(), ["autumn.a.0", "autumn.b.0"]);
 }

@@ -253,7 +253,8 @@ async fn an_enrollment_claim_abandoned_past_its_lease_is_taken_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_text_comes_back_and_is_sent_once() {
-    // Given SNS refusing every number four times (more than the SDK's own three attempts)
+    // Given SNS refusing every number four times, and the SDK retrying none of them: a
+    // Publish that may have been taken must be our code's decision alone
     let world = World::start_on(
         symphony_tests::services::Moto::start_throttling_sms(1.0, 4),
         symphony_tests::services::SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS),
@@ -268,8 +269,8 @@ async fn a_throttled_text_comes_back_and_is_sent_once() {
         .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
         .await;
 
-    // Then the first delivery failed and came back, the second sent it, once
-    assert_eq!((drained.failed_deliveries, drained.succeeded), (1, 1));
+    // Then each throttled delivery failed and came back, and the fifth sent it, once
+    assert_eq!((drained.failed_deliveries, drained.succeeded), (4, 1));
     assert_eq!(
         world.moto.recorded_sms(),
         [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
@@ -281,4 +282,56 @@ async fn a_throttled_text_comes_back_and_is_sent_once() {
             .await
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_sns_took_but_did_not_confirm_is_held_and_never_sent_again() {
+    // Given SNS that publishes texts to +1555013… and then answers 500, and one such
+    // enrollment beside a fine one
+    let world = World::start_on(
+        symphony_tests::services::Moto::start_unsure_sms("+1555013"),
+        symphony_tests::services::SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS),
+    )
+    .await;
+    world.set_flag(SMS_FLAG, true).await;
+    seed_drip(&world, 1, &[("unsure", "+15550130"), ("fine", "+15550100")]).await;
+
+    // When the tick dispatches both and the worker drains the queue, twice over
+    let worker = world.handle_sms_with(&NEVER_QUIET).await;
+    world.sms_tick(&world.process_sms_drip().await).await;
+    world.drain_sms(&worker).await;
+    let again = world.sms_tick(&world.process_sms_drip().await).await;
+    world.drain_sms(&worker).await;
+
+    // Then the unsure text is held as unknown, dead-lettered once with the evidence, and
+    // went out once; the fine one finished
+    let unsure = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "unsure").await;
+    assert_eq!(unsure.status, EnrollmentStatus::Unknown);
+    assert_eq!(again.due, 0, "{again:?}");
+    let letters =
+        seed::dead_letters(&world.sqs, &world.stack.queue("SmsDeadLetterQueue").url).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        (letters[0].kind.as_str(), letters[0].attempts),
+        ("unknown-outcome", 1)
+    );
+    assert!(
+        letters[0].reason.contains("Publish sent to SNS"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(
+        !letters[0].reason.contains("+1555013"),
+        "{}",
+        letters[0].reason
+    );
+    let sent_to: Vec<String> = world
+        .moto
+        .recorded_sms()
+        .into_iter()
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(sent_to.iter().filter(|to| *to == "+15550130").count(), 1);
+    let fine = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "fine").await;
+    assert_eq!(fine.status, EnrollmentStatus::Finished);
 }

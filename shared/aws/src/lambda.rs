@@ -45,7 +45,7 @@ impl<S: WorkSource> ScheduledFunction<S> {
     ) -> Result<TickReport, Diagnostic> {
         info!(request_id = %event.context.request_id, scheduled_at = ?event.payload.time, "tick started");
         self.tick
-            .run(chrono::Utc::now().timestamp())
+            .run_until(chrono::Utc::now().timestamp(), deadline_of(&event.context))
             .await
             .map_err(|error| Diagnostic {
                 error_type: self.error_type.to_owned(),

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{StreamExt, stream};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::envelope::ErrorDetails;
 use crate::retry::{FailureRoutes, RetryPolicy};
-use crate::{Envelope, EnvelopeError, HandlerContext, HandlerError, HandlerRegistry, Retryable};
+use crate::{
+    Envelope, EnvelopeError, FailureKind, HandlerContext, HandlerError, HandlerRegistry, Retryable,
+};
 use chrono::Utc;
 
 /// Why one record failed.
@@ -37,6 +39,14 @@ impl Retryable for RecordError {
             Self::Malformed(_) => false,
             Self::Handler(error) => error.is_retryable(),
             Self::OutOfTime { .. } | Self::GroupBlocked { .. } => true,
+        }
+    }
+
+    fn failure_kind(&self) -> FailureKind {
+        match self {
+            Self::Malformed(_) => FailureKind::Intrinsic,
+            Self::Handler(error) => error.kind,
+            Self::OutOfTime { .. } | Self::GroupBlocked { .. } => FailureKind::Transient,
         }
     }
 }
@@ -267,7 +277,11 @@ impl BatchProcessor {
             let result = self.registry.dispatch(&envelope, context).await;
             match &result {
                 Ok(()) => info!("message handled"),
-                Err(error) => warn!(retryable = error.is_retryable(), error = %error.full_reason(), "message failed"),
+                // Not the message's fault: said at ERROR, where the alarms look.
+                Err(error) if error.kind == FailureKind::Infrastructure => {
+                    error!(kind = %error.kind, error = %error.full_reason(), "INFRASTRUCTURE FAULT: message backed off")
+                }
+                Err(error) => warn!(kind = %error.kind, error = %error.full_reason(), "message failed"),
             }
             RecordOutcome {
                 message_id: message_id.clone(),
@@ -307,8 +321,12 @@ async fn route_failure(
     let details = ErrorDetails {
         kind: match error {
             RecordError::Malformed(_) => "malformed".to_owned(),
+            // Never ran on its last receive: its own reason, not an earlier failure's.
+            RecordError::OutOfTime { .. } | RecordError::GroupBlocked { .. } if exhausted => {
+                "not-started".to_owned()
+            }
             _ if exhausted => "exhausted".to_owned(),
-            _ => "permanent".to_owned(),
+            other => other.failure_kind().as_str().to_owned(),
         },
         reason: match error {
             RecordError::Handler(handler) => handler.full_reason(),

@@ -115,9 +115,12 @@ impl Envelope {
     /// Decodes the payload as `M`. A payload of the wrong shape can never succeed, so the
     /// error is permanent; serde's message names the offending field.
     pub fn decode<M: Message>(&self) -> Result<M, HandlerError> {
-        M::deserialize(&self.payload).map_err(|error| HandlerError::Permanent {
-            reason: format!("invalid {} payload: {error}", M::TYPE),
-            source: Some(Box::new(error)),
+        M::deserialize(&self.payload).map_err(|error| {
+            HandlerError::new(
+                crate::error::FailureKind::Intrinsic,
+                format!("invalid {} payload: {error}", M::TYPE),
+                Some(Box::new(error)),
+            )
         })
     }
 }

@@ -5,7 +5,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An error followed by the chain of its sources, joined by ": ". A source whose text
 /// the chain already ends with (many errors repeat their source) is not said twice.
+/// Email addresses and phone numbers (a server's reply can quote them) are redacted:
+/// the text goes to logs, records and dead letters.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    crate::redact::personal_data(&unredacted_chain(error))
+}
+
+fn unredacted_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
     while let Some(source) = next {
@@ -19,83 +25,132 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Implemented by every error that crosses a port: the worker and the scheduled functions
-/// decide between "retry later" and "give up" from this alone.
-pub trait Retryable {
-    fn is_retryable(&self) -> bool;
+/// The three kinds of failure of DESIGN.md, plus the transient one: what happens to the
+/// unit follows from the kind alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// Trying the same unit again later may succeed (an SMTP 4xx, a deferral).
+    Transient,
+    /// The unit's own fault (a bad address, a row that does not parse, a 5xx rejection):
+    /// it fails, with a reason naming the field, and is never retried.
+    Intrinsic,
+    /// Not the unit's fault (access denied, a missing queue or table, throttling, a secret
+    /// that cannot be read): the unit is released untouched and tried again; the fault is
+    /// reported loudly.
+    Infrastructure,
+    /// The unit was handed over (the mail's final dot, an SNS request) and no answer came:
+    /// it may or may not have gone out. It is held for a person, never re-sent by itself.
+    UnknownOutcome,
 }
 
-/// What a [`crate::MessageHandler`] fails with.
+impl FailureKind {
+    /// Whether the unit comes back by itself (a later delivery or tick).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Transient | Self::Infrastructure)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "retryable",
+            Self::Intrinsic => "permanent",
+            Self::Infrastructure => "infrastructure",
+            Self::UnknownOutcome => "unknown-outcome",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Implemented by every error that crosses a port: the worker and the scheduled functions
+/// decide between "retry later", "give up" and "hold" from this alone.
+pub trait Retryable {
+    fn is_retryable(&self) -> bool;
+
+    /// The kind of failure; by default transient or intrinsic, from [`Self::is_retryable`].
+    /// Errors of infrastructure or of a send whose outcome is unknown say so here.
+    fn failure_kind(&self) -> FailureKind {
+        if self.is_retryable() {
+            FailureKind::Transient
+        } else {
+            FailureKind::Intrinsic
+        }
+    }
+}
+
+/// What a [`crate::MessageHandler`] fails with: a kind, a reason, and the source kept.
 #[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// Trying again later may succeed (a timeout, a 4xx from SMTP, throttling).
-    #[error("retryable: {reason}")]
-    Retryable {
-        reason: String,
-        #[source]
-        source: Option<BoxError>,
-    },
-    /// Trying again cannot succeed (a bad payload, a missing mailbox, a rejected recipient).
-    #[error("permanent: {reason}")]
-    Permanent {
-        reason: String,
-        #[source]
-        source: Option<BoxError>,
-    },
+#[error("{kind}: {reason}")]
+pub struct HandlerError {
+    pub kind: FailureKind,
+    pub reason: String,
+    #[source]
+    pub source: Option<BoxError>,
 }
 
 impl HandlerError {
+    pub fn new(kind: FailureKind, reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// Trying again later may succeed.
     pub fn retryable(reason: impl Into<String>) -> Self {
-        Self::Retryable {
-            reason: reason.into(),
-            source: None,
-        }
+        Self::new(FailureKind::Transient, reason, None)
     }
 
+    /// Trying again cannot succeed: the unit's own fault.
     pub fn permanent(reason: impl Into<String>) -> Self {
-        Self::Permanent {
-            reason: reason.into(),
-            source: None,
-        }
+        Self::new(FailureKind::Intrinsic, reason, None)
     }
 
-    /// Wraps an error, keeping it as the source and its retryability.
+    /// Not the unit's fault: released and tried again, reported loudly.
+    pub fn infrastructure(reason: impl Into<String>) -> Self {
+        Self::new(FailureKind::Infrastructure, reason, None)
+    }
+
+    /// Handed over with no answer: held, never re-sent automatically.
+    pub fn unknown_outcome(reason: impl Into<String>) -> Self {
+        Self::new(FailureKind::UnknownOutcome, reason, None)
+    }
+
+    /// Wraps an error, keeping it as the source and its kind.
     pub fn from_source<E>(reason: impl Into<String>, source: E) -> Self
     where
         E: std::error::Error + Retryable + Send + Sync + 'static,
     {
-        let reason = reason.into();
-        if source.is_retryable() {
-            Self::Retryable {
-                reason,
-                source: Some(Box::new(source)),
-            }
-        } else {
-            Self::Permanent {
-                reason,
-                source: Some(Box::new(source)),
-            }
-        }
+        Self::new(source.failure_kind(), reason, Some(Box::new(source)))
     }
 
     pub fn reason(&self) -> &str {
-        match self {
-            Self::Retryable { reason, .. } | Self::Permanent { reason, .. } => reason,
-        }
+        &self.reason
     }
 
-    /// The reason followed by the chain of sources, for logs and error details.
+    /// The reason followed by the chain of sources, for logs and error details, with
+    /// email addresses and phone numbers redacted.
     pub fn full_reason(&self) -> String {
-        match std::error::Error::source(self) {
-            Some(source) => format!("{}: {}", self.reason(), chain(source)),
+        let text = match std::error::Error::source(self) {
+            Some(source) => format!("{}: {}", self.reason(), unredacted_chain(source)),
             None => self.reason().to_owned(),
-        }
+        };
+        crate::redact::personal_data(&text)
     }
 }
 
 impl Retryable for HandlerError {
     fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable { .. })
+        self.kind.is_retryable()
+    }
+
+    fn failure_kind(&self) -> FailureKind {
+        self.kind
     }
 }
 
@@ -135,5 +190,33 @@ mod tests {
     #[test]
     fn permanent_is_not_retryable() {
         assert!(!HandlerError::permanent("no mailbox").is_retryable());
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("AccessDenied")]
+    struct Denied;
+    impl Retryable for Denied {
+        fn is_retryable(&self) -> bool {
+            true
+        }
+        fn failure_kind(&self) -> FailureKind {
+            FailureKind::Infrastructure
+        }
+    }
+
+    #[test]
+    fn from_source_keeps_an_infrastructure_kind_and_it_is_retried() {
+        let error = HandlerError::from_source("reading the mailbox", Denied);
+        assert_eq!(error.kind, FailureKind::Infrastructure);
+        assert!(error.is_retryable());
+        assert_eq!(error.to_string(), "infrastructure: reading the mailbox");
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_never_retried() {
+        let error = HandlerError::unknown_outcome("no reply to the final dot");
+        assert!(!error.is_retryable());
+        assert_eq!(error.failure_kind(), FailureKind::UnknownOutcome);
+        assert_eq!(FailureKind::UnknownOutcome.as_str(), "unknown-outcome");
     }
 }

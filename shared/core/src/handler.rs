@@ -35,6 +35,23 @@ impl HandlerContext {
         self.deadline = Some(deadline);
         self
     }
+
+    /// Refuses to start work that needs `needed` when less is left before the deadline:
+    /// a retryable failure, so the unit comes back, with nothing handed over.
+    pub fn ensure_time_for(&self, needed: std::time::Duration) -> Result<(), HandlerError> {
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left < needed {
+            return Err(HandlerError::retryable(format!(
+                "not started: {} ms of the invocation were left, under the {} ms a send needs",
+                left.as_millis(),
+                needed.as_millis()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Handles one envelope of any type; the registry stores these.
@@ -150,7 +167,8 @@ impl HandlerRegistry {
     }
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+/// The message of a caught panic, when it has one.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
     if let Some(text) = panic.downcast_ref::<&str>() {
         text
     } else if let Some(text) = panic.downcast_ref::<String>() {

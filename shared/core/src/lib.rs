@@ -9,15 +9,16 @@ pub mod envelope;
 pub mod error;
 pub mod flags;
 pub mod handler;
+pub mod redact;
 pub mod retry;
 pub mod tick;
 pub mod transport;
 
 pub use batch::{BatchProcessor, BatchReport, RecordError};
 pub use envelope::{Envelope, EnvelopeError, ErrorDetails, Message, Meta};
-pub use error::{BoxError, HandlerError, Retryable};
+pub use error::{BoxError, FailureKind, HandlerError, Retryable};
 pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
 pub use handler::{HandlerContext, HandlerRegistry, MessageHandler, TypedHandler};
 pub use retry::{FailureRouteError, FailureRoutes, RetryPolicy};
-pub use tick::{Claim, Tick, TickError, TickReport, WorkError, WorkSource};
+pub use tick::{Claim, Due, Quarantined, Tick, TickError, TickReport, WorkError, WorkSource};
 pub use transport::{Delivery, Dispatcher, SyncTransport, Transport, TransportError};

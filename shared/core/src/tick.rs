@@ -6,7 +6,7 @@
 //! symphony ones to the queue and runs the legacy ones inline, and accounts for every unit.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
@@ -14,7 +14,9 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::flags::FlagEvaluation;
-use crate::{BoxError, Dispatcher, Envelope, FlagReader, Retryable, Route, TransportError};
+use crate::{
+    BoxError, Dispatcher, Envelope, FailureKind, FlagReader, Retryable, Route, TransportError,
+};
 
 /// Claims made at once against the store.
 const CLAIM_CONCURRENCY: usize = 16;
@@ -37,7 +39,7 @@ pub struct Claim {
 #[error("{reason}")]
 pub struct WorkError {
     pub reason: String,
-    pub retryable: bool,
+    pub kind: FailureKind,
     #[source]
     pub source: Option<BoxError>,
 }
@@ -49,7 +51,7 @@ impl WorkError {
     {
         Self {
             reason: reason.into(),
-            retryable: source.is_retryable(),
+            kind: source.failure_kind(),
             source: Some(Box::new(source)),
         }
     }
@@ -57,7 +59,38 @@ impl WorkError {
 
 impl Retryable for WorkError {
     fn is_retryable(&self) -> bool {
-        self.retryable
+        self.kind.is_retryable()
+    }
+
+    fn failure_kind(&self) -> FailureKind {
+        self.kind
+    }
+}
+
+/// A row of due work that does not parse. The work source has quarantined it (marked it
+/// failed with the reason, by a conditional write on the row as read), so it fails alone
+/// and the tick goes on with the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quarantined {
+    pub unit_id: String,
+    /// Names the attribute at fault.
+    pub reason: String,
+}
+
+/// Due units, and the rows among them that had to be quarantined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due<U> {
+    pub units: Vec<U>,
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl<U> From<Vec<U>> for Due<U> {
+    fn from(units: Vec<U>) -> Self {
+        Self {
+            units,
+            quarantined: Vec::new(),
+        }
     }
 }
 
@@ -70,16 +103,17 @@ pub trait WorkSource: Send + Sync {
     fn flag(&self) -> &'static str;
     /// The id the rollout bucket and the claim use.
     fn unit_id(&self, unit: &Self::Unit) -> String;
-    /// Due units at `now` (epoch seconds), at most `limit`.
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Self::Unit>, WorkError>;
+    /// Due units at `now` (epoch seconds), at most `limit`; rows that do not parse are
+    /// quarantined and returned apart.
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Self::Unit>, WorkError>;
     /// Units whose claim was abandoned (its owner died), at most `limit`; taken after the
     /// due ones, when the tick has room. None by default.
     async fn fetch_abandoned(
         &self,
         _now: i64,
         _limit: usize,
-    ) -> Result<Vec<Self::Unit>, WorkError> {
-        Ok(Vec::new())
+    ) -> Result<Due<Self::Unit>, WorkError> {
+        Ok(Due::from(Vec::new()))
     }
     /// Takes the unit for one route; `None` when someone else holds it.
     async fn claim(
@@ -88,8 +122,9 @@ pub trait WorkSource: Send + Sync {
         route: Route,
         now: i64,
     ) -> Result<Option<Claim>, WorkError>;
-    /// Gives the unit back for a later tick.
-    async fn release(&self, claim: &Claim) -> Result<(), WorkError>;
+    /// Gives the unit back for a later tick, only while `claim` still holds it (its
+    /// token). `false` when it did not: the unit had moved on (`sending`, taken over...).
+    async fn release(&self, claim: &Claim) -> Result<bool, WorkError>;
     /// Gives up on the unit, recording why. A unit already moved on is left as it is.
     async fn mark_failed(&self, claim: &Claim, reason: &str, now: i64) -> Result<(), WorkError>;
     /// The message that carries the unit.
@@ -110,6 +145,11 @@ pub struct TickReport {
     pub failed: usize,
     /// Claimed by someone else first.
     pub skipped: usize,
+    /// Handed over with no answer (an unknown outcome): held for a person, never re-sent.
+    pub held: usize,
+    /// Failures that were not the units' fault (access denied, a missing queue...): the
+    /// units were released, and the next tick tries again.
+    pub infrastructure_faults: usize,
     pub flags: FlagEvaluation,
     /// Per failed unit: id and reason. Never addresses or bodies.
     pub failures: Vec<UnitFailure>,
@@ -120,9 +160,22 @@ pub struct TickReport {
 pub struct UnitFailure {
     pub unit_id: String,
     pub route: Route,
+    pub kind: FailureKind,
     pub reason: String,
     /// True when the unit was given back for the next tick.
     pub released: bool,
+}
+
+impl UnitFailure {
+    fn of(claim: &Claim, kind: FailureKind, reason: String, released: bool) -> Self {
+        Self {
+            unit_id: claim.unit_id.clone(),
+            route: claim.route,
+            kind,
+            reason,
+            released,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,29 +239,56 @@ impl<S: WorkSource> Tick<S> {
     }
 
     pub async fn run(&self, now: i64) -> Result<TickReport, TickError> {
+        self.run_until(now, None).await
+    }
+
+    /// One tick within an invocation that ends at `deadline`: the legacy path starts no
+    /// send it cannot finish; what it does not start is released for the next tick.
+    pub async fn run_until(
+        &self,
+        now: i64,
+        deadline: Option<Instant>,
+    ) -> Result<TickReport, TickError> {
         let flags = self.flags.evaluate(self.source.flag()).await;
-        let mut due = self
+        let Due {
+            units: mut due,
+            mut quarantined,
+        } = self
             .source
             .fetch_due(now, self.limit)
             .await
             .map_err(TickError::Fetch)?;
-        if due.len() < self.limit {
+        if due.len() + quarantined.len() < self.limit {
             let abandoned = self
                 .source
-                .fetch_abandoned(now, self.limit - due.len())
+                .fetch_abandoned(now, self.limit - due.len() - quarantined.len())
                 .await
                 .map_err(TickError::Fetch)?;
-            due.extend(abandoned);
+            due.extend(abandoned.units);
+            quarantined.extend(abandoned.quarantined);
         }
         let mut report = TickReport {
-            due: due.len(),
+            due: due.len() + quarantined.len(),
             dispatched: 0,
             legacy: 0,
             failed: 0,
             skipped: 0,
+            held: 0,
+            infrastructure_faults: 0,
             flags: flags.clone(),
             failures: Vec::new(),
         };
+        for row in quarantined {
+            error!(unit_id = %row.unit_id, reason = %row.reason, "POISON ROW quarantined: marked failed, the tick goes on");
+            report.failed += 1;
+            report.failures.push(UnitFailure {
+                route: flags.route(&row.unit_id),
+                unit_id: row.unit_id,
+                kind: FailureKind::Intrinsic,
+                reason: row.reason,
+                released: false,
+            });
+        }
 
         let claims: Vec<ClaimAttempt<S::Unit>> = stream::iter(due)
             .map(|unit| async {
@@ -232,9 +312,13 @@ impl<S: WorkSource> Tick<S> {
                     let reason = crate::error::chain(&failure);
                     warn!(unit_id = %unit_id, error = %reason, "claim failed; the unit stays due");
                     report.failed += 1;
+                    if failure.kind == FailureKind::Infrastructure {
+                        report.infrastructure_faults += 1;
+                    }
                     report.failures.push(UnitFailure {
                         unit_id,
                         route,
+                        kind: failure.kind,
                         reason,
                         released: true,
                     });
@@ -242,8 +326,19 @@ impl<S: WorkSource> Tick<S> {
             }
         }
 
-        report.dispatched = self.deliver(&self.queue, symphony, now, &mut report).await;
-        report.legacy = self.deliver(&self.legacy, legacy, now, &mut report).await;
+        report.dispatched = self
+            .deliver(&self.queue, symphony, now, None, &mut report)
+            .await;
+        report.legacy = self
+            .deliver(&self.legacy, legacy, now, deadline, &mut report)
+            .await;
+        if report.infrastructure_faults > 0 {
+            error!(
+                function = self.name,
+                infrastructure_faults = report.infrastructure_faults,
+                "INFRASTRUCTURE FAULT: units released for the next tick"
+            );
+        }
         info!(
             function = self.name,
             due = report.due,
@@ -251,6 +346,8 @@ impl<S: WorkSource> Tick<S> {
             legacy = report.legacy,
             failed = report.failed,
             skipped = report.skipped,
+            held = report.held,
+            infrastructure_faults = report.infrastructure_faults,
             flags_readable = report.flags.table_error.is_none(),
             "tick done"
         );
@@ -264,6 +361,7 @@ impl<S: WorkSource> Tick<S> {
         dispatcher: &Dispatcher,
         claimed: Vec<(S::Unit, Claim)>,
         now: i64,
+        deadline: Option<Instant>,
         report: &mut TickReport,
     ) -> usize {
         if claimed.is_empty() {
@@ -284,23 +382,48 @@ impl<S: WorkSource> Tick<S> {
             }
         }
         let mut delivered = 0;
-        for (delivery, claim) in dispatcher.dispatch(envelopes).await.into_iter().zip(owners) {
-            match delivery.result {
-                Ok(()) => delivered += 1,
-                Err(failure) if failure.is_retryable() => {
-                    let reason = transport_reason(&failure);
+        for (delivery, claim) in dispatcher
+            .dispatch_until(envelopes, deadline)
+            .await
+            .into_iter()
+            .zip(owners)
+        {
+            let failure = match delivery.result {
+                Ok(()) => {
+                    delivered += 1;
+                    continue;
+                }
+                Err(failure) => failure,
+            };
+            let kind = failure.failure_kind();
+            let reason = transport_reason(&failure);
+            match kind {
+                // The handler held the unit (it may have gone out): neither released nor
+                // failed, so no tick sends it again.
+                FailureKind::UnknownOutcome => {
+                    warn!(unit_id = %claim.unit_id, route = %claim.route, reason = %reason, "outcome unknown; the unit is held for a person");
+                    report.held += 1;
+                    report
+                        .failures
+                        .push(UnitFailure::of(&claim, kind, reason, false));
+                }
+                FailureKind::Transient | FailureKind::Infrastructure => {
+                    if kind == FailureKind::Infrastructure {
+                        report.infrastructure_faults += 1;
+                    }
                     match self.source.release(&claim).await {
-                        Ok(()) => count_failure(&claim, reason, true, report),
+                        Ok(true) => count_failure(&claim, kind, reason, true, report),
+                        Ok(false) => {
+                            warn!(unit_id = %claim.unit_id, "not released: the unit is no longer as this claim left it");
+                            count_failure(&claim, kind, reason, false, report);
+                        }
                         Err(release) => {
                             error!(unit_id = %claim.unit_id, error = %crate::error::chain(&release), "could not release the claim; the unit stays claimed");
-                            count_failure(&claim, reason, false, report);
+                            count_failure(&claim, kind, reason, false, report);
                         }
                     }
                 }
-                Err(failure) => {
-                    self.give_up(&claim, transport_reason(&failure), now, report)
-                        .await
-                }
+                FailureKind::Intrinsic => self.give_up(&claim, reason, now, report).await,
             }
         }
         delivered
@@ -310,7 +433,7 @@ impl<S: WorkSource> Tick<S> {
         if let Err(failure) = self.source.mark_failed(claim, &reason, now).await {
             error!(unit_id = %claim.unit_id, error = %crate::error::chain(&failure), "could not mark the unit failed; it stays claimed");
         }
-        count_failure(claim, reason, false, report);
+        count_failure(claim, FailureKind::Intrinsic, reason, false, report);
     }
 }
 
@@ -321,15 +444,18 @@ fn transport_reason(failure: &TransportError) -> String {
     }
 }
 
-fn count_failure(claim: &Claim, reason: String, released: bool, report: &mut TickReport) {
-    warn!(unit_id = %claim.unit_id, route = %claim.route, released, reason = %reason, "unit not done this tick");
+fn count_failure(
+    claim: &Claim,
+    kind: FailureKind,
+    reason: String,
+    released: bool,
+    report: &mut TickReport,
+) {
+    warn!(unit_id = %claim.unit_id, route = %claim.route, %kind, released, reason = %reason, "unit not done this tick");
     report.failed += 1;
-    report.failures.push(UnitFailure {
-        unit_id: claim.unit_id.clone(),
-        route: claim.route,
-        reason,
-        released,
-    });
+    report
+        .failures
+        .push(UnitFailure::of(claim, kind, reason, released));
 }
 
 #[cfg(test)]
@@ -365,12 +491,13 @@ mod tests {
         fn unit_id(&self, unit: &String) -> String {
             unit.clone()
         }
-        async fn fetch_due(&self, _: i64, limit: usize) -> Result<Vec<String>, WorkError> {
+        async fn fetch_due(&self, _: i64, limit: usize) -> Result<Due<String>, WorkError> {
             Ok(["a", "b", "c", "d"]
                 .iter()
                 .take(limit)
                 .map(|s| (*s).to_owned())
-                .collect())
+                .collect::<Vec<_>>()
+                .into())
         }
         async fn claim(
             &self,
@@ -384,9 +511,9 @@ mod tests {
                 route,
             }))
         }
-        async fn release(&self, claim: &Claim) -> Result<(), WorkError> {
+        async fn release(&self, claim: &Claim) -> Result<bool, WorkError> {
             self.released.lock().unwrap().push(claim.unit_id.clone());
-            Ok(())
+            Ok(true)
         }
         async fn mark_failed(&self, claim: &Claim, reason: &str, _: i64) -> Result<(), WorkError> {
             self.failed

@@ -4,10 +4,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::{BoxError, Envelope, HandlerContext, HandlerError, HandlerRegistry, Retryable, Route};
+use crate::{
+    BoxError, Envelope, FailureKind, HandlerContext, HandlerError, HandlerRegistry, Retryable,
+    Route,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -44,12 +48,20 @@ pub enum TransportError {
 
 impl Retryable for TransportError {
     fn is_retryable(&self) -> bool {
+        self.failure_kind().is_retryable()
+    }
+
+    /// A queue that cannot be reached, refuses access or does not exist is the
+    /// infrastructure's fault, never the unit's: the unit is released for the next tick.
+    /// Only a message the queue can never take as it is fails the unit.
+    fn failure_kind(&self) -> FailureKind {
         match self {
-            Self::TooLarge { .. } => false,
-            Self::Rejected { sender_fault, .. } => !sender_fault,
-            Self::Request { retryable, .. } => *retryable,
-            Self::Missing { .. } => true,
-            Self::Handler(error) => error.is_retryable(),
+            Self::TooLarge { .. } => FailureKind::Intrinsic,
+            Self::Rejected { sender_fault, .. } if *sender_fault => FailureKind::Intrinsic,
+            Self::Rejected { .. } | Self::Request { .. } | Self::Missing { .. } => {
+                FailureKind::Infrastructure
+            }
+            Self::Handler(error) => error.kind,
         }
     }
 }
@@ -66,7 +78,20 @@ pub struct Delivery {
 pub trait Transport: Send + Sync {
     /// Sends every envelope and returns one delivery per envelope.
     async fn send(&self, envelopes: Vec<Envelope>) -> Vec<Delivery>;
+
+    /// The same, within an invocation that ends at `deadline`: a transport that does the
+    /// work inline starts nothing it cannot finish. A queue needs no deadline.
+    async fn send_until(
+        &self,
+        envelopes: Vec<Envelope>,
+        _deadline: Option<Instant>,
+    ) -> Vec<Delivery> {
+        self.send(envelopes).await
+    }
 }
+
+/// The legacy path starts no envelope with less than this left of the invocation.
+pub const LEGACY_START_MARGIN: Duration = Duration::from_secs(5);
 
 /// The legacy path: each envelope runs through the registry inline, one after another,
 /// as the old cron route did.
@@ -84,9 +109,36 @@ impl SyncTransport {
 #[async_trait]
 impl Transport for SyncTransport {
     async fn send(&self, envelopes: Vec<Envelope>) -> Vec<Delivery> {
+        self.send_until(envelopes, None).await
+    }
+
+    /// Each handler runs with the invocation's deadline; once less than
+    /// [`LEGACY_START_MARGIN`] is left, the rest are not started (retryable: their units
+    /// are released for the next tick).
+    async fn send_until(
+        &self,
+        envelopes: Vec<Envelope>,
+        deadline: Option<Instant>,
+    ) -> Vec<Delivery> {
         let mut deliveries = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
-            let context = HandlerContext::new(Route::Legacy, envelope.meta.correlation_id.clone());
+            let mut context =
+                HandlerContext::new(Route::Legacy, envelope.meta.correlation_id.clone());
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left < LEGACY_START_MARGIN {
+                    deliveries.push(Delivery {
+                        envelope_id: envelope.id,
+                        result: Err(TransportError::Handler(HandlerError::retryable(format!(
+                            "not started: {} ms of the invocation were left, under the {} ms margin",
+                            left.as_millis(),
+                            LEGACY_START_MARGIN.as_millis()
+                        )))),
+                    });
+                    continue;
+                }
+                context = context.with_deadline(deadline);
+            }
             let result = self.registry.dispatch(&envelope, &context).await;
             deliveries.push(Delivery {
                 envelope_id: envelope.id,
@@ -116,10 +168,19 @@ impl Dispatcher {
     }
 
     pub async fn dispatch(&self, envelopes: Vec<Envelope>) -> Vec<Delivery> {
+        self.dispatch_until(envelopes, None).await
+    }
+
+    /// [`Self::dispatch`] within an invocation that ends at `deadline`.
+    pub async fn dispatch_until(
+        &self,
+        envelopes: Vec<Envelope>,
+        deadline: Option<Instant>,
+    ) -> Vec<Delivery> {
         let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
         let mut by_id: HashMap<String, Result<(), TransportError>> = self
             .transport
-            .send(envelopes)
+            .send_until(envelopes, deadline)
             .await
             .into_iter()
             .map(|d| (d.envelope_id, d.result))

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use symphony_core::Retryable;
 use symphony_core::config::{ConfigError, EnvSource};
+use symphony_core::{FailureKind, Retryable};
 
 /// Where a secret lives.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -67,6 +67,10 @@ impl fmt::Debug for Secret {
 pub enum SecretError {
     #[error("secret {reference:?} is not set")]
     NotFound { reference: SecretRef },
+    #[error(
+        "secret {reference:?} is read from the environment, which only a local run allows ({LOCAL_SECRETS_SETTING}=true); store it in Secrets Manager"
+    )]
+    EnvironmentRefused { reference: SecretRef },
     #[error("secret {reference:?} cannot be read")]
     Unreadable {
         reference: SecretRef,
@@ -76,11 +80,14 @@ pub enum SecretError {
 }
 
 impl Retryable for SecretError {
+    /// A secret that is missing or cannot be read is the deployment's fault, never a
+    /// unit's: units wait for it to be fixed (and the fault is reported loudly).
     fn is_retryable(&self) -> bool {
-        match self {
-            Self::NotFound { .. } => false,
-            Self::Unreadable { source, .. } => source.is_retryable(),
-        }
+        true
+    }
+
+    fn failure_kind(&self) -> FailureKind {
+        FailureKind::Infrastructure
     }
 }
 
@@ -88,6 +95,9 @@ impl Retryable for SecretError {
 #[async_trait]
 pub trait SecretResolver: Send + Sync {
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError>;
+    /// Drops a cached value, so the next [`Self::resolve`] reads it afresh (a login was
+    /// refused with it: it may have been rotated).
+    async fn forget(&self, _reference: &SecretRef) {}
 }
 
 /// How long a secret read from Secrets Manager is used before it is read again: a rotated
@@ -114,13 +124,20 @@ pub fn references_from_env(env: &dyn EnvSource, name: &str) -> Result<Vec<Secret
         .collect()
 }
 
+/// The setting that lets `env:NAME` references resolve: for local runs only, and never
+/// set by `template.yaml` (a test checks it). In Lambda a password lives in Secrets
+/// Manager, where access is granted and audited, not in a function's configuration.
+pub const LOCAL_SECRETS_SETTING: &str = "SYMPHONY_LOCAL_SECRETS";
+
 /// Resolves `secretsmanager:ID` through Secrets Manager, caching each secret for
-/// [`SECRET_MAX_AGE`], and `env:NAME` from the process environment.
+/// [`SECRET_MAX_AGE`], and `env:NAME` from the process environment when allowed.
 #[derive(Debug)]
 pub struct Secrets {
     client: aws_sdk_secretsmanager::Client,
     max_age: Duration,
     cache: tokio::sync::Mutex<HashMap<String, (Secret, Instant)>>,
+    /// Whether `env:NAME` references resolve ([`LOCAL_SECRETS_SETTING`]).
+    environment_allowed: bool,
 }
 
 impl Secrets {
@@ -134,7 +151,14 @@ impl Secrets {
             client,
             max_age,
             cache: tokio::sync::Mutex::new(HashMap::new()),
+            environment_allowed: false,
         }
+    }
+
+    /// Lets `env:NAME` references resolve from the process environment (local runs).
+    pub fn allowing_environment(mut self, allowed: bool) -> Self {
+        self.environment_allowed = allowed;
+        self
     }
 
     /// Reads `references` now, at init, into the cache: a secret that is missing or
@@ -184,9 +208,20 @@ impl Secrets {
 
 #[async_trait]
 impl SecretResolver for Secrets {
+    async fn forget(&self, reference: &SecretRef) {
+        if let SecretRef::SecretsManager(id) = reference {
+            self.cache.lock().await.remove(id);
+        }
+    }
+
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError> {
         match reference {
             SecretRef::SecretsManager(id) => self.read_secrets_manager(reference, id).await,
+            SecretRef::Env(_) if !self.environment_allowed => {
+                Err(SecretError::EnvironmentRefused {
+                    reference: reference.clone(),
+                })
+            }
             SecretRef::Env(name) => std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
@@ -200,6 +235,36 @@ impl SecretResolver for Secrets {
 
 #[cfg(test)]
 mod tests {
+
+    fn offline_client() -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+                .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn environment_references_resolve_only_when_a_local_run_allows_them() {
+        // HOME is set wherever the tests run; no test may set a variable (no unsafe code)
+        let reference: SecretRef = "env:HOME".parse().unwrap();
+        let refused = Secrets::new(offline_client())
+            .resolve(&reference)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, SecretError::EnvironmentRefused { .. }),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains(LOCAL_SECRETS_SETTING));
+        let allowed = Secrets::new(offline_client())
+            .allowing_environment(true)
+            .resolve(&reference)
+            .await
+            .unwrap();
+        assert_eq!(allowed.expose(), std::env::var("HOME").unwrap());
+    }
     use super::*;
 
     #[test]

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_aws::AwsError;
-use symphony_core::{BoxError, Claim, Retryable, Route};
+use symphony_core::{BoxError, Claim, Due, FailureKind, Quarantined, Retryable, Route};
 
 /// Reasons stored in an item are cut to this many bytes, so a long error chain never bloats it.
 pub const MAX_ERROR_BYTES: usize = 1_024;
@@ -33,11 +33,26 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The error of reading a record the unit depends on but does not own (its mailbox,
+    /// its sequence): even a record that does not parse is not the unit's fault, so it
+    /// waits for the record to be fixed instead of failing.
+    pub fn of_dependency(self, reason: &str) -> symphony_core::HandlerError {
+        symphony_core::HandlerError::new(FailureKind::Infrastructure, reason, Some(Box::new(self)))
+    }
+}
+
 impl Retryable for StoreError {
+    /// A table that cannot be read or written (access denied, missing, throttled) is
+    /// never the unit's fault: the unit comes back. Only a record that does not parse is.
     fn is_retryable(&self) -> bool {
+        self.failure_kind().is_retryable()
+    }
+
+    fn failure_kind(&self) -> FailureKind {
         match self {
-            Self::Unavailable { retryable, .. } => *retryable,
-            Self::Corrupt { .. } => false,
+            Self::Unavailable { .. } => FailureKind::Infrastructure,
+            Self::Corrupt { .. } => FailureKind::Intrinsic,
         }
     }
 }
@@ -92,6 +107,18 @@ impl Table {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Transition, StoreError> {
+        self.update_named(key, update, condition, values, &[]).await
+    }
+
+    /// [`Self::update`] with more attribute names (`#name`, attribute) than `#status`.
+    pub async fn update_named(
+        &self,
+        key: Item,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        names: &[(&str, &str)],
+    ) -> Result<Transition, StoreError> {
         let mut request = self
             .client
             .update_item()
@@ -101,6 +128,9 @@ impl Table {
             .condition_expression(condition);
         if update.contains("#status") || condition.contains("#status") {
             request = request.expression_attribute_names("#status", "status");
+        }
+        for (placeholder, attribute) in names {
+            request = request.expression_attribute_names(*placeholder, *attribute);
         }
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
@@ -145,23 +175,32 @@ impl Table {
     }
 
     /// Records left `claimed` since before `claimed_before`, through `index` (partition key
-    /// `status`), at most `limit`.
+    /// `status`), at most `limit`; those that do not parse are quarantined (see
+    /// [`Self::query_quarantining`]).
     pub async fn abandoned_claims<T>(
         &self,
         index: &str,
         claimed_before: i64,
         limit: usize,
         parse: impl Fn(&Item) -> Result<T, String>,
-    ) -> Result<Vec<T>, StoreError> {
-        self.query(limit, parse, |query| {
-            query
-                .index_name(index)
-                .key_condition_expression("#status = :claimed")
-                .filter_expression("claimedAt <= :cutoff")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":claimed", s("claimed"))
-                .expression_attribute_values(":cutoff", n(claimed_before))
-        })
+        key_names: &[&str],
+        now: i64,
+    ) -> Result<Due<T>, StoreError> {
+        self.query_quarantining(
+            limit,
+            parse,
+            |query| {
+                query
+                    .index_name(index)
+                    .key_condition_expression("#status = :claimed")
+                    .filter_expression("claimedAt <= :cutoff")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":claimed", s("claimed"))
+                    .expression_attribute_values(":cutoff", n(claimed_before))
+            },
+            key_names,
+            now,
+        )
         .await
     }
 
@@ -263,6 +302,108 @@ impl Table {
             match output.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
                 _ => return Ok(found),
+            }
+        }
+    }
+}
+
+impl Table {
+    /// A paginated `Query` like [`Self::query`], but a row that does not parse fails alone:
+    /// it is read again, consistently, and if it still does not parse it is quarantined
+    /// (status `failed`, `lastError` naming the attribute) by a write conditional on the
+    /// status it was read with, and returned apart. A row fixed meanwhile, or one that
+    /// cannot be quarantined now, is left for the next tick. `key_names` are the table's
+    /// key attributes, the first of them the unit's id.
+    pub async fn query_quarantining<T>(
+        &self,
+        limit: usize,
+        parse: impl Fn(&Item) -> Result<T, String>,
+        page: impl Fn(QueryFluentBuilder) -> QueryFluentBuilder,
+        key_names: &[&str],
+        now: i64,
+    ) -> Result<Due<T>, StoreError> {
+        let rows = self
+            .query(limit, |item| Ok::<_, String>(item.clone()), page)
+            .await?;
+        let mut due = Due::from(Vec::with_capacity(rows.len()));
+        for item in rows {
+            match parse(&item) {
+                Ok(unit) => due.units.push(unit),
+                Err(_) => {
+                    if let Some(quarantined) = self.quarantine(&item, key_names, &parse, now).await
+                    {
+                        due.quarantined.push(quarantined);
+                    }
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// Reads a row that did not parse again, consistently (an index can lag), and if it
+    /// still does not parse marks it failed, only while it is as it was read.
+    async fn quarantine<T>(
+        &self,
+        item: &Item,
+        key_names: &[&str],
+        parse: &impl Fn(&Item) -> Result<T, String>,
+        now: i64,
+    ) -> Option<Quarantined> {
+        let key: Item = key_names
+            .iter()
+            .filter_map(|name| {
+                item.get(*name)
+                    .map(|value| ((*name).to_owned(), value.clone()))
+            })
+            .collect();
+        let unit_id = key_names
+            .first()
+            .and_then(|name| read_s(item, name).ok())
+            .unwrap_or_else(|| describe_key(item));
+        let fresh = match self
+            .get(key.clone(), |row| Ok::<_, String>(row.clone()))
+            .await
+        {
+            Ok(Some(fresh)) => fresh,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::error!(table = %self.name, unit_id = %unit_id, error = %symphony_core::error::chain(&error), "could not read a row that does not parse again");
+                return None;
+            }
+        };
+        let reason = match parse(&fresh) {
+            Ok(_) => return None,
+            Err(reason) => format!(
+                "record {unit_id} in table {} is invalid: {reason}",
+                self.name
+            ),
+        };
+        let first_key = key_names.first().copied().unwrap_or_default();
+        let (condition, mut values) = match fresh.get("status") {
+            Some(status) => (
+                "attribute_exists(#key) AND #status = :as_read",
+                vec![(":as_read", status.clone())],
+            ),
+            None => (
+                "attribute_exists(#key) AND attribute_not_exists(#status)",
+                Vec::new(),
+            ),
+        };
+        values.extend([
+            (":failed", s("failed")),
+            (":reason", s(truncate(&reason, MAX_ERROR_BYTES))),
+            (":now", n(now)),
+        ]);
+        let update = "SET #status = :failed, lastError = :reason, failedAt = :now";
+        match self
+            .update_named(key, update, condition, values, &[("#key", first_key)])
+            .await
+        {
+            Ok(Transition::Done) => Some(Quarantined { unit_id, reason }),
+            Ok(Transition::Conflict) => None,
+            Err(error) => {
+                tracing::error!(table = %self.name, unit_id = %unit_id, error = %symphony_core::error::chain(&error), "could not quarantine a row that does not parse");
+                None
             }
         }
     }

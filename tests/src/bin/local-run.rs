@@ -184,8 +184,11 @@ async fn campaigns(world: &World) {
     );
     print_mail(world, before);
 
-    println!("5. Rollback: flag {CAMPAIGN_FLAG} off; campaign \"autumn\" with two due leads");
+    println!(
+        "5. Rollback: flags {CAMPAIGN_FLAG} and {EMAIL_FLAG} off; campaign \"autumn\" with two due leads"
+    );
     world.set_flag(CAMPAIGN_FLAG, false).await;
+    world.set_email_flag(false).await;
     seed::put_campaign(
         &world.dynamo,
         campaigns,
@@ -201,7 +204,7 @@ async fn campaigns(world: &World) {
     let before = world.smtp.received().len();
     let report = world.tick(&world.process_function().await).await;
     println!(
-        "7. the legacy path left its emails queued for the email tick → {}",
+        "7. its emails follow the email flag (off): left queued, sent inline by the email tick → {}",
         summary(&report)
     );
     world.drain(&world.handle_function().await).await;

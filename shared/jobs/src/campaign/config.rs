@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, SqsTransport};
+use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
-use symphony_core::{Dispatcher, HandlerRegistry};
+use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
+use symphony_core::{Dispatcher, FlagReader, HandlerRegistry};
 
 use super::CAMPAIGN_FLAG;
 use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
 use super::handler::ProcessCampaignHandler;
 use super::work::{CampaignTick, CampaignWork, SOURCE};
+use crate::email::EMAIL_FLAG;
 use crate::email::dynamo::{DynamoEmailStore, DynamoMailboxStore};
 use crate::wiring::{TickSettings, WorkerQueues, registry_of};
 
@@ -22,8 +24,12 @@ pub struct CampaignWorkerConfig {
     pub quotas_table: String,
     pub emails_table: String,
     pub mailboxes_table: String,
-    /// New emails go onto this queue on the symphony path.
+    /// New emails go onto this queue when the email job's flag routes them to symphony.
     pub email_queue_url: String,
+    /// The flag table, read for the email job's flag (`FLAGS_TABLE`).
+    pub flags_table: String,
+    /// The environment fallbacks of the global flag and the email job's flag.
+    pub email_flag_defaults: FlagDefaults,
     /// At most this many leads are handled per campaign run.
     pub leads_per_run: usize,
     pub batch_concurrency: usize,
@@ -40,6 +46,8 @@ impl CampaignWorkerConfig {
             emails_table: required(env, "EMAILS_TABLE")?,
             mailboxes_table: required(env, "MAILBOXES_TABLE")?,
             email_queue_url: required(env, "EMAIL_QUEUE_URL")?,
+            flags_table: required(env, "FLAGS_TABLE")?,
+            email_flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, EMAIL_FLAG])?,
             leads_per_run: parsed_or(env, "CAMPAIGN_LEADS_PER_RUN", 200_usize)?.max(1),
             batch_concurrency: parsed_or(env, "BATCH_CONCURRENCY", 2_usize)?,
             queues: WorkerQueues::from_env(env)?,
@@ -49,6 +57,7 @@ impl CampaignWorkerConfig {
     /// The registry of campaign processing; reads the email queue's limits once.
     pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, AwsError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let dynamo_for_flags = dynamo.clone();
         let email_queue =
             SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.email_queue_url).await?;
         let handler = ProcessCampaignHandler::new(
@@ -64,6 +73,10 @@ impl CampaignWorkerConfig {
             )),
             Arc::new(DynamoSendQuota::new(dynamo, &self.quotas_table)),
             Dispatcher::new(Arc::new(email_queue)),
+            FlagReader::new(
+                Arc::new(DynamoFlagStore::new(dynamo_for_flags, &self.flags_table)),
+                self.email_flag_defaults.clone(),
+            ),
             self.leads_per_run,
         );
         Ok(registry_of(handler))

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use symphony_core::{Claim, Route};
+use symphony_core::{Claim, Due, Route};
 
 use super::model::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
 use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
@@ -147,15 +147,21 @@ impl DynamoCampaignStore {
 
 #[async_trait]
 impl CampaignStore for DynamoCampaignStore {
-    async fn fetch_active(&self, limit: usize) -> Result<Vec<Campaign>, StoreError> {
+    async fn fetch_active(&self, limit: usize, now: i64) -> Result<Due<Campaign>, StoreError> {
         self.table
-            .query(limit, campaign_from_item, |query| {
-                query
-                    .index_name(CAMPAIGN_STATUS_INDEX)
-                    .key_condition_expression("#status = :active")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":active", s(CampaignStatus::Active.as_str()))
-            })
+            .query_quarantining(
+                limit,
+                campaign_from_item,
+                |query| {
+                    query
+                        .index_name(CAMPAIGN_STATUS_INDEX)
+                        .key_condition_expression("#status = :active")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":active", s(CampaignStatus::Active.as_str()))
+                },
+                &["campaignId"],
+                now,
+            )
             .await
     }
 
@@ -260,18 +266,24 @@ impl LeadStore for DynamoLeadStore {
         campaign_id: &str,
         now: i64,
         limit: usize,
-    ) -> Result<Vec<Lead>, StoreError> {
+    ) -> Result<Due<Lead>, StoreError> {
         self.table
-            .query(limit, lead_from_item, |query| {
-                query
-                    .index_name(LEAD_DUE_INDEX)
-                    .key_condition_expression("campaignId = :campaign AND nextDueAt <= :now")
-                    .filter_expression("#status = :active")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":campaign", s(campaign_id))
-                    .expression_attribute_values(":now", n(now))
-                    .expression_attribute_values(":active", s(LeadStatus::Active.as_str()))
-            })
+            .query_quarantining(
+                limit,
+                lead_from_item,
+                |query| {
+                    query
+                        .index_name(LEAD_DUE_INDEX)
+                        .key_condition_expression("campaignId = :campaign AND nextDueAt <= :now")
+                        .filter_expression("#status = :active")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":campaign", s(campaign_id))
+                        .expression_attribute_values(":now", n(now))
+                        .expression_attribute_values(":active", s(LeadStatus::Active.as_str()))
+                },
+                &["leadId", "campaignId"],
+                now,
+            )
             .await
     }
 

@@ -6,19 +6,38 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use symphony_core::{Dispatcher, Envelope, HandlerContext, HandlerError, Route, TypedHandler};
+use symphony_core::{
+    Dispatcher, Envelope, FailureKind, FlagReader, HandlerContext, HandlerError, Route,
+    TypedHandler,
+};
 use tracing::{info, warn};
 
 use super::message::CampaignProcessingMessage;
 use super::model::{Campaign, CampaignStatus, Lead, LeadStatus};
 use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
 use crate::email::ports::{EmailStore, MailboxStore};
-use crate::email::{EmailMessage, EmailRecord, EmailStatus};
+use crate::email::{EMAIL_FLAG, EmailMessage, EmailRecord, EmailStatus, Mailbox};
 use crate::store::Transition;
 use crate::template::{Escape, render};
 
 /// The function name recorded as the source of the emails' envelopes.
 pub const SOURCE: &str = "handle-campaign";
+
+/// What every lead of one run shares.
+#[derive(Clone, Copy)]
+struct RunContext<'a> {
+    campaign: &'a Campaign,
+    mailbox: &'a Mailbox,
+    day: &'a str,
+    now: DateTime<Utc>,
+}
+
+/// What a lead's turn says about the run.
+enum LeadStep {
+    Next,
+    /// The mailbox's daily limit is reached: this lead and the rest wait for tomorrow.
+    QuotaFull,
+}
 
 pub struct ProcessCampaignHandler {
     campaigns: Arc<dyn CampaignStore>,
@@ -28,6 +47,9 @@ pub struct ProcessCampaignHandler {
     quota: Arc<dyn SendQuota>,
     /// The email queue: on the symphony path new emails go straight onto it.
     email_queue: Dispatcher,
+    /// The email job's flags: they, not the campaign's, decide whether a created email
+    /// goes on the email queue or waits, `queued`, for the email tick.
+    email_flags: FlagReader,
     leads_per_run: usize,
 }
 
@@ -57,6 +79,7 @@ impl ProcessCampaignHandler {
         mailboxes: Arc<dyn MailboxStore>,
         quota: Arc<dyn SendQuota>,
         email_queue: Dispatcher,
+        email_flags: FlagReader,
         leads_per_run: usize,
     ) -> Self {
         Self {
@@ -66,6 +89,7 @@ impl ProcessCampaignHandler {
             mailboxes,
             quota,
             email_queue,
+            email_flags,
             leads_per_run,
         }
     }
@@ -97,7 +121,7 @@ impl ProcessCampaignHandler {
             .mailboxes
             .get(&campaign.mailbox_id)
             .await
-            .map_err(|e| HandlerError::from_source("reading the campaign's mailbox", e))?
+            .map_err(|e| e.of_dependency("reading the campaign's mailbox"))?
             .ok_or_else(|| {
                 HandlerError::permanent(format!("mailbox {} does not exist", campaign.mailbox_id))
             })?;
@@ -106,88 +130,65 @@ impl ProcessCampaignHandler {
             return Ok(run);
         }
 
-        let leads = self
+        let due = self
             .leads
             .due(campaign_id, now.timestamp(), self.leads_per_run)
             .await
             .map_err(|e| HandlerError::from_source("reading due leads", e))?;
+        // A lead that does not parse was quarantined (failed, naming the attribute): it
+        // fails alone, and the run goes on with the others.
+        for poison in &due.quarantined {
+            warn!(campaign_id, lead_id = %poison.unit_id, reason = %poison.reason, "lead quarantined");
+        }
+        run.leads_failed += due.quarantined.len();
+        let leads = due.units;
         let day = now.format("%Y-%m-%d").to_string();
         let mut created = Vec::new();
+        // Each lead on its own: one lead's failure never stops the others. A fault that
+        // is not the lead's (a table that cannot be written...) is returned after the
+        // others had their turn, so the campaign message comes back for what is left.
+        let mut fault = None;
         for (position, lead) in leads.iter().enumerate() {
-            if lead.status != LeadStatus::Active {
-                continue;
-            }
-            let Some(step) = campaign.steps.get(lead.current_step) else {
-                self.advance(lead, LeadNext::Finished).await?;
-                continue;
+            let context = RunContext {
+                campaign: &campaign,
+                mailbox: &mailbox,
+                day: &day,
+                now,
             };
-            let email_id = lead.email_id(lead.current_step);
-            let rendered =
-                render(&step.subject, &lead.template_values(), Escape::None).and_then(|subject| {
-                    render(&step.html, &lead.template_values(), Escape::Html)
-                        .map(|html| (subject, html))
-                });
-            let (subject, html) = match rendered {
-                Ok(rendered) => rendered,
-                Err(error) => {
-                    let reason = format!(
-                        "step {} of campaign {campaign_id}: {error}",
-                        lead.current_step
-                    );
-                    warn!(campaign_id, lead_id = %lead.lead_id, reason = %reason, "lead failed");
-                    self.leads
-                        .fail(lead, &reason)
-                        .await
-                        .map_err(|e| HandlerError::from_source("marking a lead failed", e))?;
-                    run.leads_failed += 1;
-                    continue;
-                }
-            };
-            if let Some(limit) = mailbox.daily_limit {
-                let quota = self
-                    .quota
-                    .reserve(&mailbox.mailbox_id, &day, &email_id, limit)
-                    .await
-                    .map_err(|e| HandlerError::from_source("reserving a send", e))?;
-                if quota == Quota::Full {
-                    // Over the limit: the rest wait for tomorrow's quota; they are not failed.
+            match self.lead(&context, lead, &mut run, &mut created).await {
+                Ok(LeadStep::Next) => {}
+                Ok(LeadStep::QuotaFull) => {
                     run.leads_waiting = leads.len() - position;
                     info!(campaign_id, mailbox_id = %mailbox.mailbox_id, waiting = run.leads_waiting, "daily limit reached");
                     break;
                 }
+                Err(error) if error.kind == FailureKind::Intrinsic => {
+                    let reason = error.full_reason();
+                    warn!(campaign_id, lead_id = %lead.lead_id, reason = %reason, "lead failed");
+                    if let Err(mark) = self.leads.fail(lead, &reason).await {
+                        warn!(campaign_id, lead_id = %lead.lead_id, error = %symphony_core::error::chain(&mark), "could not mark the lead failed");
+                    }
+                    run.leads_failed += 1;
+                }
+                Err(error) => {
+                    warn!(campaign_id, lead_id = %lead.lead_id, kind = %error.kind, error = %error.full_reason(), "lead not done this run");
+                    fault.get_or_insert(error);
+                }
             }
-            let email = EmailRecord {
-                message: EmailMessage {
-                    email_id,
-                    user_id: campaign.user_id.clone(),
-                    mailbox_id: campaign.mailbox_id.clone(),
-                    to_email: lead.email.clone(),
-                    subject,
-                    html,
-                    from_name: campaign.from_name.clone(),
-                    from_email: campaign.from_email.clone(),
-                },
-                status: EmailStatus::Queued,
-                due_at: now.timestamp(),
-                claimed_by: None,
-                last_error: None,
-            };
-            // The deterministic id makes this create the claim: a redelivered campaign
-            // message finds the email there and creates nothing.
-            let outcome = self
-                .emails
-                .create(&email)
-                .await
-                .map_err(|e| HandlerError::from_source("creating an email", e))?;
-            if outcome == Transition::Done {
-                run.emails_created += 1;
-                created.push(email);
-            }
-            self.advance(lead, next_of(&campaign, lead, now)).await?;
         }
 
-        if route == Route::Symphony {
-            run.emails_enqueued = self.enqueue(created, now.timestamp()).await;
+        if !created.is_empty() {
+            // Each job's flag governs its own queue: an email the email job routes to
+            // legacy stays `queued`, for the email tick's legacy path.
+            let email_flags = self.email_flags.evaluate(EMAIL_FLAG).await;
+            let to_queue: Vec<EmailRecord> = created
+                .into_iter()
+                .filter(|email| email_flags.route(&email.message.email_id) == Route::Symphony)
+                .collect();
+            run.emails_enqueued = self.enqueue(to_queue, now.timestamp()).await;
+        }
+        if let Some(fault) = fault {
+            return Err(fault);
         }
         if run.leads_waiting == 0
             && self
@@ -208,9 +209,89 @@ impl ProcessCampaignHandler {
             emails_enqueued = run.emails_enqueued,
             leads_failed = run.leads_failed,
             leads_waiting = run.leads_waiting,
+            route = %route,
             "campaign processed"
         );
         Ok(run)
+    }
+
+    /// One lead's turn: render its step, reserve the quota, create its email, move it on.
+    async fn lead(
+        &self,
+        context: &RunContext<'_>,
+        lead: &Lead,
+        run: &mut CampaignRun,
+        created: &mut Vec<EmailRecord>,
+    ) -> Result<LeadStep, HandlerError> {
+        let RunContext {
+            campaign,
+            mailbox,
+            day,
+            now,
+        } = *context;
+        let campaign_id = campaign.campaign_id.as_str();
+        if lead.status != LeadStatus::Active {
+            return Ok(LeadStep::Next);
+        }
+        let Some(step) = campaign.steps.get(lead.current_step) else {
+            self.advance(lead, LeadNext::Finished).await?;
+            return Ok(LeadStep::Next);
+        };
+        let email_id = lead.email_id(lead.current_step);
+        let rendered =
+            render(&step.subject, &lead.template_values(), Escape::None).and_then(|subject| {
+                render(&step.html, &lead.template_values(), Escape::Html)
+                    .map(|html| (subject, html))
+            });
+        let (subject, html) = match rendered {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                return Err(HandlerError::permanent(format!(
+                    "step {} of campaign {campaign_id}: {error}",
+                    lead.current_step
+                )));
+            }
+        };
+        if let Some(limit) = mailbox.daily_limit {
+            let quota = self
+                .quota
+                .reserve(&mailbox.mailbox_id, day, &email_id, limit)
+                .await
+                .map_err(|e| HandlerError::from_source("reserving a send", e))?;
+            if quota == Quota::Full {
+                // Over the limit: the rest wait for tomorrow's quota; they are not failed.
+                return Ok(LeadStep::QuotaFull);
+            }
+        }
+        let email = EmailRecord {
+            message: EmailMessage {
+                email_id,
+                user_id: campaign.user_id.clone(),
+                mailbox_id: campaign.mailbox_id.clone(),
+                to_email: lead.email.clone(),
+                subject,
+                html,
+                from_name: campaign.from_name.clone(),
+                from_email: campaign.from_email.clone(),
+            },
+            status: EmailStatus::Queued,
+            due_at: now.timestamp(),
+            claimed_by: None,
+            last_error: None,
+        };
+        // The deterministic id makes this create the claim: a redelivered campaign
+        // message finds the email there and creates nothing.
+        let outcome = self
+            .emails
+            .create(&email)
+            .await
+            .map_err(|e| HandlerError::from_source("creating an email", e))?;
+        if outcome == Transition::Done {
+            run.emails_created += 1;
+            created.push(email);
+        }
+        self.advance(lead, next_of(campaign, lead, now)).await?;
+        Ok(LeadStep::Next)
     }
 
     async fn advance(&self, lead: &Lead, next: LeadNext) -> Result<(), HandlerError> {

@@ -12,6 +12,8 @@ pub enum CampaignStatus {
     Active,
     Paused,
     Completed,
+    /// Quarantined: the record does not parse; `lastError` names the attribute.
+    Failed,
 }
 
 impl CampaignStatus {
@@ -20,6 +22,7 @@ impl CampaignStatus {
             Self::Active => "active",
             Self::Paused => "paused",
             Self::Completed => "completed",
+            Self::Failed => "failed",
         }
     }
 }
@@ -31,6 +34,7 @@ impl FromStr for CampaignStatus {
             "active" => Ok(Self::Active),
             "paused" => Ok(Self::Paused),
             "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
             other => Err(format!("unknown campaign status {other:?}")),
         }
     }

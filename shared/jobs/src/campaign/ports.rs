@@ -1,7 +1,7 @@
 //! What campaign processing needs from the outside world, as traits.
 
 use async_trait::async_trait;
-use symphony_core::{Claim, Route};
+use symphony_core::{Claim, Due, Route};
 
 use super::model::{Campaign, Lead};
 use crate::store::{StoreError, Transition};
@@ -10,7 +10,8 @@ use crate::store::{StoreError, Transition};
 #[async_trait]
 pub trait CampaignStore: Send + Sync {
     /// Active campaigns, at most `limit`.
-    async fn fetch_active(&self, limit: usize) -> Result<Vec<Campaign>, StoreError>;
+    /// Rows that do not parse (an hour of 25...) are quarantined and returned apart.
+    async fn fetch_active(&self, limit: usize, now: i64) -> Result<Due<Campaign>, StoreError>;
     async fn get(&self, campaign_id: &str) -> Result<Option<Campaign>, StoreError>;
     /// Leases an active campaign for one route until `until` (epoch seconds), unless
     /// someone holds an unexpired lease.
@@ -38,9 +39,10 @@ pub enum LeadNext {
 /// Port: the leads table.
 #[async_trait]
 pub trait LeadStore: Send + Sync {
-    /// Active leads of a campaign due at `now`, oldest first, at most `limit`.
+    /// Active leads of a campaign due at `now`, oldest first, at most `limit`; leads that
+    /// do not parse are quarantined and returned apart.
     async fn due(&self, campaign_id: &str, now: i64, limit: usize)
-    -> Result<Vec<Lead>, StoreError>;
+    -> Result<Due<Lead>, StoreError>;
     /// True when no lead of the campaign is active any more.
     async fn all_settled(&self, campaign_id: &str) -> Result<bool, StoreError>;
     /// Moves an active lead from step `from` on; a conflict means it moved already.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use symphony_core::{Claim, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
+use symphony_core::{Claim, Due, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
 
 use super::CAMPAIGN_FLAG;
 use super::message::{CampaignAction, CampaignProcessingMessage};
@@ -46,9 +46,9 @@ impl WorkSource for CampaignWork {
         campaign.campaign_id.clone()
     }
 
-    async fn fetch_due(&self, _: i64, limit: usize) -> Result<Vec<Campaign>, WorkError> {
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Campaign>, WorkError> {
         self.campaigns
-            .fetch_active(limit)
+            .fetch_active(limit, now)
             .await
             .map_err(|e| WorkError::from_source("fetching active campaigns", e))
     }
@@ -65,11 +65,11 @@ impl WorkSource for CampaignWork {
             .map_err(|e| WorkError::from_source("leasing a campaign", e))
     }
 
-    async fn release(&self, claim: &Claim) -> Result<(), WorkError> {
+    async fn release(&self, claim: &Claim) -> Result<bool, WorkError> {
         self.campaigns
             .release(claim)
             .await
-            .map(drop)
+            .map(|done| done == crate::store::Transition::Done)
             .map_err(|e| WorkError::from_source("releasing a campaign", e))
     }
 

@@ -14,20 +14,26 @@ use super::dynamo::{DynamoEmailStore, DynamoMailboxStore};
 use super::handler::SendEmailHandler;
 use super::outbox::OutboxMailer;
 use super::ports::Mailer;
-use super::smtp::SmtpMailer;
+use super::smtp::{DEFAULT_REPLY_TIMEOUT, SmtpMailer};
 use super::tick::{EmailTick, EmailWork, SOURCE};
-use crate::secrets::{SecretError, SecretRef, Secrets, references_from_env};
+use crate::secrets::{LOCAL_SECRETS_SETTING, SecretError, SecretRef, Secrets, references_from_env};
 use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailerChoice {
     Smtp {
+        /// Each step before the data's final dot (`SMTP_TIMEOUT_SECONDS`).
         timeout: Duration,
+        /// The longest wait for the verdict on the data (`SMTP_REPLY_TIMEOUT_SECONDS`),
+        /// cut to the invocation's deadline.
+        reply_timeout: Duration,
         /// PEM of a private CA to trust besides the public roots (`SMTP_CA_FILE`).
         extra_ca_pem: Option<Vec<u8>>,
         /// Passwords read at init (`SMTP_SECRETS`); others are read on first use.
         preload: Vec<SecretRef>,
+        /// `env:` password references allowed ([`LOCAL_SECRETS_SETTING`]=true; local runs only).
+        allow_environment_secrets: bool,
     },
     Outbox {
         folder: PathBuf,
@@ -51,11 +57,17 @@ impl EmailWorkerConfig {
         let mailer = match env.get("MAILER").as_deref() {
             None | Some("smtp") => MailerChoice::Smtp {
                 timeout: Duration::from_secs(parsed_or(env, "SMTP_TIMEOUT_SECONDS", 10_u64)?),
+                reply_timeout: Duration::from_secs(parsed_or(
+                    env,
+                    "SMTP_REPLY_TIMEOUT_SECONDS",
+                    DEFAULT_REPLY_TIMEOUT.as_secs(),
+                )?),
                 extra_ca_pem: env
                     .get("SMTP_CA_FILE")
                     .map(|path| read_ca(&path))
                     .transpose()?,
                 preload: references_from_env(env, "SMTP_SECRETS")?,
+                allow_environment_secrets: parsed_or(env, LOCAL_SECRETS_SETTING, false)?,
             },
             Some("outbox") => MailerChoice::Outbox {
                 folder: required(env, "OUTBOX_DIR")?.into(),
@@ -84,12 +96,16 @@ impl EmailWorkerConfig {
         let mailer: Arc<dyn Mailer> = match &self.mailer {
             MailerChoice::Smtp {
                 timeout,
+                reply_timeout,
                 extra_ca_pem,
                 preload,
+                allow_environment_secrets,
             } => {
-                let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(sdk));
+                let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(sdk))
+                    .allowing_environment(*allow_environment_secrets);
                 secrets.preload(preload).await?;
-                let mut mailer = SmtpMailer::new(Arc::new(secrets), *timeout);
+                let mut mailer =
+                    SmtpMailer::new(Arc::new(secrets), *timeout).with_reply_timeout(*reply_timeout);
                 if let Some(pem) = extra_ca_pem {
                     mailer = mailer.with_extra_roots(pem.clone());
                 }
@@ -182,8 +198,10 @@ mod tests {
             config.worker.mailer,
             MailerChoice::Smtp {
                 timeout: Duration::from_secs(10),
+                reply_timeout: Duration::from_secs(600),
                 extra_ca_pem: None,
                 preload: Vec::new(),
+                allow_environment_secrets: false,
             }
         );
     }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use symphony_core::{Claim, Route};
+use symphony_core::{Claim, Due, Route};
 
 use super::message::EmailMessage;
 use super::model::{EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
@@ -111,18 +111,24 @@ pub fn email_to_item(email: &EmailRecord) -> Item {
 
 #[async_trait]
 impl EmailStore for DynamoEmailStore {
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, StoreError> {
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<EmailRecord>, StoreError> {
         let page = i32::try_from(limit).unwrap_or(i32::MAX);
         self.table
-            .query(limit, email_from_item, |query| {
-                query
-                    .index_name(DUE_INDEX)
-                    .key_condition_expression("#status = :queued AND dueAt <= :now")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":queued", s(EmailStatus::Queued.as_str()))
-                    .expression_attribute_values(":now", n(now))
-                    .limit(page)
-            })
+            .query_quarantining(
+                limit,
+                email_from_item,
+                |query| {
+                    query
+                        .index_name(DUE_INDEX)
+                        .key_condition_expression("#status = :queued AND dueAt <= :now")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":queued", s(EmailStatus::Queued.as_str()))
+                        .expression_attribute_values(":now", n(now))
+                        .limit(page)
+                },
+                &["emailId"],
+                now,
+            )
             .await
     }
 
@@ -130,9 +136,17 @@ impl EmailStore for DynamoEmailStore {
         &self,
         claimed_before: i64,
         limit: usize,
-    ) -> Result<Vec<EmailRecord>, StoreError> {
+        now: i64,
+    ) -> Result<Due<EmailRecord>, StoreError> {
         self.table
-            .abandoned_claims(DUE_INDEX, claimed_before, limit, email_from_item)
+            .abandoned_claims(
+                DUE_INDEX,
+                claimed_before,
+                limit,
+                email_from_item,
+                &["emailId"],
+                now,
+            )
             .await
     }
 
@@ -210,6 +224,26 @@ impl EmailStore for DynamoEmailStore {
             vec![
                 (":claimed", s(EmailStatus::Claimed.as_str())),
                 (":sending", s(EmailStatus::Sending.as_str())),
+            ],
+        )
+        .await
+    }
+
+    async fn hold_unknown(
+        &self,
+        email_id: &str,
+        evidence: &str,
+        now: i64,
+    ) -> Result<Transition, StoreError> {
+        self.transition(
+            email_id,
+            "SET #status = :unknown, heldAt = :now, lastError = :evidence",
+            "#status = :sending",
+            vec![
+                (":sending", s(EmailStatus::Sending.as_str())),
+                (":unknown", s(EmailStatus::Unknown.as_str())),
+                (":now", n(now)),
+                (":evidence", s(truncate(evidence, MAX_ERROR_BYTES))),
             ],
         )
         .await

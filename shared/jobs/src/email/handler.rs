@@ -1,10 +1,13 @@
 //! `SendEmailHandler`: sends one `EmailMessage`, the same code on both paths.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use symphony_core::{Envelope, HandlerContext, HandlerError, Retryable, TypedHandler};
+use futures::FutureExt;
+use symphony_core::handler::panic_text;
+use symphony_core::{Envelope, FailureKind, HandlerContext, HandlerError, TypedHandler};
 use tracing::{info, warn};
 
 use super::message::EmailMessage;
@@ -80,6 +83,19 @@ impl SendEmailHandler {
                 }
             }
             EmailStatus::Claimed => {}
+            // Held after a send whose outcome is unknown: this copy must not send. It is
+            // dead-lettered too, so a dead letter lost with the first delivery (the
+            // invocation ended before it was written) is not lost for good.
+            EmailStatus::Unknown => {
+                return Err(HandlerError::unknown_outcome(format!(
+                    "email {} is held with an unknown outcome: {}",
+                    message.email_id,
+                    record
+                        .last_error
+                        .as_deref()
+                        .unwrap_or("no evidence recorded")
+                )));
+            }
             // Another delivery of the same email is sending it, or died while sending: its
             // outcome is unknown, so this one must not send. Try again later.
             EmailStatus::Sending => {
@@ -94,7 +110,7 @@ impl SendEmailHandler {
             .mailboxes
             .get(&message.mailbox_id)
             .await
-            .map_err(|e| HandlerError::from_source("reading the mailbox", e))?
+            .map_err(|e| e.of_dependency("reading the mailbox"))?
             .ok_or_else(|| {
                 HandlerError::permanent(format!("mailbox {} does not exist", message.mailbox_id))
             })?;
@@ -106,6 +122,9 @@ impl SendEmailHandler {
             subject: message.subject.clone(),
             html: message.html.clone(),
         };
+        // Nothing starts that cannot finish: a send cut by the deadline after its data
+        // went out would be an unknown outcome, held for a person.
+        context.ensure_time_for(self.mailer.least_time())?;
         // Only one delivery gets past here: two copies of a message in one batch, or a
         // tick's legacy path and a worker, cannot both send.
         let turn = self
@@ -119,13 +138,35 @@ impl SendEmailHandler {
                 message.email_id
             )));
         }
-        if let Err(error) = self.mailer.send(&mailbox, &outgoing).await {
+        if let Err(error) = self
+            .mailer
+            .send(&mailbox, &outgoing, context.deadline)
+            .await
+        {
             let error =
                 HandlerError::from_source(format!("sending email {}", message.email_id), error);
-            if error.is_retryable()
-                && let Err(abort) = self.emails.abort_send(&message.email_id).await
-            {
-                warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&abort), "could not put the email back to claimed");
+            match error.kind {
+                // The mail may be out: hold it where no tick or delivery can send it again.
+                // Should the hold fail, it stays `sending`, which is out of reach too.
+                FailureKind::UnknownOutcome => {
+                    let held = self
+                        .emails
+                        .hold_unknown(
+                            &message.email_id,
+                            &error.full_reason(),
+                            Utc::now().timestamp(),
+                        )
+                        .await;
+                    if let Err(hold) = held {
+                        warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&hold), "could not mark the email unknown; it stays sending");
+                    }
+                }
+                kind if kind.is_retryable() => {
+                    if let Err(abort) = self.emails.abort_send(&message.email_id).await {
+                        warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&abort), "could not put the email back to claimed");
+                    }
+                }
+                _ => {}
             }
             return Err(error);
         }
@@ -151,6 +192,23 @@ impl SendEmailHandler {
     }
 }
 
+impl SendEmailHandler {
+    /// A panic marks its unit, not only its message: one caught mid-send (the email is
+    /// `sending`) may have handed the mail over, so it is held as unknown; any other
+    /// fails the email (by the caller, as a permanent failure).
+    async fn after_panic(&self, email_id: &str, text: &str) -> HandlerError {
+        let reason = format!("the handler panicked: {text}");
+        match self
+            .emails
+            .hold_unknown(email_id, &reason, Utc::now().timestamp())
+            .await
+        {
+            Ok(Transition::Done) => HandlerError::unknown_outcome(reason),
+            _ => HandlerError::permanent(reason),
+        }
+    }
+}
+
 #[async_trait]
 impl TypedHandler<EmailMessage> for SendEmailHandler {
     async fn handle(
@@ -159,9 +217,17 @@ impl TypedHandler<EmailMessage> for SendEmailHandler {
         _: &Envelope,
         context: &HandlerContext,
     ) -> Result<(), HandlerError> {
-        let result = self.send(&message, context).await;
+        let result = match AssertUnwindSafe(self.send(&message, context))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => Err(self
+                .after_panic(&message.email_id, panic_text(panic.as_ref()))
+                .await),
+        };
         if let Err(error) = &result
-            && !error.is_retryable()
+            && error.kind == FailureKind::Intrinsic
             && !message.email_id.is_empty()
         {
             // Record why, so the emails table tells the same story as the DLQ.

@@ -8,7 +8,8 @@ use symphony_core::Route;
 use super::message::EmailMessage;
 use crate::secrets::SecretRef;
 
-/// Where an email is in its life: `queued` → `claimed` → `sending` → `sent`, or `failed`.
+/// Where an email is in its life: `queued` → `claimed` → `sending` → `sent`, or `failed`,
+/// or `unknown` when a send's outcome could not be known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailStatus {
     /// Due work, waiting for a tick.
@@ -21,6 +22,10 @@ pub enum EmailStatus {
     Sent,
     /// Given up on; `lastError` says why.
     Failed,
+    /// The data went to the mail server and no verdict came back: the mail may be out.
+    /// Out of every tick's and worker's reach; an operator decides (mark sent, or send
+    /// again). `lastError` holds the evidence.
+    Unknown,
 }
 
 impl EmailStatus {
@@ -31,6 +36,7 @@ impl EmailStatus {
             Self::Sending => "sending",
             Self::Sent => "sent",
             Self::Failed => "failed",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -50,6 +56,7 @@ impl FromStr for EmailStatus {
             "sending" => Ok(Self::Sending),
             "sent" => Ok(Self::Sent),
             "failed" => Ok(Self::Failed),
+            "unknown" => Ok(Self::Unknown),
             other => Err(format!("unknown email status {other:?}")),
         }
     }

@@ -2,6 +2,7 @@
 //! without an SMTP server.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
@@ -25,7 +26,12 @@ impl OutboxMailer {
 
 #[async_trait]
 impl Mailer for OutboxMailer {
-    async fn send(&self, _: &Mailbox, email: &OutgoingEmail) -> Result<(), MailError> {
+    async fn send(
+        &self,
+        _: &Mailbox,
+        email: &OutgoingEmail,
+        _: Option<Instant>,
+    ) -> Result<(), MailError> {
         let message = build_message(email)?;
         let unavailable = |e: std::io::Error| {
             MailError::retryable("the outbox folder cannot be written", Some(Box::new(e)))
@@ -92,8 +98,8 @@ mod tests {
             subject: "Hello".into(),
             html: "<p>Hi</p>".into(),
         };
-        mailer.send(&mailbox, &email).await.unwrap();
-        mailer.send(&mailbox, &email).await.unwrap();
+        mailer.send(&mailbox, &email, None).await.unwrap();
+        mailer.send(&mailbox, &email, None).await.unwrap();
         let text = std::fs::read_to_string(folder.join("em-1.eml")).unwrap();
         assert!(text.contains("Subject: Hello"));
         assert!(text.contains("Message-ID: <em-1@symphony>"));

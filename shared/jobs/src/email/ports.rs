@@ -1,7 +1,9 @@
 //! What the email job needs from the outside world, as traits.
 
 use async_trait::async_trait;
-use symphony_core::{BoxError, Claim, Retryable, Route};
+use std::time::{Duration, Instant};
+
+use symphony_core::{BoxError, Claim, Due, FailureKind, Retryable, Route};
 
 use super::model::{EmailRecord, Mailbox};
 
@@ -10,8 +12,9 @@ pub use crate::store::{StoreError, Transition};
 /// Port: the emails table.
 #[async_trait]
 pub trait EmailStore: Send + Sync {
-    /// Queued emails due at `now` (epoch seconds), oldest first, at most `limit`.
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, StoreError>;
+    /// Queued emails due at `now` (epoch seconds), oldest first, at most `limit`; rows
+    /// that do not parse are quarantined and returned apart.
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<EmailRecord>, StoreError>;
     /// A consistent read of one email.
     async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError>;
     /// Creates an email; [`Transition::Conflict`] when one with its id exists already.
@@ -24,11 +27,13 @@ pub trait EmailStore: Send + Sync {
         now: i64,
     ) -> Result<Option<Claim>, StoreError>;
     /// Emails left `claimed` since before `claimed_before` (their owner died), at most `limit`.
+    /// Rows that do not parse are quarantined and returned apart.
     async fn fetch_abandoned(
         &self,
         claimed_before: i64,
         limit: usize,
-    ) -> Result<Vec<EmailRecord>, StoreError>;
+        now: i64,
+    ) -> Result<Due<EmailRecord>, StoreError>;
     /// Takes over an abandoned claim: only while it is still `claimed` since before
     /// `claimed_before`. `None` when someone moved it meanwhile.
     async fn reclaim(
@@ -44,6 +49,14 @@ pub trait EmailStore: Send + Sync {
     async fn begin_send(&self, email_id: &str, now: i64) -> Result<Transition, StoreError>;
     /// Sending → claimed, after a send that may be tried again.
     async fn abort_send(&self, email_id: &str) -> Result<Transition, StoreError>;
+    /// Sending → unknown, with the evidence: the send may have gone out, so no one may
+    /// send it again without a person's decision.
+    async fn hold_unknown(
+        &self,
+        email_id: &str,
+        evidence: &str,
+        now: i64,
+    ) -> Result<Transition, StoreError>;
     /// Sending → sent.
     async fn mark_sent(&self, email_id: &str, now: i64) -> Result<Transition, StoreError>;
     /// Claimed or sending → failed, with the reason (bounded in size by the adapter).
@@ -76,37 +89,67 @@ pub struct OutgoingEmail {
 #[error("{reason}")]
 pub struct MailError {
     pub reason: String,
-    pub retryable: bool,
+    pub kind: FailureKind,
     #[source]
     pub source: Option<BoxError>,
 }
 
 impl MailError {
-    pub fn permanent(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+    pub fn new(kind: FailureKind, reason: impl Into<String>, source: Option<BoxError>) -> Self {
         Self {
             reason: reason.into(),
-            retryable: false,
+            kind,
             source,
         }
     }
 
+    /// The email's own fault (a bad address, a 5xx rejection): it fails.
+    pub fn permanent(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self::new(FailureKind::Intrinsic, reason, source)
+    }
+
+    /// Nothing was handed over and the server may take it later (a 4xx, a timeout
+    /// before the data's final dot).
     pub fn retryable(reason: impl Into<String>, source: Option<BoxError>) -> Self {
-        Self {
-            reason: reason.into(),
-            retryable: true,
-            source,
-        }
+        Self::new(FailureKind::Transient, reason, source)
+    }
+
+    /// Not the email's fault and nothing handed over (a secret that cannot be read).
+    pub fn infrastructure(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self::new(FailureKind::Infrastructure, reason, source)
+    }
+
+    /// The data's final dot was written and no verdict came back: the mail may be out.
+    pub fn unknown_outcome(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self::new(FailureKind::UnknownOutcome, reason, source)
     }
 }
 
 impl Retryable for MailError {
     fn is_retryable(&self) -> bool {
-        self.retryable
+        self.kind.is_retryable()
+    }
+
+    fn failure_kind(&self) -> FailureKind {
+        self.kind
     }
 }
 
 /// Port: sends one email through a mailbox.
 #[async_trait]
 pub trait Mailer: Send + Sync {
-    async fn send(&self, mailbox: &Mailbox, email: &OutgoingEmail) -> Result<(), MailError>;
+    /// The least time a send needs, to the verdict and its record: a handler with less
+    /// left before its deadline does not start it (nothing handed over, a later try).
+    fn least_time(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Sends `email`; `deadline` is when the invocation ends, if it does: the wait for
+    /// the server's verdict never runs past it, and no send starts that cannot finish.
+    async fn send(
+        &self,
+        mailbox: &Mailbox,
+        email: &OutgoingEmail,
+        deadline: Option<Instant>,
+    ) -> Result<(), MailError>;
 }

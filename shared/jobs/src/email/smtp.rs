@@ -1,88 +1,97 @@
-//! The SMTP mailer (lettre, async): TLS or STARTTLS as the mailbox says, credentials
-//! resolved from the mailbox's secret reference, one pooled transport per mailbox.
+//! The SMTP mailer: lettre's connection, driven one step at a time, so that every failure
+//! is known to be before or after the mail was handed over.
+//!
+//! Up to the data's final dot nothing is handed over: a timeout, a lost connection or a
+//! 4xx there is safe to retry. After the final dot the server may have taken the mail,
+//! so a timeout or a lost connection there is an *unknown outcome*: held, never retried
+//! by itself. To make that rare the reply to the final dot is awaited as long as the
+//! invocation allows (RFC 5321 §4.5.3.2.6 suggests ten minutes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::header::ContentType;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use symphony_core::Retryable;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::sync::Mutex;
 
 use super::model::{Mailbox, SmtpSecurity};
 use super::ports::{MailError, Mailer, OutgoingEmail};
 use crate::secrets::{Secret, SecretResolver};
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
+type SmtpError = lettre::transport::smtp::Error;
+
+/// RFC 5321's suggested wait for the reply to the data's final dot.
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+/// Kept free before the invocation's deadline after the verdict: recording the outcome,
+/// and the worker's dead-lettering of the batch's failures.
+const RECORD_MARGIN: Duration = Duration::from_secs(10);
+/// The steps before the final dot, each bounded by the step timeout: connect, STARTTLS,
+/// login, NOOP or MAIL, RCPT, DATA.
+const STEPS_BEFORE_THE_DOT: u32 = 6;
+/// Idle connections kept per mailbox.
+const IDLE_PER_MAILBOX: usize = 4;
+
+/// Connections left open after a send, with the password they logged in with.
+type IdleConnections = (Option<Secret>, Vec<AsyncSmtpConnection>);
 
 pub struct SmtpMailer {
     secrets: Arc<dyn SecretResolver>,
-    timeout: Duration,
+    /// Each step before the final dot: connect, greeting, TLS, login, MAIL, RCPT, DATA.
+    step_timeout: Duration,
+    /// The longest wait for the reply to the final dot, cut to the invocation's deadline.
+    reply_timeout: Duration,
     /// PEM certificates trusted besides the public roots (a private relay's CA).
     extra_roots: Vec<Vec<u8>>,
-    /// One pooled transport per mailbox, with the password it was built with.
-    transports: Mutex<HashMap<Mailbox, (Option<Secret>, Transport)>>,
+    hello: ClientId,
+    /// Connections left open after a send, per mailbox, with the password they logged in with.
+    idle: Mutex<HashMap<Mailbox, IdleConnections>>,
 }
 
 impl std::fmt::Debug for SmtpMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmtpMailer")
-            .field("timeout", &self.timeout)
+            .field("step_timeout", &self.step_timeout)
+            .field("reply_timeout", &self.reply_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl SmtpMailer {
-    pub fn new(secrets: Arc<dyn SecretResolver>, timeout: Duration) -> Self {
+    /// `step_timeout` bounds each step before the final dot; the reply to the final dot is
+    /// awaited up to [`DEFAULT_REPLY_TIMEOUT`] (see [`Self::with_reply_timeout`]).
+    pub fn new(secrets: Arc<dyn SecretResolver>, step_timeout: Duration) -> Self {
         Self {
             secrets,
-            timeout,
+            step_timeout,
+            reply_timeout: DEFAULT_REPLY_TIMEOUT,
             extra_roots: Vec::new(),
-            transports: Mutex::new(HashMap::new()),
+            hello: ClientId::default(),
+            idle: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The mailbox's transport, built once per mailbox record and password: the password
-    /// is resolved at every send (the resolver caches it), so a rotated one, once the
-    /// cache lets it through, builds a new transport instead of failing logins for good.
-    async fn transport(&self, mailbox: &Mailbox) -> Result<Transport, MailError> {
-        let password = self.password(mailbox).await?;
-        if let Some((built_with, transport)) = self.transports.lock().await.get(mailbox)
-            && *built_with == password
-        {
-            return Ok(transport.clone());
-        }
-        let host = mailbox.smtp_host.as_str();
-        // lettre's "dangerous" builder only means "no TLS unless set": TLS is set here,
-        // with certificate checks, for every mailbox that asks for it.
-        let builder =
-            match mailbox.smtp_security {
-                SmtpSecurity::Tls => Transport::builder_dangerous(host)
-                    .tls(Tls::Wrapper(self.tls_parameters(mailbox)?)),
-                SmtpSecurity::StartTls => Transport::builder_dangerous(host)
-                    .tls(Tls::Required(self.tls_parameters(mailbox)?)),
-                SmtpSecurity::None => Transport::builder_dangerous(host),
-            };
-        let mut builder = builder.port(mailbox.smtp_port).timeout(Some(self.timeout));
-        if let (Some(username), Some(password)) = (&mailbox.smtp_username, &password) {
-            builder = builder.credentials(Credentials::new(
-                username.clone(),
-                password.expose().to_owned(),
-            ));
-        }
-        let transport = builder.build();
-        self.transports
-            .lock()
-            .await
-            .insert(mailbox.clone(), (password, transport.clone()));
-        Ok(transport)
+    /// Trusts `pem` (one or more PEM certificates) besides the public roots.
+    pub fn with_extra_roots(mut self, pem: Vec<u8>) -> Self {
+        self.extra_roots.push(pem);
+        self
+    }
+
+    /// Waits at most `timeout` for the reply to the final dot.
+    pub fn with_reply_timeout(mut self, timeout: Duration) -> Self {
+        self.reply_timeout = timeout;
+        self
     }
 
     /// The password to log in with: none without a username, empty without a reference.
+    /// A secret that cannot be read is the deployment's fault, not the email's.
     async fn password(&self, mailbox: &Mailbox) -> Result<Option<Secret>, MailError> {
         if mailbox.smtp_username.is_none() {
             return Ok(None);
@@ -95,7 +104,7 @@ impl SmtpMailer {
             .await
             .map(Some)
             .map_err(|e| {
-                MailError::permanent(
+                MailError::infrastructure(
                     format!(
                         "the SMTP password of mailbox {} cannot be resolved",
                         mailbox.mailbox_id
@@ -104,18 +113,10 @@ impl SmtpMailer {
                 )
             })
     }
-}
-
-impl SmtpMailer {
-    /// Trusts `pem` (one or more PEM certificates) besides the public roots.
-    pub fn with_extra_roots(mut self, pem: Vec<u8>) -> Self {
-        self.extra_roots.push(pem);
-        self
-    }
 
     /// Certificate checks always on: the public roots, plus any extra root configured.
     fn tls_parameters(&self, mailbox: &Mailbox) -> Result<TlsParameters, MailError> {
-        let unusable = |e: lettre::transport::smtp::Error| {
+        let unusable = |e: SmtpError| {
             MailError::permanent(
                 format!("TLS for mailbox {} cannot be set up", mailbox.mailbox_id),
                 Some(Box::new(e)),
@@ -127,6 +128,313 @@ impl SmtpMailer {
         }
         builder.build_rustls().map_err(unusable)
     }
+
+    /// One step before the final dot, bounded by the step timeout. Nothing is handed over
+    /// yet, so a timeout or a lost connection is worth another try.
+    async fn step<T>(
+        &self,
+        name: &str,
+        work: impl Future<Output = Result<T, SmtpError>>,
+    ) -> Result<T, MailError> {
+        match tokio::time::timeout(self.step_timeout, work).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) if MAILBOX_STEPS.contains(&name) => Err(mailbox_fault(name, error)),
+            Ok(Err(error)) => Err(classify(name, error)),
+            Err(_) => Err(MailError::retryable(
+                format!(
+                    "the SMTP server did not answer {name} within {:?}",
+                    self.step_timeout
+                ),
+                None,
+            )),
+        }
+    }
+
+    /// A new connection: connect, greeting, TLS as the mailbox says, and the login.
+    async fn connect(
+        &self,
+        mailbox: &Mailbox,
+        password: &Option<Secret>,
+    ) -> Result<AsyncSmtpConnection, MailError> {
+        let address = (mailbox.smtp_host.as_str(), mailbox.smtp_port);
+        let wrapper = match mailbox.smtp_security {
+            SmtpSecurity::Tls => Some(self.tls_parameters(mailbox)?),
+            SmtpSecurity::StartTls | SmtpSecurity::None => None,
+        };
+        let mut connection = self
+            .step(
+                "the connection",
+                AsyncSmtpConnection::connect_tokio1(
+                    address,
+                    Some(self.step_timeout),
+                    &self.hello,
+                    wrapper,
+                    None,
+                ),
+            )
+            .await?;
+        if mailbox.smtp_security == SmtpSecurity::StartTls {
+            // Required, not opportunistic: a server without STARTTLS gets no password.
+            let parameters = self.tls_parameters(mailbox)?;
+            self.step("STARTTLS", connection.starttls(parameters, &self.hello))
+                .await?;
+        }
+        if let (Some(username), Some(password)) = (&mailbox.smtp_username, password) {
+            let credentials = Credentials::new(username.clone(), password.expose().to_owned());
+            self.step(
+                "the login",
+                connection.auth(DEFAULT_MECHANISMS, &credentials),
+            )
+            .await?;
+        }
+        Ok(connection)
+    }
+
+    /// A logged-in connection: an idle one when it still answers, else a new one. A login
+    /// refused (535) with a cached password reads the password afresh and tries once more:
+    /// it may have been rotated since it was cached.
+    async fn connection(
+        &self,
+        mailbox: &Mailbox,
+    ) -> Result<(AsyncSmtpConnection, Option<Secret>), MailError> {
+        let password = self.password(mailbox).await?;
+        if let Some(mut idle) = self.take_idle(mailbox, &password).await
+            && self.step("NOOP", idle.command(Noop)).await.is_ok()
+        {
+            return Ok((idle, password));
+        }
+        match self.connect(mailbox, &password).await {
+            Err(refused) if is_login_refused(&refused) => {
+                let Some(reference) = &mailbox.smtp_password else {
+                    return Err(refused);
+                };
+                self.secrets.forget(reference).await;
+                let fresh = self.password(mailbox).await?;
+                if fresh == password {
+                    return Err(refused);
+                }
+                let connection = self.connect(mailbox, &fresh).await?;
+                Ok((connection, fresh))
+            }
+            other => other.map(|connection| (connection, password)),
+        }
+    }
+
+    async fn take_idle(
+        &self,
+        mailbox: &Mailbox,
+        password: &Option<Secret>,
+    ) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().await;
+        let (logged_in_with, connections) = idle.get_mut(mailbox)?;
+        if logged_in_with != password {
+            idle.remove(mailbox);
+            return None;
+        }
+        connections.pop()
+    }
+
+    async fn put_idle(
+        &self,
+        mailbox: &Mailbox,
+        password: Option<Secret>,
+        connection: AsyncSmtpConnection,
+    ) {
+        let mut idle = self.idle.lock().await;
+        let entry = idle
+            .entry(mailbox.clone())
+            .or_insert_with(|| (password.clone(), Vec::new()));
+        if entry.0 != password {
+            *entry = (password, Vec::new());
+        }
+        if entry.1.len() < IDLE_PER_MAILBOX {
+            entry.1.push(connection);
+        }
+    }
+
+    /// The least time a send needs (see [`least_time`]).
+    fn least_time(&self) -> Duration {
+        least_time(self.step_timeout)
+    }
+
+    /// How long the reply to the final dot may be awaited: the configured wait, cut so
+    /// that the outcome can still be recorded before the deadline.
+    fn reply_wait(&self, deadline: Option<Instant>) -> Duration {
+        match deadline {
+            Some(deadline) => self.reply_timeout.min(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(RECORD_MARGIN),
+            ),
+            None => self.reply_timeout,
+        }
+    }
+
+    /// MAIL, RCPT, DATA, the content and the final dot, and the server's verdict.
+    async fn transaction(
+        &self,
+        connection: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        content: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), MailError> {
+        let mut options = Vec::new();
+        let is_ascii = |address: &lettre::Address| AsRef::<str>::as_ref(address).is_ascii();
+        let non_ascii = envelope.from().is_some_and(|from| !is_ascii(from))
+            || envelope.to().iter().any(|to| !is_ascii(to));
+        if non_ascii {
+            if !connection
+                .server_info()
+                .supports_feature(Extension::SmtpUtfEight)
+            {
+                return Err(MailError::permanent(
+                    "an address is not ASCII and the server does not take SMTPUTF8",
+                    None,
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !content.is_ascii() {
+            if !connection
+                .server_info()
+                .supports_feature(Extension::EightBitMime)
+            {
+                return Err(MailError::permanent(
+                    "the message is not ASCII and the server does not take 8BITMIME",
+                    None,
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        self.step(
+            "MAIL FROM",
+            connection.command(Mail::new(envelope.from().cloned(), options)),
+        )
+        .await?;
+        for recipient in envelope.to() {
+            self.step(
+                "RCPT TO",
+                connection.command(Rcpt::new(recipient.clone(), Vec::new())),
+            )
+            .await?;
+        }
+        // Checked before the data goes: a verdict that could not be awaited is an unknown
+        // outcome, so no send starts without time to hear it.
+        let wait = self.reply_wait(deadline);
+        if wait < self.step_timeout {
+            return Err(MailError::retryable(
+                format!(
+                    "not sent: {wait:?} left to await the server's verdict, under {:?}",
+                    self.step_timeout
+                ),
+                None,
+            ));
+        }
+        self.step("DATA", connection.command(Data)).await?;
+
+        let handed_over = AtomicBool::new(false);
+        let started = Instant::now();
+        let body = HandOver {
+            content: Some(content),
+            handed_over: &handed_over,
+        };
+        let verdict = tokio::time::timeout(wait, connection.message_iter(body)).await;
+        let elapsed = started.elapsed();
+        let handed_over = handed_over.load(Ordering::SeqCst);
+        match verdict {
+            Ok(Ok(_)) => Ok(()),
+            // The server answered with a code: a definite verdict, the mail was not taken.
+            Ok(Err(error)) if error.status().is_some() => Err(classify("the data", error)),
+            Ok(Err(error)) if !handed_over => Err(MailError::retryable(
+                "the connection failed while the data was written, before its final dot",
+                Some(Box::new(error)),
+            )),
+            Ok(Err(error)) => Err(MailError::unknown_outcome(
+                format!(
+                    "stage: after the data's final dot; elapsed: {} ms; the connection failed before the server's verdict",
+                    elapsed.as_millis()
+                ),
+                Some(Box::new(error)),
+            )),
+            Err(_) if !handed_over => Err(MailError::retryable(
+                format!("the data could not be written within {wait:?}"),
+                None,
+            )),
+            Err(_) => Err(MailError::unknown_outcome(
+                format!(
+                    "stage: after the data's final dot; elapsed: {} ms; no verdict from the server within {wait:?}",
+                    elapsed.as_millis()
+                ),
+                None,
+            )),
+        }
+    }
+}
+
+/// The least time a send with steps bounded by `step_timeout` needs: every step before
+/// the final dot, one step's worth of waiting for the verdict, and the margin to record
+/// it. A handler with less left does not start the send.
+pub fn least_time(step_timeout: Duration) -> Duration {
+    step_timeout * (STEPS_BEFORE_THE_DOT + 1) + RECORD_MARGIN
+}
+
+/// The longest a send can take: every step before the final dot, the whole wait for the
+/// verdict, and the margin to record it. `handle-email`'s timeout covers it.
+pub fn longest_time(step_timeout: Duration, reply_timeout: Duration) -> Duration {
+    step_timeout * STEPS_BEFORE_THE_DOT + reply_timeout + RECORD_MARGIN
+}
+
+/// The message content as lettre's writer takes it, noting when all of it has been
+/// written: lettre asks for the next part only after the previous one is flushed, and
+/// writes the final dot right after the last. From then on the server may take the mail.
+struct HandOver<'a> {
+    content: Option<&'a [u8]>,
+    handed_over: &'a AtomicBool,
+}
+
+impl<'a> Iterator for HandOver<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let part = self.content.take();
+        if part.is_none() {
+            self.handed_over.store(true, Ordering::SeqCst);
+        }
+        part
+    }
+}
+
+/// Steps about the mailbox and its server, not the email: a refusal there (a 535, no
+/// common login mechanism, a TLS failure) would refuse every email of the mailbox alike.
+const MAILBOX_STEPS: [&str; 3] = ["the connection", "STARTTLS", "the login"];
+
+/// A refusal at a mailbox step: never the email's fault. The email waits (released or
+/// backed off) while the fault is reported; a 4xx or a network error stays transient.
+fn mailbox_fault(step: &str, error: SmtpError) -> MailError {
+    let transient =
+        error.is_transient() || !(error.is_permanent() || error.is_client() || error.is_tls());
+    let reason = match error.status() {
+        Some(code) => format!("the SMTP server replied {code} to {step}"),
+        None => format!("the SMTP exchange failed at {step}"),
+    };
+    if transient {
+        MailError::retryable(reason, Some(Box::new(error)))
+    } else {
+        MailError::infrastructure(
+            format!("{reason}: the mailbox's settings or credentials need a fix"),
+            Some(Box::new(error)),
+        )
+    }
+}
+
+/// A 535: authentication credentials invalid.
+fn is_login_refused(error: &MailError) -> bool {
+    error
+        .source
+        .as_deref()
+        .and_then(|source| source.downcast_ref::<SmtpError>())
+        .and_then(SmtpError::status)
+        .is_some_and(|code| code.to_string() == "535")
 }
 
 /// Builds the MIME message. The Message-ID carries the email id, so a receiving side
@@ -157,13 +465,12 @@ pub fn build_message(email: &OutgoingEmail) -> Result<Message, MailError> {
         .map_err(|e| MailError::permanent("the email could not be built", Some(Box::new(e))))
 }
 
-/// 5xx replies and client-side errors are permanent; 4xx, timeouts and connection
-/// failures are worth another try.
-fn classify(error: lettre::transport::smtp::Error) -> MailError {
-    let status = error.status().map(|code| code.to_string());
-    let reason = match &status {
-        Some(code) => format!("the SMTP server replied {code}"),
-        None => "the SMTP exchange failed".to_owned(),
+/// A failure before the final dot: a 5xx reply or a client-side error is permanent; a
+/// 4xx, a timeout or a connection failure is worth another try.
+fn classify(step: &str, error: SmtpError) -> MailError {
+    let reason = match error.status() {
+        Some(code) => format!("the SMTP server replied {code} to {step}"),
+        None => format!("the SMTP exchange failed at {step}"),
     };
     if error.is_permanent() || error.is_client() {
         MailError::permanent(reason, Some(Box::new(error)))
@@ -174,29 +481,23 @@ fn classify(error: lettre::transport::smtp::Error) -> MailError {
 
 #[async_trait]
 impl Mailer for SmtpMailer {
-    async fn send(&self, mailbox: &Mailbox, email: &OutgoingEmail) -> Result<(), MailError> {
+    fn least_time(&self) -> Duration {
+        SmtpMailer::least_time(self)
+    }
+
+    async fn send(
+        &self,
+        mailbox: &Mailbox,
+        email: &OutgoingEmail,
+        deadline: Option<Instant>,
+    ) -> Result<(), MailError> {
         let message = build_message(email)?;
-        let transport = self.transport(mailbox).await?;
-        // The whole exchange is bounded too: a server that stops answering mid-exchange
-        // must not hold the invocation until Lambda kills it.
-        let exchange = tokio::time::timeout(self.timeout * 3, transport.send(message)).await;
-        let Ok(result) = exchange else {
-            self.transports.lock().await.remove(mailbox);
-            return Err(MailError::retryable(
-                format!("the SMTP exchange took longer than {:?}", self.timeout * 3),
-                None,
-            ));
-        };
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let error = classify(error);
-                if error.is_retryable() {
-                    // A broken pooled connection should not be reused on the retry.
-                    self.transports.lock().await.remove(mailbox);
-                }
-                Err(error)
-            }
-        }
+        let content = message.formatted();
+        let (mut connection, password) = self.connection(mailbox).await?;
+        self.transaction(&mut connection, message.envelope(), &content, deadline)
+            .await?;
+        // A connection that failed is dropped (closing it); a good one serves the next send.
+        self.put_idle(mailbox, password, connection).await;
+        Ok(())
     }
 }

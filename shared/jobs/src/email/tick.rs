@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use symphony_core::tick::lease_cutoff;
-use symphony_core::{Claim, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
+use symphony_core::{Claim, Due, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
 
 use super::EMAIL_FLAG;
 use super::model::{EmailRecord, EmailStatus};
@@ -48,7 +48,7 @@ impl WorkSource for EmailWork {
         email.message.email_id.clone()
     }
 
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, WorkError> {
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<EmailRecord>, WorkError> {
         self.emails
             .fetch_due(now, limit)
             .await
@@ -56,9 +56,9 @@ impl WorkSource for EmailWork {
     }
 
     /// Claims older than the lease.
-    async fn fetch_abandoned(&self, now: i64, limit: usize) -> Result<Vec<EmailRecord>, WorkError> {
+    async fn fetch_abandoned(&self, now: i64, limit: usize) -> Result<Due<EmailRecord>, WorkError> {
         self.emails
-            .fetch_abandoned(lease_cutoff(now, self.lease), limit)
+            .fetch_abandoned(lease_cutoff(now, self.lease), limit, now)
             .await
             .map_err(|e| WorkError::from_source("fetching abandoned claims", e))
     }
@@ -83,11 +83,11 @@ impl WorkSource for EmailWork {
         claim.map_err(|e| WorkError::from_source("claiming an email", e))
     }
 
-    async fn release(&self, claim: &Claim) -> Result<(), WorkError> {
+    async fn release(&self, claim: &Claim) -> Result<bool, WorkError> {
         self.emails
             .release(claim)
             .await
-            .map(drop)
+            .map(|done| done == crate::store::Transition::Done)
             .map_err(|e| WorkError::from_source("releasing an email", e))
     }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use symphony_core::{Claim, Route};
+use symphony_core::{Claim, Due, Route};
 
 use super::model::{Enrollment, EnrollmentStatus, Sequence, SmsStep};
 use super::ports::{EnrollmentNext, EnrollmentStore, OptOuts, SequenceStore};
@@ -139,16 +139,22 @@ const ACTIVE: &str = "active";
 
 #[async_trait]
 impl EnrollmentStore for DynamoEnrollmentStore {
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, StoreError> {
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Enrollment>, StoreError> {
         self.table
-            .query(limit, enrollment_from_item, |query| {
-                query
-                    .index_name(DUE_INDEX)
-                    .key_condition_expression("#status = :active AND nextSendAt <= :now")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":active", s(ACTIVE))
-                    .expression_attribute_values(":now", n(now))
-            })
+            .query_quarantining(
+                limit,
+                enrollment_from_item,
+                |query| {
+                    query
+                        .index_name(DUE_INDEX)
+                        .key_condition_expression("#status = :active AND nextSendAt <= :now")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":active", s(ACTIVE))
+                        .expression_attribute_values(":now", n(now))
+                },
+                &["enrollmentId"],
+                now,
+            )
             .await
     }
 
@@ -178,9 +184,17 @@ impl EnrollmentStore for DynamoEnrollmentStore {
         &self,
         claimed_before: i64,
         limit: usize,
-    ) -> Result<Vec<Enrollment>, StoreError> {
+        now: i64,
+    ) -> Result<Due<Enrollment>, StoreError> {
         self.table
-            .abandoned_claims(DUE_INDEX, claimed_before, limit, enrollment_from_item)
+            .abandoned_claims(
+                DUE_INDEX,
+                claimed_before,
+                limit,
+                enrollment_from_item,
+                &["enrollmentId"],
+                now,
+            )
             .await
     }
 
@@ -195,6 +209,21 @@ impl EnrollmentStore for DynamoEnrollmentStore {
         self.table
             .take_abandoned_claim(key, enrollment_id, route, now, claimed_before)
             .await
+    }
+
+    async fn release(&self, claim: &Claim, send_at: i64) -> Result<Transition, StoreError> {
+        self.update(
+            &claim.unit_id,
+            "SET #status = :active, nextSendAt = :at REMOVE claimToken, claimedAt, claimedBy",
+            "#status = :claimed AND claimToken = :token",
+            vec![
+                (":active", s(ACTIVE)),
+                (":claimed", s(CLAIMED)),
+                (":at", n(send_at)),
+                (":token", s(&claim.token)),
+            ],
+        )
+        .await
     }
 
     async fn reschedule(
@@ -235,6 +264,42 @@ impl EnrollmentStore for DynamoEnrollmentStore {
             "SET #status = :claimed",
             "#status = :sending",
             vec![(":sending", s(SENDING)), (":claimed", s(CLAIMED))],
+        )
+        .await
+    }
+
+    async fn hold_unknown(
+        &self,
+        enrollment_id: &str,
+        evidence: &str,
+    ) -> Result<Transition, StoreError> {
+        self.update(
+            enrollment_id,
+            "SET #status = :unknown, lastError = :evidence",
+            "#status = :sending",
+            vec![
+                (":sending", s(SENDING)),
+                (":unknown", s(EnrollmentStatus::Unknown.as_str())),
+                (":evidence", s(truncate(evidence, MAX_ERROR_BYTES))),
+            ],
+        )
+        .await
+    }
+
+    async fn finish_past_end(
+        &self,
+        enrollment_id: &str,
+        at: usize,
+    ) -> Result<Transition, StoreError> {
+        self.update(
+            enrollment_id,
+            "SET #status = :finished REMOVE claimToken, claimedAt, claimedBy",
+            "#status = :claimed AND currentStep = :at",
+            vec![
+                (":claimed", s(CLAIMED)),
+                (":finished", s(EnrollmentStatus::Finished.as_str())),
+                (":at", index(at)),
+            ],
         )
         .await
     }

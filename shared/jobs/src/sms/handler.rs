@@ -1,10 +1,13 @@
 //! `SendSmsHandler`: sends one step of a drip, the same code on both paths.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use symphony_core::{Envelope, HandlerContext, HandlerError, Retryable, TypedHandler};
+use futures::FutureExt;
+use symphony_core::handler::panic_text;
+use symphony_core::{Envelope, FailureKind, HandlerContext, HandlerError, TypedHandler};
 use tracing::{info, warn};
 
 use super::message::SmsDripMessage;
@@ -110,6 +113,14 @@ impl SendSmsHandler {
                     "enrollment {id} was marked failed"
                 )));
             }
+            // Held after a send whose outcome is unknown: this copy must not send. It is
+            // dead-lettered too, so a dead letter lost with the first delivery is not lost
+            // for good.
+            EnrollmentStatus::Unknown => {
+                return Err(HandlerError::unknown_outcome(format!(
+                    "enrollment {id} is held with an unknown outcome"
+                )));
+            }
         }
 
         let opted_out = self
@@ -139,7 +150,7 @@ impl SendSmsHandler {
             .sequences
             .get(&enrollment.sequence_id)
             .await
-            .map_err(|e| HandlerError::from_source("reading the sequence", e))?
+            .map_err(|e| e.of_dependency("reading the sequence"))?
             .ok_or_else(|| {
                 HandlerError::permanent(format!(
                     "sequence {} does not exist",
@@ -147,8 +158,16 @@ impl SendSmsHandler {
                 ))
             })?;
         let Some(step) = sequence.steps.get(message.step) else {
-            self.advance(id, message.step, EnrollmentNext::Finished)
-                .await?;
+            // The sequence was shortened under this enrollment: nothing is left to send.
+            self.enrollments
+                .finish_past_end(id, message.step)
+                .await
+                .map_err(|e| HandlerError::from_source("finishing the enrollment", e))?;
+            info!(
+                enrollment_id = id,
+                step = message.step,
+                "step past the end of its sequence; enrollment finished"
+            );
             return Ok(SmsOutcome::AlreadyDone);
         };
         let body = render(&step.body, &enrollment.fields, Escape::None).map_err(|e| {
@@ -157,6 +176,9 @@ impl SendSmsHandler {
                 message.step, sequence.sequence_id
             ))
         })?;
+        // Nothing starts that cannot finish: a Publish cut by the deadline would be an
+        // unknown outcome, held for a person.
+        context.ensure_time_for(self.sender.least_time())?;
         // Only one delivery gets past here: two copies of a message in one batch cannot
         // both send.
         let turn = self
@@ -176,10 +198,24 @@ impl SendSmsHandler {
                     format!("sending step {} of enrollment {id}", message.step),
                     error,
                 );
-                if error.is_retryable()
-                    && let Err(abort) = self.enrollments.abort_send(id).await
-                {
-                    warn!(enrollment_id = id, error = %symphony_core::error::chain(&abort), "could not put the enrollment back to claimed");
+                match error.kind {
+                    // The text may be out: hold it where nothing sends it again. Should the
+                    // hold fail, it stays `sending`, which is out of reach too.
+                    FailureKind::UnknownOutcome => {
+                        if let Err(hold) = self
+                            .enrollments
+                            .hold_unknown(id, &error.full_reason())
+                            .await
+                        {
+                            warn!(enrollment_id = id, error = %symphony_core::error::chain(&hold), "could not mark the enrollment unknown; it stays sending");
+                        }
+                    }
+                    kind if kind.is_retryable() => {
+                        if let Err(abort) = self.enrollments.abort_send(id).await {
+                            warn!(enrollment_id = id, error = %symphony_core::error::chain(&abort), "could not put the enrollment back to claimed");
+                        }
+                    }
+                    _ => {}
                 }
                 return Err(error);
             }
@@ -217,6 +253,19 @@ impl SendSmsHandler {
     }
 }
 
+impl SendSmsHandler {
+    /// A panic marks its unit, not only its message: one caught mid-send (`sending`) may
+    /// have handed the text over, so it is held as unknown; any other fails the enrollment
+    /// (by the caller, as a permanent failure).
+    async fn after_panic(&self, enrollment_id: &str, text: &str) -> HandlerError {
+        let reason = format!("the handler panicked: {text}");
+        match self.enrollments.hold_unknown(enrollment_id, &reason).await {
+            Ok(Transition::Done) => HandlerError::unknown_outcome(reason),
+            _ => HandlerError::permanent(reason),
+        }
+    }
+}
+
 #[async_trait]
 impl TypedHandler<SmsDripMessage> for SendSmsHandler {
     async fn handle(
@@ -226,11 +275,19 @@ impl TypedHandler<SmsDripMessage> for SendSmsHandler {
         context: &HandlerContext,
     ) -> Result<(), HandlerError> {
         let result = match message.validate() {
-            Ok(()) => self.send(&message, context, Utc::now()).await.map(drop),
+            Ok(()) => match AssertUnwindSafe(self.send(&message, context, Utc::now()))
+                .catch_unwind()
+                .await
+            {
+                Ok(result) => result.map(drop),
+                Err(panic) => Err(self
+                    .after_panic(&message.enrollment_id, panic_text(panic.as_ref()))
+                    .await),
+            },
             Err(error) => Err(error),
         };
         if let Err(error) = &result
-            && !error.is_retryable()
+            && error.kind == FailureKind::Intrinsic
             && !message.enrollment_id.trim().is_empty()
         {
             // Record why, so the enrollment tells the same story as the DLQ.

@@ -32,6 +32,9 @@ pub enum EnrollmentStatus {
     Finished,
     /// Given up on; `lastError` says why.
     Failed,
+    /// The step was handed to SNS and no answer came: it may be out. Out of every tick's
+    /// and worker's reach; an operator decides. `lastError` holds the evidence.
+    Unknown,
 }
 
 impl EnrollmentStatus {
@@ -43,6 +46,7 @@ impl EnrollmentStatus {
             Self::OptedOut => "opted_out",
             Self::Finished => "finished",
             Self::Failed => "failed",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -57,6 +61,7 @@ impl FromStr for EnrollmentStatus {
             "opted_out" => Ok(Self::OptedOut),
             "finished" => Ok(Self::Finished),
             "failed" => Ok(Self::Failed),
+            "unknown" => Ok(Self::Unknown),
             other => Err(format!("unknown enrollment status {other:?}")),
         }
     }

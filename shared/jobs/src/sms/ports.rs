@@ -1,7 +1,7 @@
 //! What the SMS drip needs from the outside world, as traits.
 
 use async_trait::async_trait;
-use symphony_core::{BoxError, Claim, Retryable, Route};
+use symphony_core::{BoxError, Claim, Due, FailureKind, Retryable, Route};
 
 use super::model::{Enrollment, Sequence};
 use crate::store::{StoreError, Transition};
@@ -17,7 +17,8 @@ pub enum EnrollmentNext {
 #[async_trait]
 pub trait EnrollmentStore: Send + Sync {
     /// Active enrollments due at `now`, oldest first, at most `limit`.
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, StoreError>;
+    /// Rows that do not parse (a bad time zone...) are quarantined and returned apart.
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Enrollment>, StoreError>;
     async fn get(&self, enrollment_id: &str) -> Result<Option<Enrollment>, StoreError>;
     /// Active → claimed, for the step it is at.
     async fn claim(
@@ -28,11 +29,13 @@ pub trait EnrollmentStore: Send + Sync {
         now: i64,
     ) -> Result<Option<Claim>, StoreError>;
     /// Enrollments left `claimed` since before `claimed_before` (their owner died).
+    /// Rows that do not parse are quarantined and returned apart.
     async fn fetch_abandoned(
         &self,
         claimed_before: i64,
         limit: usize,
-    ) -> Result<Vec<Enrollment>, StoreError>;
+        now: i64,
+    ) -> Result<Due<Enrollment>, StoreError>;
     /// Takes over an abandoned claim, only while it is still `claimed` since before
     /// `claimed_before`.
     async fn reclaim(
@@ -42,7 +45,9 @@ pub trait EnrollmentStore: Send + Sync {
         now: i64,
         claimed_before: i64,
     ) -> Result<Option<Claim>, StoreError>;
-    /// Claimed → active, due at `send_at` (a release, or a deferral past quiet hours).
+    /// Claimed by `claim` (its token) → active, due at `send_at`: a tick gives it back.
+    async fn release(&self, claim: &Claim, send_at: i64) -> Result<Transition, StoreError>;
+    /// Claimed → active, due at `send_at` (a deferral past quiet hours).
     async fn reschedule(&self, enrollment_id: &str, send_at: i64)
     -> Result<Transition, StoreError>;
     /// Claimed at `step` → sending: the one delivery that may hand the step to SNS.
@@ -55,6 +60,19 @@ pub trait EnrollmentStore: Send + Sync {
         enrollment_id: &str,
         from: usize,
         next: EnrollmentNext,
+    ) -> Result<Transition, StoreError>;
+    /// Sending → unknown, with the evidence: the text may be out, so no one may send the
+    /// step again without a person's decision.
+    async fn hold_unknown(
+        &self,
+        enrollment_id: &str,
+        evidence: &str,
+    ) -> Result<Transition, StoreError>;
+    /// Claimed at step `at` → finished: the sequence has no such step (it was shortened).
+    async fn finish_past_end(
+        &self,
+        enrollment_id: &str,
+        at: usize,
     ) -> Result<Transition, StoreError>;
     /// Claimed → opted out.
     async fn opt_out(&self, enrollment_id: &str) -> Result<Transition, StoreError>;
@@ -78,20 +96,30 @@ pub trait OptOuts: Send + Sync {
 #[error("{reason}")]
 pub struct SmsError {
     pub reason: String,
-    pub retryable: bool,
+    pub kind: FailureKind,
     #[source]
     pub source: Option<BoxError>,
 }
 
 impl Retryable for SmsError {
     fn is_retryable(&self) -> bool {
-        self.retryable
+        self.kind.is_retryable()
+    }
+
+    fn failure_kind(&self) -> FailureKind {
+        self.kind
     }
 }
 
 /// Port: sends one text message.
 #[async_trait]
 pub trait SmsSender: Send + Sync {
+    /// The least time a send needs, to the answer and its record: a handler with less
+    /// left before its deadline does not start it.
+    fn least_time(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Returns the provider's message id.
     async fn send(&self, phone: &str, body: &str) -> Result<String, SmsError>;
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use symphony_core::tick::lease_cutoff;
-use symphony_core::{Claim, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
+use symphony_core::{Claim, Due, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
 
 use super::SMS_FLAG;
 use super::message::SmsDripMessage;
@@ -47,7 +47,7 @@ impl WorkSource for SmsWork {
         enrollment.enrollment_id.clone()
     }
 
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, WorkError> {
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Enrollment>, WorkError> {
         self.enrollments
             .fetch_due(now, limit)
             .await
@@ -55,9 +55,9 @@ impl WorkSource for SmsWork {
     }
 
     /// Claims older than the lease.
-    async fn fetch_abandoned(&self, now: i64, limit: usize) -> Result<Vec<Enrollment>, WorkError> {
+    async fn fetch_abandoned(&self, now: i64, limit: usize) -> Result<Due<Enrollment>, WorkError> {
         self.enrollments
-            .fetch_abandoned(lease_cutoff(now, self.lease), limit)
+            .fetch_abandoned(lease_cutoff(now, self.lease), limit, now)
             .await
             .map_err(|e| WorkError::from_source("fetching abandoned claims", e))
     }
@@ -85,11 +85,11 @@ impl WorkSource for SmsWork {
         claim.map_err(|e| WorkError::from_source("claiming an enrollment", e))
     }
 
-    async fn release(&self, claim: &Claim) -> Result<(), WorkError> {
+    async fn release(&self, claim: &Claim) -> Result<bool, WorkError> {
         self.enrollments
-            .reschedule(&claim.unit_id, chrono::Utc::now().timestamp())
+            .release(claim, chrono::Utc::now().timestamp())
             .await
-            .map(drop)
+            .map(|done| done == crate::store::Transition::Done)
             .map_err(|e| WorkError::from_source("releasing an enrollment", e))
     }
 

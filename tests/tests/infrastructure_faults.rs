@@ -1,0 +1,121 @@
+//! Faults of the infrastructure, not of the units: a queue that is gone, a table that
+//! cannot be read, a secret that is missing. No unit is failed for them: each is released
+//! untouched, the tick says so, and once the fault is mended the next tick sends it.
+
+use symphony_core::FailureKind;
+use symphony_jobs::email::EmailStatus;
+use symphony_tests::world::World;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_queue_releases_the_units_and_they_go_once_it_is_back() {
+    // Given the email flag on, three due emails, and the email queue deleted after the
+    // function started (as a missing grant or a Deny in the queue policy would refuse it)
+    let world = World::start().await;
+    world.set_email_flag(true).await;
+    let ids = world.seed_emails("stranded", 3).await;
+    let function = world.process_function().await;
+    let queue = world.stack.queue("EmailQueue").url.clone();
+    world
+        .sqs
+        .delete_queue()
+        .queue_url(&queue)
+        .send()
+        .await
+        .unwrap();
+
+    // When a tick runs
+    let report = world.tick(&function).await;
+
+    // Then every email is released, not failed, and the tick counts the fault
+    assert_eq!(
+        (
+            report.dispatched,
+            report.failed,
+            report.infrastructure_faults
+        ),
+        (0, 3, 3),
+        "{report:?}"
+    );
+    for failure in &report.failures {
+        assert_eq!(failure.kind, FailureKind::Infrastructure, "{failure:?}");
+        assert!(failure.released, "{failure:?}");
+    }
+    for id in &ids {
+        assert_eq!(world.email(id).await.status, EmailStatus::Queued, "{id}");
+    }
+
+    // And once the queue is back, the next tick dispatches them and the worker sends them
+    let name = queue.rsplit('/').next().unwrap();
+    world
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap();
+    let report = world.tick(&function).await;
+    assert_eq!((report.dispatched, report.failed), (3, 0), "{report:?}");
+    world.drain(&world.handle_function().await).await;
+    assert_eq!(world.delivered_ids(), ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_mailbox_table_fails_no_email() {
+    // Given the email flag off, and a legacy path that reads mailboxes from a table that
+    // does not exist (as a missing grant would refuse it)
+    let world = World::start().await;
+    world.set_email_flag(false).await;
+    world.seed_emails("waiting", 2).await;
+    let mut env = world.process_env();
+    env.insert("MAILBOXES_TABLE".into(), "no-such-table".into());
+
+    // When a tick runs
+    let report = world.tick(&world.process_function_with(&env).await).await;
+
+    // Then both emails are back in the queue, untouched, and nothing was sent
+    assert_eq!(
+        (report.legacy, report.failed, report.infrastructure_faults),
+        (0, 2, 2),
+        "{report:?}"
+    );
+    assert!(report.failures.iter().all(|f| f.released), "{report:?}");
+    assert_eq!(world.email("waiting-1").await.status, EmailStatus::Queued);
+    assert!(world.delivered_ids().is_empty());
+
+    // And with the table readable again they go out
+    let report = world.tick(&world.process_function().await).await;
+    assert_eq!((report.legacy, report.failed), (2, 0), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_fails_no_email() {
+    // Given a mailbox whose password secret was deleted, and an email through it
+    let world = World::start().await;
+    world.set_email_flag(false).await;
+    let secret = world
+        .put_login_mailbox("mailbox-locked", world.smtp.port, "gone-Pa55")
+        .await;
+    let client = aws_sdk_secretsmanager::Client::new(&world.sdk);
+    client
+        .delete_secret()
+        .secret_id(&secret)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    world
+        .queue_email("locked", "mailbox-locked", "lead@example.com")
+        .await;
+
+    // When a tick runs
+    let report = world.tick(&world.process_function().await).await;
+
+    // Then the email is released, not failed: the secret is the deployment's fault
+    assert_eq!(
+        (report.failed, report.infrastructure_faults),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(report.failures[0].released, "{report:?}");
+    assert_eq!(world.email("locked").await.status, EmailStatus::Queued);
+}
