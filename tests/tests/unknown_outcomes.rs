@@ -110,6 +110,29 @@ async fn a_connection_dropped_after_the_final_dot_is_held_on_the_legacy_path() {
     for id in ["dropped", "late"] {
         assert_eq!(world.email(id).await.status, EmailStatus::Unknown, "{id}");
     }
+    // and dead-lettered, as a worker would, where an operator looks
+    let dlq = world.stack.queue("EmailDeadLetterQueue");
+    let letters = seed::dead_letters(&world.sqs, &dlq.url).await;
+    let mut held: Vec<(String, &str)> = letters
+        .iter()
+        .map(|letter| {
+            let envelope = symphony_core::Envelope::from_body(Some(&letter.body)).unwrap();
+            (envelope.meta.correlation_id, letter.kind.as_str())
+        })
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        [
+            ("dropped".to_owned(), "unknown-outcome"),
+            ("late".to_owned(), "unknown-outcome")
+        ]
+    );
+    assert!(
+        letters[0].reason.contains("final dot"),
+        "{}",
+        letters[0].reason
+    );
 
     // And no later tick sends them again
     tokio::time::sleep(LATE_ACK).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
-use symphony_core::{Envelope, ErrorDetails, FailureRouteError, FailureRoutes};
+use symphony_core::{Envelope, ErrorDetails, FailureRouteError, FailureRoutes, HeldLetters};
 use tracing::debug;
 
 use crate::AwsError;
@@ -49,19 +49,7 @@ impl SqsFailureRoutes {
             .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
             .and_then(|policy| max_receive_count(policy));
         let dead_letter_url = dead_letter_url.into();
-        let attributes = client
-            .get_queue_attributes()
-            .queue_url(&dead_letter_url)
-            .attribute_names(QueueAttributeName::MaximumMessageSize)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
-        let max_message_bytes = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
-            .and_then(|size| size.parse::<usize>().ok())
-            .unwrap_or(SQS_MAX_REQUEST_BYTES)
-            .min(SQS_MAX_REQUEST_BYTES);
+        let max_message_bytes = maximum_message_size(&client, &dead_letter_url).await?;
         Ok(Self {
             client,
             queue_url,
@@ -75,6 +63,112 @@ impl SqsFailureRoutes {
     pub fn max_receive_count(&self) -> Option<u32> {
         self.max_receive_count
     }
+}
+
+/// A job's dead-letter queue, where a tick puts the units it held (an unknown outcome on
+/// the legacy path): the envelope with `meta.error`, as a worker's dead letter would be.
+#[derive(Debug, Clone)]
+pub struct SqsHeldLetters {
+    client: aws_sdk_sqs::Client,
+    dead_letter_url: String,
+    max_message_bytes: usize,
+}
+
+impl SqsHeldLetters {
+    /// Reads the dead-letter queue's `MaximumMessageSize` once.
+    pub async fn connect(
+        client: aws_sdk_sqs::Client,
+        dead_letter_url: impl Into<String>,
+    ) -> Result<Self, AwsError> {
+        let dead_letter_url = dead_letter_url.into();
+        let max_message_bytes = maximum_message_size(&client, &dead_letter_url).await?;
+        Ok(Self {
+            client,
+            dead_letter_url,
+            max_message_bytes,
+        })
+    }
+}
+
+#[async_trait]
+impl HeldLetters for SqsHeldLetters {
+    async fn put(
+        &self,
+        envelope: &Envelope,
+        details: &ErrorDetails,
+    ) -> Result<(), FailureRouteError> {
+        let fifo = is_fifo_queue(&self.dead_letter_url).then(|| FifoIds {
+            group: envelope.meta.correlation_id.clone(),
+            deduplication: envelope.id.clone(),
+        });
+        send_dead_letter(
+            &self.client,
+            &self.dead_letter_url,
+            &envelope.to_body(),
+            details,
+            self.max_message_bytes,
+            fifo,
+        )
+        .await
+    }
+}
+
+/// A queue's `MaximumMessageSize`, at most what one request can carry.
+async fn maximum_message_size(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<usize, AwsError> {
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::MaximumMessageSize)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+    Ok(attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
+        .and_then(|size| size.parse::<usize>().ok())
+        .unwrap_or(SQS_MAX_REQUEST_BYTES)
+        .min(SQS_MAX_REQUEST_BYTES))
+}
+
+/// Sends `body` with its error details to a dead-letter queue (see [`dead_letter_message`]).
+async fn send_dead_letter(
+    client: &aws_sdk_sqs::Client,
+    dead_letter_url: &str,
+    body: &str,
+    details: &ErrorDetails,
+    max_message_bytes: usize,
+    fifo: Option<FifoIds>,
+) -> Result<(), FailureRouteError> {
+    let Some((message, attributes)) = dead_letter_message(body, details, max_message_bytes) else {
+        return Err(FailureRouteError {
+            reason: "the message and its error details do not fit the dead-letter queue".to_owned(),
+            source: None,
+        });
+    };
+    let mut request = client
+        .send_message()
+        .queue_url(dead_letter_url)
+        .message_body(message)
+        .set_message_group_id(fifo.as_ref().map(|ids| ids.group.clone()))
+        .set_message_deduplication_id(fifo.map(|ids| ids.deduplication));
+    for (name, value) in attributes {
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| route_error("an error detail could not be built", e))?;
+        request = request.message_attributes(name, value);
+    }
+    request.send().await.map_err(|e| {
+        route_error(
+            "sending to the dead-letter queue failed",
+            AwsError::from_sdk("SendMessage", e),
+        )
+    })?;
+    Ok(())
 }
 
 /// `maxReceiveCount` of a queue's `RedrivePolicy` attribute (JSON; AWS returns the number
@@ -232,39 +326,16 @@ impl FailureRoutes for SqsFailureRoutes {
         record: &SqsMessage,
         details: &ErrorDetails,
     ) -> Result<(), FailureRouteError> {
-        let body = record.body.as_deref().unwrap_or_default();
-        let Some((message, attributes)) =
-            dead_letter_message(body, details, self.max_message_bytes)
-        else {
-            return Err(FailureRouteError {
-                reason: "the message and its error details do not fit the dead-letter queue"
-                    .to_owned(),
-                source: None,
-            });
-        };
         let fifo = is_fifo_queue(&self.dead_letter_url).then(|| dead_letter_fifo_ids(record));
-        let mut request = self
-            .client
-            .send_message()
-            .queue_url(&self.dead_letter_url)
-            .message_body(message)
-            .set_message_group_id(fifo.as_ref().map(|ids| ids.group.clone()))
-            .set_message_deduplication_id(fifo.map(|ids| ids.deduplication));
-        for (name, value) in attributes {
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| route_error("an error detail could not be built", e))?;
-            request = request.message_attributes(name, value);
-        }
-        request.send().await.map_err(|e| {
-            route_error(
-                "sending to the dead-letter queue failed",
-                AwsError::from_sdk("SendMessage", e),
-            )
-        })?;
-        Ok(())
+        send_dead_letter(
+            &self.client,
+            &self.dead_letter_url,
+            record.body.as_deref().unwrap_or_default(),
+            details,
+            self.max_message_bytes,
+            fifo,
+        )
+        .await
     }
 
     async fn retry_later(

@@ -10,7 +10,7 @@ pub mod sqs;
 pub mod telemetry;
 
 pub use dead_letters::{DeadLetter, DeadLetterQueue, RedriveReport};
-pub use failures::SqsFailureRoutes;
+pub use failures::{SqsFailureRoutes, SqsHeldLetters};
 pub use flags::DynamoFlagStore;
 pub use lambda::{ScheduledFunction, SqsWorker};
 pub use sdk::{AwsError, load_sdk_config};

@@ -20,5 +20,7 @@ pub use error::{BoxError, FailureKind, HandlerError, Retryable};
 pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
 pub use handler::{HandlerContext, HandlerRegistry, MessageHandler, TypedHandler};
 pub use retry::{FailureRouteError, FailureRoutes, RetryPolicy};
-pub use tick::{Claim, Due, Quarantined, Tick, TickError, TickReport, WorkError, WorkSource};
+pub use tick::{
+    Claim, Due, HeldLetters, Quarantined, Tick, TickError, TickReport, WorkError, WorkSource,
+};
 pub use transport::{Delivery, Dispatcher, SyncTransport, Transport, TransportError};

@@ -6,6 +6,7 @@
 //! symphony ones to the queue and runs the legacy ones inline, and accounts for every unit.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use crate::flags::FlagEvaluation;
 use crate::{
     BoxError, Dispatcher, Envelope, FailureKind, FlagReader, Retryable, Route, TransportError,
 };
+use crate::{ErrorDetails, FailureRouteError};
 
 /// Claims made at once against the store.
 const CLAIM_CONCURRENCY: usize = 16;
@@ -92,6 +94,17 @@ impl<U> From<Vec<U>> for Due<U> {
             quarantined: Vec::new(),
         }
     }
+}
+
+/// Port: where a tick puts the dead letter of a unit it held (an unknown outcome on the
+/// legacy path), so an operator finds it where a worker's would be: the job's DLQ.
+#[async_trait]
+pub trait HeldLetters: Send + Sync {
+    async fn put(
+        &self,
+        envelope: &Envelope,
+        details: &ErrorDetails,
+    ) -> Result<(), FailureRouteError>;
 }
 
 /// Port: a job's due work and its claims.
@@ -204,6 +217,8 @@ pub struct Tick<S> {
     limit: usize,
     /// The function's name, recorded as each envelope's source.
     name: &'static str,
+    /// Where held units' dead letters go; without it, their records alone hold the evidence.
+    held_letters: Option<Arc<dyn HeldLetters>>,
 }
 
 impl<S> fmt::Debug for Tick<S> {
@@ -231,7 +246,14 @@ impl<S: WorkSource> Tick<S> {
             legacy,
             limit,
             name,
+            held_letters: None,
         }
+    }
+
+    /// Puts the dead letter of every unit the legacy path holds (an unknown outcome) here.
+    pub fn with_held_letters(mut self, held_letters: Arc<dyn HeldLetters>) -> Self {
+        self.held_letters = Some(held_letters);
+        self
     }
 
     pub fn source(&self) -> &S {
@@ -381,12 +403,15 @@ impl<S: WorkSource> Tick<S> {
                 }
             }
         }
+        // Kept for the dead letters of held units (only the legacy path holds any).
+        let copies = self.held_letters.as_ref().map(|_| envelopes.clone());
         let mut delivered = 0;
-        for (delivery, claim) in dispatcher
+        for (index, (delivery, claim)) in dispatcher
             .dispatch_until(envelopes, deadline)
             .await
             .into_iter()
             .zip(owners)
+            .enumerate()
         {
             let failure = match delivery.result {
                 Ok(()) => {
@@ -402,6 +427,8 @@ impl<S: WorkSource> Tick<S> {
                 // failed, so no tick sends it again.
                 FailureKind::UnknownOutcome => {
                     warn!(unit_id = %claim.unit_id, route = %claim.route, reason = %reason, "outcome unknown; the unit is held for a person");
+                    let envelope = copies.as_ref().and_then(|copies| copies.get(index));
+                    self.dead_letter_held(envelope, &claim, &reason).await;
                     report.held += 1;
                     report
                         .failures
@@ -427,6 +454,24 @@ impl<S: WorkSource> Tick<S> {
             }
         }
         delivered
+    }
+
+    async fn dead_letter_held(&self, envelope: Option<&Envelope>, claim: &Claim, reason: &str) {
+        let (Some(letters), Some(envelope)) = (&self.held_letters, envelope) else {
+            return;
+        };
+        let now = chrono::Utc::now();
+        let details = ErrorDetails {
+            kind: FailureKind::UnknownOutcome.as_str().to_owned(),
+            reason: reason.to_owned(),
+            attempts: 1,
+            first_failure_at: now,
+            last_failure_at: now,
+            source_queue: None,
+        };
+        if let Err(failure) = letters.put(envelope, &details).await {
+            error!(unit_id = %claim.unit_id, error = %crate::error::chain(&failure), "could not dead-letter a held unit; its record holds the evidence");
+        }
     }
 
     async fn give_up(&self, claim: &Claim, reason: String, now: i64, report: &mut TickReport) {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, DynamoFlagStore, SqsFailureRoutes, SqsTransport, SqsWorker};
+use symphony_aws::{
+    AwsError, DynamoFlagStore, SqsFailureRoutes, SqsHeldLetters, SqsTransport, SqsWorker,
+};
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
 use symphony_core::{
@@ -31,6 +33,9 @@ pub struct TickSettings {
     /// At most this many units are taken per tick.
     pub tick_limit: usize,
     pub flag_defaults: FlagDefaults,
+    /// The job's dead-letter queue (`LEGACY_DEAD_LETTER_QUEUE_URL`), for the units the legacy path
+    /// holds (unknown outcomes); without it, their records alone hold the evidence.
+    pub dead_letter_queue_url: Option<String>,
 }
 
 impl TickSettings {
@@ -56,6 +61,7 @@ impl TickSettings {
             queue_url: required(env, queue_variable)?,
             tick_limit,
             flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, job_flag])?,
+            dead_letter_queue_url: env.get("LEGACY_DEAD_LETTER_QUEUE_URL"),
         })
     }
 
@@ -70,14 +76,20 @@ impl TickSettings {
     ) -> Result<Tick<S>, AwsError> {
         let queue = SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.queue_url).await?;
         let flags = DynamoFlagStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.flags_table);
-        Ok(Tick::new(
+        let tick = Tick::new(
             name,
             source,
             FlagReader::new(Arc::new(flags), self.flag_defaults.clone()),
             Dispatcher::new(Arc::new(queue)),
             Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(legacy)))),
             self.tick_limit,
-        ))
+        );
+        Ok(match &self.dead_letter_queue_url {
+            Some(url) => tick.with_held_letters(Arc::new(
+                SqsHeldLetters::connect(aws_sdk_sqs::Client::new(sdk), url).await?,
+            )),
+            None => tick,
+        })
     }
 }
 
