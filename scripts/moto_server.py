@@ -14,7 +14,7 @@ Our SNS client does not retry `Publish`, so each refusal reaches the caller.
 records it as sent) and then answer 500, as a service that took a request and failed
 before it could say so: the caller cannot know whether the text went out.
 
-Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES | --sns-unsure PREFIX]
+Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES] [--sns-unsure PREFIX]
 """
 
 import hashlib
@@ -109,11 +109,12 @@ def main():
     os.environ.setdefault("MOTO_PORT", str(port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    if len(sys.argv) == 5 and sys.argv[3] == "--sns-throttle":
-        share, failures = sys.argv[4].split(":")
+    options = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+    if "--sns-throttle" in options:
+        share, failures = options["--sns-throttle"].split(":")
         app = ThrottleSomePhones(app, float(share), int(failures))
-    if len(sys.argv) == 5 and sys.argv[3] == "--sns-unsure":
-        app = PublishThenFail(app, sys.argv[4])
+    if "--sns-unsure" in options:
+        app = PublishThenFail(app, options["--sns-unsure"])
     run_simple(host, port, OneAtATime(app), threaded=True, request_handler=MotoRequestHandler)
 
 

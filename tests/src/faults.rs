@@ -7,8 +7,15 @@
 //! rejections (550) and invalid phone numbers for another share, malformed and unknown
 //! messages put straight on every queue, a worker killed mid-batch on every queue, two
 //! overlapping ticks of every job with its flag moved (on, off, half rolled out) between
-//! them, claim leases short enough to be taken over during the run. Work is fed in waves
-//! (the per-tick cap) so moto's queues stay shallow.
+//! them, claim leases short enough to be taken over during the run; sends whose outcome
+//! cannot be known (a mail server that stores the mail and acknowledges it late, or drops
+//! the connection after the data's final dot; SNS that publishes and then answers 500);
+//! rows that do not parse in the emails and enrollments tables. Work is fed in waves (the
+//! per-tick cap) so moto's queues stay shallow.
+//!
+//! The account is exact: every unit is sent once, or failed with its own reason (the
+//! doomed and the poisoned), or held as an unknown outcome with its dead letter (every
+//! unsure one, and any a killed worker left mid-send), and was delivered at most once.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -37,6 +44,14 @@ const CLAIM_LEASE_SECONDS: u64 = 10;
 /// code decides), so each refusal reaches the worker and its message comes back; two
 /// leaves room under the queue's five receives for a killed worker's lost attempt.
 const SNS_REFUSALS: u32 = 2;
+/// SMTP recipients whose mail is acknowledged late, or whose connection is dropped after
+/// the final dot; phone numbers SNS publishes to and then answers 500.
+const LATE_RECIPIENTS: &str = "^late-";
+const DROPPED_RECIPIENTS: &str = "^dropped-";
+const UNSURE_PHONES: &str = "+1666";
+/// The late acknowledgement comes after this; the functions wait one second for it.
+const LATE_ACK: Duration = Duration::from_secs(2);
+const REPLY_WAIT_SECONDS: &str = "1";
 
 /// How big a run, and how hostile.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +68,11 @@ pub struct FaultPlan {
     pub permanent_every: usize,
     /// Malformed and unknown messages put on each queue per wave (each).
     pub bad_messages_per_wave: usize,
+    /// Every n-th unit of each job (offset from the doomed ones) meets a send whose outcome
+    /// cannot be known.
+    pub unsure_every: usize,
+    /// Rows that do not parse seeded per wave, in the emails and the enrollments tables.
+    pub poison_per_wave: usize,
     /// Say on stderr when each wave is done (for long runs).
     pub progress: bool,
 }
@@ -65,6 +85,8 @@ impl FaultPlan {
             transient_share: 0.15,
             permanent_every: 20,
             bad_messages_per_wave: 1,
+            unsure_every: 25,
+            poison_per_wave: 1,
             progress: false,
         }
     }
@@ -135,12 +157,21 @@ pub struct JobReport {
     /// Not delivered, and in a dead-letter queue: with its error details when a worker put
     /// it there, or (redriven after `maxReceiveCount`) with its record saying why.
     pub dead_lettered: usize,
-    /// Not delivered, and failed in its table with a reason (the legacy path).
+    /// Not delivered, and failed in its table with its own reason: a doomed unit (the
+    /// recipient rejected, the number invalid) or a poisoned row (naming the attribute).
     pub failed_with_reason: usize,
+    /// Held as an unknown outcome (`unknown`, or `sending` where a worker was killed
+    /// mid-send), with its dead letter, delivered at most once.
+    pub held: usize,
     /// Delivered more than once.
     pub duplicates: usize,
-    /// None of the above: the count that must be zero.
+    /// None of the above, or not what its fate allows (a doomed unit sent, an unsure one
+    /// not held, a held one without its dead letter): the count that must be zero.
     pub lost: usize,
+    /// Units seeded to fail for good, to meet an unsure send, or as rows that do not parse.
+    pub doomed: usize,
+    pub unsure: usize,
+    pub poisoned: usize,
     /// Deliveries that failed and came back for another attempt.
     pub retried_deliveries: usize,
 }
@@ -151,8 +182,12 @@ impl JobReport {
         self.sent += other.sent;
         self.dead_lettered += other.dead_lettered;
         self.failed_with_reason += other.failed_with_reason;
+        self.held += other.held;
         self.duplicates += other.duplicates;
         self.lost += other.lost;
+        self.doomed += other.doomed;
+        self.unsure += other.unsure;
+        self.poisoned += other.poisoned;
         self.retried_deliveries += other.retried_deliveries;
     }
 }
@@ -161,14 +196,18 @@ impl std::fmt::Display for JobReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "units {}, sent {}, dead-lettered {}, failed with reason {}, duplicates {}, lost {} \
-             (retried deliveries {})",
+            "units {} (doomed {}, unsure {}, poisoned {}): sent {}, failed with reason {}, \
+             held {}, duplicates {}, lost {} (dead-lettered {}, retried deliveries {})",
             self.units,
+            self.doomed,
+            self.unsure,
+            self.poisoned,
             self.sent,
-            self.dead_lettered,
             self.failed_with_reason,
+            self.held,
             self.duplicates,
             self.lost,
+            self.dead_lettered,
             self.retried_deliveries
         )
     }
@@ -181,6 +220,8 @@ pub struct FaultReport {
     /// Injected malformed or unknown messages, and how many distinct ones reached a DLQ.
     pub bad_messages: usize,
     pub bad_messages_dead_lettered: usize,
+    /// Every queue empty and no unit waiting or claimed when the run ended.
+    pub settled: bool,
     pub elapsed: Duration,
 }
 
@@ -192,6 +233,48 @@ impl FaultReport {
             total.add(job);
         }
         total
+    }
+
+    /// What the account breaks, if anything: the run must settle; per job, no duplicate and
+    /// no lost unit; every doomed and poisoned unit failed with its own reason; every unsure
+    /// one held (a killed worker may hold more). Empty when the promise held.
+    pub fn violations(&self) -> Vec<String> {
+        let mut broken = Vec::new();
+        if !self.settled {
+            broken.push("the run did not settle".to_owned());
+        }
+        for (job, outcome) in &self.jobs {
+            let name = job.name();
+            if outcome.duplicates > 0 {
+                broken.push(format!(
+                    "{name}: {} sent more than once",
+                    outcome.duplicates
+                ));
+            }
+            if outcome.lost > 0 {
+                broken.push(format!("{name}: {} not accounted for", outcome.lost));
+            }
+            if outcome.failed_with_reason != outcome.doomed + outcome.poisoned {
+                broken.push(format!(
+                    "{name}: {} failed with a reason, but {} were doomed or poisoned",
+                    outcome.failed_with_reason,
+                    outcome.doomed + outcome.poisoned
+                ));
+            }
+            if outcome.held < outcome.unsure {
+                broken.push(format!(
+                    "{name}: {} held, but {} sends were unsure",
+                    outcome.held, outcome.unsure
+                ));
+            }
+        }
+        if self.bad_messages_dead_lettered != self.bad_messages {
+            broken.push(format!(
+                "{} of {} bad messages reached a DLQ",
+                self.bad_messages_dead_lettered, self.bad_messages
+            ));
+        }
+        broken
     }
 
     pub fn job(&self, job: Job) -> &JobReport {
@@ -206,10 +289,11 @@ impl std::fmt::Display for FaultReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{}; bad messages {} (dead-lettered {}); {:.1} s",
+            "{}; bad messages {} (dead-lettered {}); settled {}; {:.1} s",
             self.total(),
             self.bad_messages,
             self.bad_messages_dead_lettered,
+            self.settled,
             self.elapsed.as_secs_f64()
         )?;
         for (job, report) in &self.jobs {
@@ -239,6 +323,7 @@ impl Functions {
             &[
                 ("EMAIL_TICK_LIMIT", &email_limit),
                 ("CLAIM_LEASE_SECONDS", &lease),
+                ("SMTP_REPLY_TIMEOUT_SECONDS", REPLY_WAIT_SECONDS),
             ],
         );
         let sms_limit = plan.wave.to_string();
@@ -261,7 +346,9 @@ impl Functions {
                 world.process_sms_drip_with(&sms_tick).await,
                 world.process_sms_drip_with(&sms_tick).await,
             ],
-            email_worker: world.handle_function().await,
+            email_worker: world
+                .handle_function_with(&[("SMTP_REPLY_TIMEOUT_SECONDS", REPLY_WAIT_SECONDS)])
+                .await,
             campaign_worker: world.handle_campaign().await,
             sms_worker: world.handle_sms_with(&NEVER_QUIET).await,
         }
@@ -276,7 +363,7 @@ impl Functions {
     }
 }
 
-/// The units seeded, per job.
+/// The units seeded, per job, and what was done to them.
 #[derive(Debug, Default)]
 struct Units {
     emails: Vec<String>,
@@ -284,13 +371,32 @@ struct Units {
     leads: Vec<(String, String)>,
     /// (enrollment id, phone number)
     enrollments: Vec<(String, String)>,
+    /// Each unit's fate, by its key (email id, `campaign/lead`, enrollment id); fine if absent.
+    fates: HashMap<String, Fate>,
+}
+
+/// What the run did to a unit, and so what may become of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Bound to fail for good: a recipient the server rejects, an invalid number.
+    Doomed,
+    /// Its send's outcome cannot be known: it must be held.
+    Unsure,
+    /// A row that does not parse: it must be quarantined.
+    Poisoned,
 }
 
 pub async fn run(plan: FaultPlan) -> FaultReport {
     let started = Instant::now();
     let world = World::start_on(
-        Moto::start_throttling_sms(plan.transient_share, SNS_REFUSALS),
-        SmtpServer::start_flaky(REJECTED_RECIPIENTS, plan.transient_share),
+        Moto::start_throttling_and_unsure_sms(plan.transient_share, SNS_REFUSALS, UNSURE_PHONES),
+        SmtpServer::start_hostile(
+            REJECTED_RECIPIENTS,
+            plan.transient_share,
+            LATE_RECIPIENTS,
+            LATE_ACK,
+            DROPPED_RECIPIENTS,
+        ),
     )
     .await;
     let functions = Functions::start(&world, &plan).await;
@@ -347,6 +453,7 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
         set_rollout(&world, job, 0).await;
     }
     let deadline = Instant::now() + Duration::from_secs(CLAIM_LEASE_SECONDS + 180);
+    let mut settled_in_time = false;
     loop {
         tokio::join!(
             overlapping_ticks(&world, Job::Email, 1, &functions.email_ticks),
@@ -354,7 +461,11 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
             overlapping_ticks(&world, Job::Sms, 2, &functions.sms_ticks),
         );
         drain_all(&world, &functions, &mut retried).await;
-        if settled(&world).await || Instant::now() > deadline {
+        if settled(&world).await {
+            settled_in_time = true;
+            break;
+        }
+        if Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -365,6 +476,7 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
         job_report.retried_deliveries = retried.get(job).copied().unwrap_or(0);
     }
     report.bad_messages = bad_messages;
+    report.settled = settled_in_time;
     report.elapsed = started.elapsed();
     report
 }
@@ -375,6 +487,19 @@ const SEQUENCE_ID: &str = "fault-drip";
 /// enrollments. Every `permanent_every`-th unit is bound to fail for good.
 async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Units) {
     let doomed = |n: usize| plan.permanent_every > 0 && n.is_multiple_of(plan.permanent_every);
+    // Offset from the doomed ones, so no unit is both.
+    let unsure = |n: usize| {
+        plan.unsure_every > 0 && n % plan.unsure_every == plan.unsure_every / 2 && !doomed(n)
+    };
+    // Half the unsure recipients get a late acknowledgement, half a dropped connection.
+    let unsure_recipient = |n: usize, name: &str| {
+        let way = if (n / plan.unsure_every.max(1)).is_multiple_of(2) {
+            "late"
+        } else {
+            "dropped"
+        };
+        format!("{way}-{name}@example.com")
+    };
     let range = |job: Job| {
         let first = wave * plan.wave;
         first.min(plan.units_of(job))..(first + plan.wave).min(plan.units_of(job))
@@ -383,7 +508,11 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
     for n in range(Job::Email) {
         let id = format!("unit-{n:05}");
         let to = if doomed(n) {
+            units.fates.insert(id.clone(), Fate::Doomed);
             format!("bounce-{n}@example.com")
+        } else if unsure(n) {
+            units.fates.insert(id.clone(), Fate::Unsure);
+            unsure_recipient(n, &id)
         } else {
             format!("lead-{n}@example.com")
         };
@@ -404,8 +533,13 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
         for n in leads {
             let lead_id = format!("lead-{n:05}");
             let mut lead = seed::lead(&campaign_id, &lead_id);
+            let key = format!("{campaign_id}/{lead_id}");
             if doomed(n) {
                 lead.email = format!("bounce-{lead_id}@example.com");
+                units.fates.insert(key, Fate::Doomed);
+            } else if unsure(n) {
+                lead.email = unsure_recipient(n, &lead_id);
+                units.fates.insert(key, Fate::Unsure);
             }
             seed::put_item(
                 &world.dynamo,
@@ -420,7 +554,11 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
     for n in range(Job::Sms) {
         let id = format!("enrollment-{n:05}");
         let phone = if doomed(n) {
+            units.fates.insert(id.clone(), Fate::Doomed);
             format!("555-{n:04}")
+        } else if unsure(n) {
+            units.fates.insert(id.clone(), Fate::Unsure);
+            format!("{UNSURE_PHONES}{n:07}")
         } else {
             format!("+1555{n:07}")
         };
@@ -430,6 +568,34 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
             enrollment_to_item(&seed::enrollment(&id, SEQUENCE_ID, &phone)),
         )
         .await;
+        units.enrollments.push((id, phone));
+    }
+
+    // Rows that do not parse, due first: they must fail alone, naming the attribute.
+    for i in 0..plan.poison_per_wave {
+        let id = format!("poison-email-{wave:03}-{i}");
+        let mut item = symphony_jobs::email::dynamo::email_to_item(&seed::queued_email(
+            &id,
+            MAILBOX_ID,
+            "poison@example.com",
+        ));
+        item.remove("subject");
+        item.insert("dueAt".into(), AttributeValue::N("1".into()));
+        seed::put_item(&world.dynamo, world.emails_table(), item).await;
+        units.fates.insert(id.clone(), Fate::Poisoned);
+        units.emails.push(id);
+
+        let id = format!("poison-enrollment-{wave:03}-{i}");
+        let phone = format!("+1777{wave:04}{i:03}");
+        let mut item = enrollment_to_item(&seed::enrollment(&id, SEQUENCE_ID, &phone));
+        item.insert("timeZone".into(), AttributeValue::S("Mars/Olympus".into()));
+        seed::put_item(
+            &world.dynamo,
+            world.stack.table("SmsEnrollmentsTable"),
+            item,
+        )
+        .await;
+        units.fates.insert(id.clone(), Fate::Poisoned);
         units.enrollments.push((id, phone));
     }
 }
@@ -593,9 +759,25 @@ fn text<'a>(item: &'a Item, name: &str) -> &'a str {
         .map_or("", String::as_str)
 }
 
-/// Failed, and saying why.
-fn failed_with_reason(item: Option<&Item>) -> bool {
-    item.is_some_and(|item| text(item, "status") == "failed" && !text(item, "lastError").is_empty())
+/// What became of one unit: how often it was delivered, whether a DLQ holds it, and its
+/// record's status and reason.
+#[derive(Debug, Default)]
+struct Seen<'a> {
+    deliveries: usize,
+    dead_lettered: bool,
+    status: &'a str,
+    reason: &'a str,
+}
+
+impl<'a> Seen<'a> {
+    fn of(item: Option<&'a Item>, deliveries: usize, dead_lettered: bool) -> Self {
+        Self {
+            deliveries,
+            dead_lettered,
+            status: item.map_or("", |item| text(item, "status")),
+            reason: item.map_or("", |item| text(item, "lastError")),
+        }
+    }
 }
 
 /// What the dead-letter queues hold: the units in them, and the bad messages.
@@ -655,16 +837,30 @@ fn counted(keys: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
     counts
 }
 
-/// Sorts one unit: delivered once or more, else dead-lettered, else failed with a reason,
-/// else lost.
-fn tally(report: &mut JobReport, deliveries: usize, dead_lettered: bool, failed: bool) {
+/// Sorts one unit by what became of it and what its fate allows. Anything else is lost.
+fn tally(report: &mut JobReport, fate: Option<Fate>, seen: &Seen) {
     report.units += 1;
-    match (deliveries, dead_lettered, failed) {
-        (1, _, _) => report.sent += 1,
-        (2.., _, _) => report.duplicates += 1,
-        (0, true, _) => report.dead_lettered += 1,
-        (0, false, true) => report.failed_with_reason += 1,
-        (0, false, false) => report.lost += 1,
+    match fate {
+        Some(Fate::Doomed) => report.doomed += 1,
+        Some(Fate::Unsure) => report.unsure += 1,
+        Some(Fate::Poisoned) => report.poisoned += 1,
+        None => {}
+    }
+    if seen.dead_lettered {
+        report.dead_lettered += 1;
+    }
+    let held = matches!(seen.status, "unknown" | "sending");
+    let failed = seen.status == "failed" && !seen.reason.is_empty();
+    match (seen.deliveries, fate) {
+        (2.., _) => report.duplicates += 1,
+        // Held, with its dead letter: an unsure send, or one a killed worker left.
+        (0 | 1, Some(Fate::Unsure) | None) if held && seen.dead_lettered => report.held += 1,
+        (1, None) if !held => report.sent += 1,
+        (0, Some(Fate::Doomed)) if failed => report.failed_with_reason += 1,
+        (0, Some(Fate::Poisoned)) if failed && seen.reason.contains("is invalid") => {
+            report.failed_with_reason += 1;
+        }
+        _ => report.lost += 1,
     }
 }
 
@@ -703,34 +899,36 @@ async fn account(world: &World, units: &Units) -> FaultReport {
 
     let mut email_report = JobReport::default();
     for id in &units.emails {
-        tally(
-            &mut email_report,
+        let seen = Seen::of(
+            emails.get(id),
             delivered(&mails, id).unwrap_or(0),
             dead.emails.contains(id),
-            failed_with_reason(emails.get(id)),
         );
+        tally(&mut email_report, units.fates.get(id).copied(), &seen);
     }
 
     let mut campaign_report = JobReport::default();
     for (campaign_id, lead_id) in &units.leads {
+        let key = format!("{campaign_id}/{lead_id}");
         let email_id = format!("{campaign_id}.{lead_id}.0");
-        tally(
-            &mut campaign_report,
+        // The lead's email, once made, says what became of it; before, the lead does.
+        let record = emails.get(&email_id).or_else(|| leads.get(&key));
+        let seen = Seen::of(
+            record,
             delivered(&mails, &email_id).unwrap_or(0),
             dead.emails.contains(&email_id) || dead.campaigns.contains(campaign_id),
-            failed_with_reason(emails.get(&email_id))
-                || failed_with_reason(leads.get(&format!("{campaign_id}/{lead_id}"))),
         );
+        tally(&mut campaign_report, units.fates.get(&key).copied(), &seen);
     }
 
     let mut sms_report = JobReport::default();
     for (id, phone) in &units.enrollments {
-        tally(
-            &mut sms_report,
+        let seen = Seen::of(
+            enrollments.get(id),
             delivered(&texts, phone).unwrap_or(0),
             dead.enrollments.contains(id),
-            failed_with_reason(enrollments.get(id)),
         );
+        tally(&mut sms_report, units.fates.get(id).copied(), &seen);
     }
 
     FaultReport {

@@ -161,6 +161,16 @@ impl Moto {
         Self::start_with(&["--sns-unsure", prefix])
     }
 
+    /// Both: throttling (as [`Self::start_throttling_sms`]) and unsure publishes.
+    pub fn start_throttling_and_unsure_sms(share: f64, failures: u32, prefix: &str) -> Self {
+        Self::start_with(&[
+            "--sns-throttle",
+            &format!("{share}:{failures}"),
+            "--sns-unsure",
+            prefix,
+        ])
+    }
+
     fn start_with(options: &[&str]) -> Self {
         let bin = python_bin();
         let port = free_port();
@@ -315,6 +325,37 @@ impl SmtpServer {
         let mut server = Self::start_with(
             &dir,
             &[
+                "--late-ack",
+                late,
+                "--late-ack-seconds",
+                &delay,
+                "--drop-after-dot",
+                dropped,
+            ],
+        );
+        server.process.scratch = Some(dir);
+        server
+    }
+
+    /// [`Self::start_flaky`], and [`Self::start_unsure`] for recipients matching `late`
+    /// and `dropped`: every kind of SMTP fault at once, for the fault suite.
+    pub fn start_hostile(
+        reject: &str,
+        share: f64,
+        late: &str,
+        delay: Duration,
+        dropped: &str,
+    ) -> Self {
+        let dir = scratch_dir("smtp-hostile");
+        let share = share.to_string();
+        let delay = delay.as_secs_f64().to_string();
+        let mut server = Self::start_with(
+            &dir,
+            &[
+                "--reject",
+                reject,
+                "--tempfail-rate",
+                &share,
                 "--late-ack",
                 late,
                 "--late-ack-seconds",

@@ -378,8 +378,12 @@ impl Table {
                 self.name
             ),
         };
+        // Moved on since the query read it (another tick quarantined it, say): not ours.
+        if fresh.get("status") != item.get("status") {
+            return None;
+        }
         let first_key = key_names.first().copied().unwrap_or_default();
-        let (condition, mut values) = match fresh.get("status") {
+        let (condition, mut values) = match item.get("status") {
             Some(status) => (
                 "attribute_exists(#key) AND #status = :as_read",
                 vec![(":as_read", status.clone())],

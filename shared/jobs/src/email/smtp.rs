@@ -320,13 +320,13 @@ impl SmtpMailer {
         }
         // Checked before the data goes: a verdict that could not be awaited is an unknown
         // outcome, so no send starts without time to hear it.
+        // The deadline may have cut the wait; under one step's worth (or the configured
+        // wait, if shorter) the verdict would likely be missed.
         let wait = self.reply_wait(deadline);
-        if wait < self.step_timeout {
+        let needed = self.reply_timeout.min(self.step_timeout);
+        if wait < needed {
             return Err(MailError::retryable(
-                format!(
-                    "not sent: {wait:?} left to await the server's verdict, under {:?}",
-                    self.step_timeout
-                ),
+                format!("not sent: {wait:?} left to await the server's verdict, under {needed:?}"),
                 None,
             ));
         }
