@@ -49,9 +49,10 @@ const SNS_REFUSALS: u32 = 2;
 const LATE_RECIPIENTS: &str = "^late-";
 const DROPPED_RECIPIENTS: &str = "^dropped-";
 const UNSURE_PHONES: &str = "+1666";
-/// The late acknowledgement comes after this; the functions wait one second for it.
-const LATE_ACK: Duration = Duration::from_secs(2);
-const REPLY_WAIT_SECONDS: &str = "1";
+/// The late acknowledgement comes after this; the functions wait two seconds for it: well
+/// apart, so a loaded machine neither hears the late one nor misses a prompt one.
+const LATE_ACK: Duration = Duration::from_secs(5);
+const REPLY_WAIT_SECONDS: &str = "2";
 
 /// How big a run, and how hostile.
 #[derive(Debug, Clone, Copy)]
@@ -373,6 +374,9 @@ struct Units {
     enrollments: Vec<(String, String)>,
     /// Each unit's fate, by its key (email id, `campaign/lead`, enrollment id); fine if absent.
     fates: HashMap<String, Fate>,
+    /// Units (email, enrollment or campaign ids) whose message was in a killed batch: any
+    /// of them may be left mid-send, and so held.
+    killed: HashSet<String>,
 }
 
 /// What the run did to a unit, and so what may become of it.
@@ -435,7 +439,7 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
         );
         for job in Job::ALL {
             bad_messages += put_bad_messages(&world, job, plan.bad_messages_per_wave).await;
-            kill_a_worker_mid_batch(&world, job, functions.worker(job)).await;
+            kill_a_worker_mid_batch(&world, job, functions.worker(job), &mut units.killed).await;
         }
         drain_all(&world, &functions, &mut retried).await;
         if plan.progress {
@@ -677,12 +681,22 @@ async fn drain_all(world: &World, functions: &Functions, retried: &mut HashMap<J
 
 /// Receives one batch, starts the worker on it and kills it part-way, as a Lambda timeout
 /// or crash would; the messages come back when their visibility runs out (here, at once).
-async fn kill_a_worker_mid_batch(world: &World, job: Job, worker: &SqsWorker) {
+async fn kill_a_worker_mid_batch(
+    world: &World,
+    job: Job,
+    worker: &SqsWorker,
+    killed: &mut HashSet<String>,
+) {
     let queue = world.stack.queue(job.queue());
     let event = crate::receive_event(&world.sqs, queue, 180).await;
     if event.records.is_empty() {
         return;
     }
+    killed.extend(event.records.iter().filter_map(|record| {
+        Envelope::from_body(record.body.as_deref())
+            .ok()
+            .map(|envelope| envelope.meta.correlation_id)
+    }));
     let handles: Vec<String> = event
         .records
         .iter()
@@ -759,33 +773,13 @@ fn text<'a>(item: &'a Item, name: &str) -> &'a str {
         .map_or("", String::as_str)
 }
 
-/// What became of one unit: how often it was delivered, whether a DLQ holds it, and its
-/// record's status and reason.
-#[derive(Debug, Default)]
-struct Seen<'a> {
-    deliveries: usize,
-    dead_lettered: bool,
-    status: &'a str,
-    reason: &'a str,
-}
-
-impl<'a> Seen<'a> {
-    fn of(item: Option<&'a Item>, deliveries: usize, dead_lettered: bool) -> Self {
-        Self {
-            deliveries,
-            dead_lettered,
-            status: item.map_or("", |item| text(item, "status")),
-            reason: item.map_or("", |item| text(item, "lastError")),
-        }
-    }
-}
-
 /// What the dead-letter queues hold: the units in them, and the bad messages.
 #[derive(Debug, Default)]
 struct DeadLetters {
-    emails: HashSet<String>,
-    campaigns: HashSet<String>,
-    enrollments: HashSet<String>,
+    /// Per unit, the (kind, reason) of each of its dead letters.
+    emails: HashMap<String, Vec<(String, String)>>,
+    campaigns: HashMap<String, Vec<(String, String)>>,
+    enrollments: HashMap<String, Vec<(String, String)>>,
     /// A bad message can reach a DLQ twice (a worker killed after dead-lettering it but
     /// before its answer): each is counted once, by envelope id or body.
     bad: HashSet<String>,
@@ -815,8 +809,11 @@ async fn dead_letters(world: &World) -> DeadLetters {
                     _ => None,
                 });
             match unit {
-                Some((set, id)) => {
-                    set.insert(id);
+                Some((letters, id)) => {
+                    letters
+                        .entry(id)
+                        .or_default()
+                        .push((letter.kind.clone(), letter.reason.clone()));
                 }
                 None => {
                     dead.bad
@@ -837,8 +834,63 @@ fn counted(keys: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
     counts
 }
 
+/// What became of one unit: how often it was delivered, its dead letters, whether its
+/// message was in a killed batch, and its record's status and reason.
+#[derive(Debug, Default)]
+struct Seen<'a> {
+    deliveries: usize,
+    /// (kind, reason) of each of its own dead letters.
+    letters: &'a [(String, String)],
+    /// Another message that carried it (a campaign's) is in a DLQ.
+    carrier_dead_lettered: bool,
+    killed: bool,
+    status: &'a str,
+    reason: &'a str,
+}
+
+impl<'a> Seen<'a> {
+    fn of(
+        item: Option<&'a Item>,
+        deliveries: usize,
+        letters: Option<&'a Vec<(String, String)>>,
+    ) -> Self {
+        Self {
+            deliveries,
+            letters: letters.map_or(&[], Vec::as_slice),
+            status: item.map_or("", |item| text(item, "status")),
+            reason: item.map_or("", |item| text(item, "lastError")),
+            ..Self::default()
+        }
+    }
+
+    /// A dead letter a held unit may have: its unknown outcome, or the retries that met it
+    /// mid-send (`sending`) until the queue gave up.
+    fn has_held_letter(&self) -> bool {
+        self.letters.iter().any(|(kind, reason)| {
+            kind == "unknown-outcome"
+                || (kind == "exhausted" && reason.contains("being sent by another delivery"))
+        })
+    }
+}
+
+/// What a job's records say of a unit sent, and what a doomed unit's reason names.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    sent_status: &'static str,
+    doomed_cause: &'static str,
+}
+
+const EMAIL: Expect = Expect {
+    sent_status: "sent",
+    doomed_cause: "550",
+};
+const SMS: Expect = Expect {
+    sent_status: "finished",
+    doomed_cause: "E.164",
+};
+
 /// Sorts one unit by what became of it and what its fate allows. Anything else is lost.
-fn tally(report: &mut JobReport, fate: Option<Fate>, seen: &Seen) {
+fn tally(report: &mut JobReport, fate: Option<Fate>, seen: &Seen, expect: Expect) {
     report.units += 1;
     match fate {
         Some(Fate::Doomed) => report.doomed += 1,
@@ -846,17 +898,22 @@ fn tally(report: &mut JobReport, fate: Option<Fate>, seen: &Seen) {
         Some(Fate::Poisoned) => report.poisoned += 1,
         None => {}
     }
-    if seen.dead_lettered {
+    if !seen.letters.is_empty() || seen.carrier_dead_lettered {
         report.dead_lettered += 1;
     }
-    let held = matches!(seen.status, "unknown" | "sending");
-    let failed = seen.status == "failed" && !seen.reason.is_empty();
+    let held = matches!(seen.status, "unknown" | "sending") && seen.has_held_letter();
+    // Besides the unsure ones, only a unit a kill left mid-send, or a prompt one the
+    // loaded machine made miss its verdict, may be held.
+    let may_be_held = seen.killed || seen.reason.contains("no verdict from the server");
+    let failed = seen.status == "failed";
     match (seen.deliveries, fate) {
         (2.., _) => report.duplicates += 1,
-        // Held, with its dead letter: an unsure send, or one a killed worker left.
-        (0 | 1, Some(Fate::Unsure) | None) if held && seen.dead_lettered => report.held += 1,
-        (1, None) if !held => report.sent += 1,
-        (0, Some(Fate::Doomed)) if failed => report.failed_with_reason += 1,
+        (0 | 1, Some(Fate::Unsure)) if held => report.held += 1,
+        (0 | 1, None | Some(Fate::Doomed)) if held && may_be_held => report.held += 1,
+        (1, None) if seen.status == expect.sent_status => report.sent += 1,
+        (0, Some(Fate::Doomed)) if failed && seen.reason.contains(expect.doomed_cause) => {
+            report.failed_with_reason += 1;
+        }
         (0, Some(Fate::Poisoned)) if failed && seen.reason.contains("is invalid") => {
             report.failed_with_reason += 1;
         }
@@ -899,12 +956,20 @@ async fn account(world: &World, units: &Units) -> FaultReport {
 
     let mut email_report = JobReport::default();
     for id in &units.emails {
-        let seen = Seen::of(
-            emails.get(id),
-            delivered(&mails, id).unwrap_or(0),
-            dead.emails.contains(id),
+        let seen = Seen {
+            killed: units.killed.contains(id),
+            ..Seen::of(
+                emails.get(id),
+                delivered(&mails, id).unwrap_or(0),
+                dead.emails.get(id),
+            )
+        };
+        tally(
+            &mut email_report,
+            units.fates.get(id).copied(),
+            &seen,
+            EMAIL,
         );
-        tally(&mut email_report, units.fates.get(id).copied(), &seen);
     }
 
     let mut campaign_report = JobReport::default();
@@ -913,22 +978,34 @@ async fn account(world: &World, units: &Units) -> FaultReport {
         let email_id = format!("{campaign_id}.{lead_id}.0");
         // The lead's email, once made, says what became of it; before, the lead does.
         let record = emails.get(&email_id).or_else(|| leads.get(&key));
-        let seen = Seen::of(
-            record,
-            delivered(&mails, &email_id).unwrap_or(0),
-            dead.emails.contains(&email_id) || dead.campaigns.contains(campaign_id),
+        let seen = Seen {
+            killed: units.killed.contains(&email_id),
+            carrier_dead_lettered: dead.campaigns.contains_key(campaign_id),
+            ..Seen::of(
+                record,
+                delivered(&mails, &email_id).unwrap_or(0),
+                dead.emails.get(&email_id),
+            )
+        };
+        tally(
+            &mut campaign_report,
+            units.fates.get(&key).copied(),
+            &seen,
+            EMAIL,
         );
-        tally(&mut campaign_report, units.fates.get(&key).copied(), &seen);
     }
 
     let mut sms_report = JobReport::default();
     for (id, phone) in &units.enrollments {
-        let seen = Seen::of(
-            enrollments.get(id),
-            delivered(&texts, phone).unwrap_or(0),
-            dead.enrollments.contains(id),
-        );
-        tally(&mut sms_report, units.fates.get(id).copied(), &seen);
+        let seen = Seen {
+            killed: units.killed.contains(id),
+            ..Seen::of(
+                enrollments.get(id),
+                delivered(&texts, phone).unwrap_or(0),
+                dead.enrollments.get(id),
+            )
+        };
+        tally(&mut sms_report, units.fates.get(id).copied(), &seen, SMS);
     }
 
     FaultReport {

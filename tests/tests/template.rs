@@ -71,7 +71,7 @@ fn a_broken_template_fails_the_lint() {
 fn every_queue_is_wired_as_lambda_advises() {
     let template = load_template();
     let resources = &template["Resources"];
-    let mut workers = 0;
+    let mut wirings = Vec::new();
     for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
         let metadata = &resources[id.as_str()]["Metadata"];
         assert_eq!(
@@ -87,7 +87,6 @@ fn every_queue_is_wired_as_lambda_advises() {
             if event["Type"].as_str() != Some("SQS") {
                 continue;
             }
-            workers += 1;
             let source = &event["Properties"];
             assert_eq!(
                 source["FunctionResponseTypes"][0].as_str(),
@@ -98,6 +97,7 @@ fn every_queue_is_wired_as_lambda_advises() {
                 panic!("{id}: the queue must be a !GetAtt");
             };
             let queue_id = queue.value.as_str().unwrap().trim_end_matches(".Arn");
+            wirings.push((queue_id.to_owned(), id.clone()));
             let queue = &resources[queue_id]["Properties"];
             let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
             let timeout = function["Timeout"].as_u64().unwrap();
@@ -112,7 +112,19 @@ fn every_queue_is_wired_as_lambda_advises() {
             );
         }
     }
-    assert!(workers >= 2, "only {workers} SQS workers found");
+    // Each job's queue feeds its own worker, and nothing else is wired
+    wirings.sort();
+    assert_eq!(
+        wirings,
+        [
+            (
+                "CampaignQueue".to_owned(),
+                "HandleCampaignFunction".to_owned()
+            ),
+            ("EmailQueue".to_owned(), "HandleEmailFunction".to_owned()),
+            ("SmsQueue".to_owned(), "HandleSmsFunction".to_owned()),
+        ]
+    );
 }
 
 /// Where AWS offers no narrower resource, a wildcard is allowed, with the reason here:

@@ -580,6 +580,50 @@ mod tests {
         assert_eq!(recorder.attempts.lock().unwrap().len(), 4, "a3 never ran");
     }
 
+    #[tokio::test]
+    async fn a_record_that_never_ran_on_its_last_receive_is_dead_lettered_as_not_started() {
+        // Given a FIFO group whose first record fails on its last receive, blocking the next
+        let routes = Arc::new(MemoryRoutes::default());
+        let policy = RetryPolicy {
+            max_attempts: Some(5),
+            ..RetryPolicy::default()
+        };
+        let registry = HandlerRegistry::new()
+            .register(Arc::new(Recorder::default()))
+            .unwrap();
+        let processor = BatchProcessor::new(Arc::new(registry), 2)
+            .fifo()
+            .with_failure_routes(routes.clone(), policy);
+        let grouped = |id: &str, outcome: &str| {
+            let mut record = record(id, work(outcome), "5");
+            record
+                .attributes
+                .insert("MessageGroupId".into(), "A".into());
+            record
+        };
+        let mut event = SqsEvent::default();
+        event.records = vec![grouped("first", "retry"), grouped("second", "ok")];
+
+        // When the batch is processed
+        processor
+            .process(&event, &HandlerContext::new(Route::Symphony, "req"))
+            .await;
+
+        // Then the one that ran is exhausted with its own reason, and the one that never ran
+        // says so, rather than carrying the other's failure as its own
+        let dead = routes.dead.lock().unwrap();
+        let kinds: Vec<(&str, &str)> = dead
+            .iter()
+            .map(|(id, details)| (id.as_str(), details.kind.as_str()))
+            .collect();
+        assert_eq!(kinds, [("first", "exhausted"), ("second", "not-started")]);
+        assert!(
+            dead[1].1.reason.starts_with("not started"),
+            "{}",
+            dead[1].1.reason
+        );
+    }
+
     /// Sleeps 150 ms, then succeeds.
     struct Slow;
     #[async_trait]

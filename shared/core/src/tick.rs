@@ -349,10 +349,10 @@ impl<S: WorkSource> Tick<S> {
         }
 
         report.dispatched = self
-            .deliver(&self.queue, symphony, now, None, &mut report)
+            .deliver(&self.queue, symphony, now, None, false, &mut report)
             .await;
         report.legacy = self
-            .deliver(&self.legacy, legacy, now, deadline, &mut report)
+            .deliver(&self.legacy, legacy, now, deadline, true, &mut report)
             .await;
         if report.infrastructure_faults > 0 {
             error!(
@@ -384,6 +384,7 @@ impl<S: WorkSource> Tick<S> {
         claimed: Vec<(S::Unit, Claim)>,
         now: i64,
         deadline: Option<Instant>,
+        inline: bool,
         report: &mut TickReport,
     ) -> usize {
         if claimed.is_empty() {
@@ -403,57 +404,86 @@ impl<S: WorkSource> Tick<S> {
                 }
             }
         }
-        // Kept for the dead letters of held units (only the legacy path holds any).
-        let copies = self.held_letters.as_ref().map(|_| envelopes.clone());
         let mut delivered = 0;
-        for (index, (delivery, claim)) in dispatcher
-            .dispatch_until(envelopes, deadline)
-            .await
-            .into_iter()
-            .zip(owners)
-            .enumerate()
-        {
-            let failure = match delivery.result {
-                Ok(()) => {
-                    delivered += 1;
-                    continue;
-                }
-                Err(failure) => failure,
-            };
-            let kind = failure.failure_kind();
-            let reason = transport_reason(&failure);
-            match kind {
-                // The handler held the unit (it may have gone out): neither released nor
-                // failed, so no tick sends it again.
-                FailureKind::UnknownOutcome => {
-                    warn!(unit_id = %claim.unit_id, route = %claim.route, reason = %reason, "outcome unknown; the unit is held for a person");
-                    let envelope = copies.as_ref().and_then(|copies| copies.get(index));
-                    self.dead_letter_held(envelope, &claim, &reason).await;
-                    report.held += 1;
-                    report
-                        .failures
-                        .push(UnitFailure::of(&claim, kind, reason, false));
-                }
-                FailureKind::Transient | FailureKind::Infrastructure => {
-                    if kind == FailureKind::Infrastructure {
-                        report.infrastructure_faults += 1;
-                    }
-                    match self.source.release(&claim).await {
-                        Ok(true) => count_failure(&claim, kind, reason, true, report),
-                        Ok(false) => {
-                            warn!(unit_id = %claim.unit_id, "not released: the unit is no longer as this claim left it");
-                            count_failure(&claim, kind, reason, false, report);
-                        }
-                        Err(release) => {
-                            error!(unit_id = %claim.unit_id, error = %crate::error::chain(&release), "could not release the claim; the unit stays claimed");
-                            count_failure(&claim, kind, reason, false, report);
-                        }
-                    }
-                }
-                FailureKind::Intrinsic => self.give_up(&claim, reason, now, report).await,
+        if inline {
+            // One at a time, each settled before the next starts: a held unit's dead
+            // letter is written at once, not lost with an invocation cut later.
+            for (envelope, claim) in envelopes.into_iter().zip(owners) {
+                let result = dispatcher
+                    .dispatch_until(vec![envelope.clone()], deadline)
+                    .await
+                    .pop()
+                    .map_or_else(
+                        || {
+                            Err(TransportError::Missing {
+                                envelope_id: envelope.id.clone(),
+                            })
+                        },
+                        |delivery| delivery.result,
+                    );
+                delivered += usize::from(
+                    self.settle(result, &claim, Some(&envelope), now, report)
+                        .await,
+                );
+            }
+        } else {
+            let deliveries = dispatcher.dispatch_until(envelopes, deadline).await;
+            for (delivery, claim) in deliveries.into_iter().zip(owners) {
+                delivered += usize::from(
+                    self.settle(delivery.result, &claim, None, now, report)
+                        .await,
+                );
             }
         }
         delivered
+    }
+
+    /// Settles one unit after its delivery: done, released, failed or held. `envelope`
+    /// is what a held unit's dead letter carries. True when it was delivered.
+    async fn settle(
+        &self,
+        result: Result<(), TransportError>,
+        claim: &Claim,
+        envelope: Option<&Envelope>,
+        now: i64,
+        report: &mut TickReport,
+    ) -> bool {
+        let failure = match result {
+            Ok(()) => return true,
+            Err(failure) => failure,
+        };
+        let kind = failure.failure_kind();
+        let reason = transport_reason(&failure);
+        match kind {
+            // The handler held the unit (it may have gone out): neither released nor
+            // failed, so no tick sends it again.
+            FailureKind::UnknownOutcome => {
+                warn!(unit_id = %claim.unit_id, route = %claim.route, reason = %reason, "outcome unknown; the unit is held for a person");
+                self.dead_letter_held(envelope, claim, &reason).await;
+                report.held += 1;
+                report
+                    .failures
+                    .push(UnitFailure::of(claim, kind, reason, false));
+            }
+            FailureKind::Transient | FailureKind::Infrastructure => {
+                if kind == FailureKind::Infrastructure {
+                    report.infrastructure_faults += 1;
+                }
+                match self.source.release(claim).await {
+                    Ok(true) => count_failure(claim, kind, reason, true, report),
+                    Ok(false) => {
+                        warn!(unit_id = %claim.unit_id, "not released: the unit is no longer as this claim left it");
+                        count_failure(claim, kind, reason, false, report);
+                    }
+                    Err(release) => {
+                        error!(unit_id = %claim.unit_id, error = %crate::error::chain(&release), "could not release the claim; the unit stays claimed");
+                        count_failure(claim, kind, reason, false, report);
+                    }
+                }
+            }
+            FailureKind::Intrinsic => self.give_up(claim, reason, now, report).await,
+        }
+        false
     }
 
     async fn dead_letter_held(&self, envelope: Option<&Envelope>, claim: &Claim, reason: &str) {
@@ -470,7 +500,7 @@ impl<S: WorkSource> Tick<S> {
             source_queue: None,
         };
         if let Err(failure) = letters.put(envelope, &details).await {
-            error!(unit_id = %claim.unit_id, error = %crate::error::chain(&failure), "could not dead-letter a held unit; its record holds the evidence");
+            error!(unit_id = %claim.unit_id, error = %crate::error::chain(&failure), "INFRASTRUCTURE FAULT: could not dead-letter a held unit; its record holds the evidence");
         }
     }
 

@@ -84,12 +84,18 @@ impl TickSettings {
             Dispatcher::new(Arc::new(SyncTransport::new(Arc::new(legacy)))),
             self.tick_limit,
         );
-        Ok(match &self.dead_letter_queue_url {
-            Some(url) => tick.with_held_letters(Arc::new(
-                SqsHeldLetters::connect(aws_sdk_sqs::Client::new(sdk), url).await?,
-            )),
-            None => tick,
-        })
+        let Some(url) = &self.dead_letter_queue_url else {
+            return Ok(tick);
+        };
+        // Without its DLQ a tick still sends: held units keep their evidence in their
+        // records, and the fault is said where the alarms look.
+        match SqsHeldLetters::connect(aws_sdk_sqs::Client::new(sdk), url).await {
+            Ok(letters) => Ok(tick.with_held_letters(Arc::new(letters))),
+            Err(error) => {
+                tracing::error!(error = %symphony_core::error::chain(&error), "INFRASTRUCTURE FAULT: the dead-letter queue for held units cannot be read; going on without it");
+                Ok(tick)
+            }
+        }
     }
 }
 
