@@ -166,11 +166,11 @@ impl World {
         seed::put_email(&self.dynamo, self.emails_table(), &email).await;
     }
 
-    /// A mailbox on an SMTP server at `port` that logs in as `symphony` over STARTTLS, its
-    /// password stored in Secrets Manager under `<stack>/smtp/<mailbox_id>`. Returns the
-    /// secret's name.
+    /// A mailbox of `user-1` on an SMTP server at `port` that logs in as `symphony` over
+    /// STARTTLS, its password stored in Secrets Manager under its owner's folder,
+    /// `<stack>/smtp/user-1/<mailbox_id>`. Returns the secret's name.
     pub async fn put_login_mailbox(&self, mailbox_id: &str, port: u16, password: &str) -> String {
-        let name = format!("{}/smtp/{mailbox_id}", self.stack.name);
+        let name = format!("{}/smtp/user-1/{mailbox_id}", self.stack.name);
         seed::create_secret(&self.sdk, &name, password).await;
         seed::put_login_mailbox(
             &self.dynamo,

@@ -864,3 +864,39 @@ async fn a_server_silent_after_a_refused_login_does_not_hold_the_send() {
     );
     assert!(!format!("{report:?}").contains("Pa55"), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_cannot_log_in_with_another_users_secret() {
+    // Given another user's password in its owner's folder, and a mailbox of user-1 that
+    // names it (a login server that would accept it)
+    let world = World::start().await;
+    let (secure, ca) = symphony_tests::SmtpServer::start_requiring_login("symphony:th3irs-Pa55");
+    let theirs = format!("{}/smtp/user-2/their-mailbox", world.stack.name);
+    seed::create_secret(&world.sdk, &theirs, "th3irs-Pa55").await;
+    seed::put_login_mailbox(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        "mailbox-borrowing",
+        secure.port,
+        &format!("secretsmanager:{theirs}"),
+    )
+    .await;
+    world.set_email_flag(false).await;
+    world
+        .queue_email("borrowed", "mailbox-borrowing", "lead@example.com")
+        .await;
+    let mut env = world.process_env();
+    env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
+
+    // When a tick tries to send it
+    let report = world.tick(&world.process_function_with(&env).await).await;
+
+    // Then nothing goes out, and the email fails for good, saying which folder it may use
+    assert_eq!((report.legacy, report.failed), (0, 1), "{report:?}");
+    assert!(secure.received().is_empty());
+    let email = world.email("borrowed").await;
+    assert_eq!(email.status, EmailStatus::Failed);
+    let reason = email.last_error.unwrap_or_default();
+    let owners = format!("{}/smtp/user-1/", world.stack.name);
+    assert!(reason.contains(&owners), "{reason}");
+}

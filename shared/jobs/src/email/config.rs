@@ -32,6 +32,8 @@ pub enum MailerChoice {
         extra_ca_pem: Option<Vec<u8>>,
         /// Passwords read at init (`SMTP_SECRETS`); others are read on first use.
         preload: Vec<SecretRef>,
+        /// Mailbox secrets must live under `<this><userId>/` (`SMTP_SECRETS_PREFIX`).
+        secrets_prefix: Option<String>,
         /// `env:` password references allowed ([`LOCAL_SECRETS_SETTING`]=true; local runs only).
         allow_environment_secrets: bool,
     },
@@ -68,6 +70,7 @@ impl EmailWorkerConfig {
                     .transpose()?,
                 preload: references_from_env(env, "SMTP_SECRETS")?,
                 allow_environment_secrets: parsed_or(env, LOCAL_SECRETS_SETTING, false)?,
+                secrets_prefix: env.get("SMTP_SECRETS_PREFIX"),
             },
             Some("outbox") => MailerChoice::Outbox {
                 folder: required(env, "OUTBOX_DIR")?.into(),
@@ -100,6 +103,7 @@ impl EmailWorkerConfig {
                 extra_ca_pem,
                 preload,
                 allow_environment_secrets,
+                secrets_prefix,
             } => {
                 let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(sdk))
                     .allowing_environment(*allow_environment_secrets);
@@ -108,6 +112,9 @@ impl EmailWorkerConfig {
                     SmtpMailer::new(Arc::new(secrets), *timeout).with_reply_timeout(*reply_timeout);
                 if let Some(pem) = extra_ca_pem {
                     mailer = mailer.with_extra_roots(pem.clone());
+                }
+                if let Some(prefix) = secrets_prefix {
+                    mailer = mailer.with_secrets_prefix(prefix.clone());
                 }
                 Arc::new(mailer)
             }
@@ -202,6 +209,7 @@ mod tests {
                 extra_ca_pem: None,
                 preload: Vec::new(),
                 allow_environment_secrets: false,
+                secrets_prefix: None,
             }
         );
     }

@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 
 use super::model::{Mailbox, SmtpSecurity};
 use super::ports::{MailError, Mailer, OutgoingEmail};
-use crate::secrets::{Secret, SecretResolver};
+use crate::secrets::{Secret, SecretRef, SecretResolver};
 
 type SmtpError = lettre::transport::smtp::Error;
 
@@ -51,6 +51,9 @@ pub struct SmtpMailer {
     /// PEM certificates trusted besides the public roots (a private relay's CA).
     extra_roots: Vec<Vec<u8>>,
     hello: ClientId,
+    /// Where mailbox passwords live (`<stack>/smtp/`): a mailbox may only use secrets under
+    /// its owner's folder in it, `<prefix><userId>/…`. None: no check (tests, local runs).
+    secrets_prefix: Option<String>,
     /// Connections left open after a send, per mailbox, with the password they logged in with.
     idle: Mutex<HashMap<Mailbox, IdleConnections>>,
 }
@@ -74,6 +77,7 @@ impl SmtpMailer {
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
             extra_roots: Vec::new(),
             hello: ClientId::default(),
+            secrets_prefix: None,
             idle: Mutex::new(HashMap::new()),
         }
     }
@@ -81,6 +85,13 @@ impl SmtpMailer {
     /// Trusts `pem` (one or more PEM certificates) besides the public roots.
     pub fn with_extra_roots(mut self, pem: Vec<u8>) -> Self {
         self.extra_roots.push(pem);
+        self
+    }
+
+    /// Lets a mailbox use only secrets under `<prefix><its userId>/`, checked before any
+    /// read: one user's mailbox can never log in with another's password.
+    pub fn with_secrets_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.secrets_prefix = Some(prefix.into());
         self
     }
 
@@ -99,6 +110,18 @@ impl SmtpMailer {
         let Some(reference) = &mailbox.smtp_password else {
             return Ok(Some(Secret::new("")));
         };
+        if let (Some(prefix), SecretRef::SecretsManager(id)) = (&self.secrets_prefix, reference) {
+            let owners = format!("{prefix}{}/", mailbox.user_id);
+            if !id.starts_with(&owners) {
+                return Err(MailError::permanent(
+                    format!(
+                        "mailbox {} may only use secrets under {owners}, not {reference:?}",
+                        mailbox.mailbox_id
+                    ),
+                    None,
+                ));
+            }
+        }
         self.secrets
             .resolve(reference)
             .await
