@@ -210,11 +210,11 @@ async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
     seed_campaign(&world, "inline", 1, &["x", "y"]).await;
     let second = world.campaign_tick(&function).await;
 
-    // Then the next tick processes it inline (the first is still leased, so skipped)
+    // Then the next tick processes it inline (the first, still leased, is not even taken)
     assert_eq!((first.dispatched, first.legacy), (1, 0));
     assert_eq!(
-        (second.dispatched, second.legacy, second.skipped),
-        (0, 1, 1)
+        (second.due, second.dispatched, second.legacy, second.skipped),
+        (1, 0, 1, 0)
     );
     assert_eq!(
         seed::queue_depth(&world.sqs, &world.stack.queue("CampaignQueue").url).await,
@@ -309,4 +309,28 @@ async fn the_emails_a_campaign_creates_follow_the_email_jobs_flag() {
     let report = world.tick(&world.process_function().await).await;
     assert_eq!((report.legacy, report.dispatched), (2, 0), "{report:?}");
     assert_eq!(world.delivered_ids(), ["autumn.a.0", "autumn.b.0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_beyond_the_tick_limit_get_their_turn() {
+    // Given two active campaigns and a tick that takes one
+    let world = World::start().await;
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+    seed_campaign(&world, "first", 1, &["a"]).await;
+    seed_campaign(&world, "second", 1, &["b"]).await;
+    let function = world
+        .process_campaigns_with(&[("CAMPAIGN_TICK_LIMIT", "1")])
+        .await;
+
+    // When two ticks run while the first campaign's lease still holds
+    let first = world.campaign_tick(&function).await;
+    let second = world.campaign_tick(&function).await;
+
+    // Then the second tick dispatches the other campaign instead of meeting the leased one
+    assert_eq!((first.dispatched, first.skipped), (1, 0), "{first:?}");
+    assert_eq!((second.dispatched, second.skipped), (1, 0), "{second:?}");
+    assert_eq!(
+        seed::queue_depth(&world.sqs, &world.stack.queue("CampaignQueue").url).await,
+        2
+    );
 }

@@ -28,6 +28,12 @@ pub fn lease_cutoff(now: i64, lease: Duration) -> i64 {
     now.saturating_sub(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The places of a tick of `limit` kept for abandoned claims: a tenth, at least one when
+/// the tick takes more than one unit.
+pub fn abandoned_share(limit: usize) -> usize {
+    if limit > 1 { (limit / 10).max(1) } else { 0 }
+}
+
 /// A claim on one unit of work: only its holder may release it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -272,12 +278,15 @@ impl<S: WorkSource> Tick<S> {
         deadline: Option<Instant>,
     ) -> Result<TickReport, TickError> {
         let flags = self.flags.evaluate(self.source.flag()).await;
+        // A share of every tick is kept for abandoned claims, so a sustained backlog of due
+        // work cannot leave them waiting for ever.
+        let reserved = abandoned_share(self.limit);
         let Due {
             units: mut due,
             mut quarantined,
         } = self
             .source
-            .fetch_due(now, self.limit)
+            .fetch_due(now, self.limit - reserved)
             .await
             .map_err(TickError::Fetch)?;
         if due.len() + quarantined.len() < self.limit {
@@ -681,6 +690,79 @@ mod tests {
             10,
         );
         (tick, work, queue, legacy)
+    }
+
+    /// More due units than any tick takes, and three abandoned claims.
+    struct Backlog;
+    #[async_trait]
+    impl WorkSource for Backlog {
+        type Unit = String;
+        fn flag(&self) -> &'static str {
+            FLAG
+        }
+        fn unit_id(&self, unit: &String) -> String {
+            unit.clone()
+        }
+        async fn fetch_due(&self, _: i64, limit: usize) -> Result<Due<String>, WorkError> {
+            Ok((0..limit)
+                .map(|n| format!("due-{n}"))
+                .collect::<Vec<_>>()
+                .into())
+        }
+        async fn fetch_abandoned(&self, _: i64, limit: usize) -> Result<Due<String>, WorkError> {
+            Ok((0..3.min(limit))
+                .map(|n| format!("abandoned-{n}"))
+                .collect::<Vec<_>>()
+                .into())
+        }
+        async fn claim(
+            &self,
+            unit: &String,
+            route: Route,
+            _: i64,
+        ) -> Result<Option<Claim>, WorkError> {
+            Ok(Some(Claim {
+                unit_id: unit.clone(),
+                token: "t".into(),
+                route,
+            }))
+        }
+        async fn release(&self, _: &Claim) -> Result<bool, WorkError> {
+            Ok(true)
+        }
+        async fn mark_failed(&self, _: &Claim, _: &str, _: i64) -> Result<(), WorkError> {
+            Ok(())
+        }
+        fn envelope(&self, unit: &String, source: &str) -> Result<Envelope, crate::EnvelopeError> {
+            Envelope::wrap(&Unit(unit.clone()), source, Some(unit.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backlog_of_due_work_leaves_a_share_of_every_tick_to_abandoned_claims() {
+        // Given more due units than a tick of 10 takes, and abandoned claims
+        let queue = Arc::new(PickyQueue(Mutex::default()));
+        let tick = Tick::new(
+            "process-test",
+            Backlog,
+            FlagReader::new(Arc::new(Flags(Some(true))), FlagDefaults::default()),
+            Dispatcher::new(queue.clone()),
+            Dispatcher::new(Arc::new(PickyQueue(Mutex::default()))),
+            10,
+        );
+
+        // When a tick runs
+        let report = tick.run(0).await.unwrap();
+
+        // Then nine due units went, and one abandoned claim was taken over
+        assert_eq!((report.due, report.dispatched), (10, 10));
+        let sent = queue.0.lock().unwrap();
+        let abandoned = sent
+            .iter()
+            .filter(|unit| unit.starts_with("abandoned"))
+            .count();
+        assert_eq!((sent.len() - abandoned, abandoned), (9, 1));
+        assert_eq!(abandoned_share(1), 0, "a tick of one takes due work");
     }
 
     #[tokio::test]

@@ -200,7 +200,7 @@ async fn campaigns(world: &World) {
     }
     let report = world.campaign_tick(&process).await;
     println!("6. process-campaigns tick → {}", summary(&report));
-    println!("   (\"spring\" is skipped: the first tick's lease on it has not run out yet)");
+    println!("   (\"spring\" is left out: the first tick's lease on it has not run out yet)");
     let before = world.smtp.received().len();
     let report = world.tick(&world.process_function().await).await;
     println!(

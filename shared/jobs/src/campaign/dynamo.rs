@@ -153,11 +153,15 @@ impl CampaignStore for DynamoCampaignStore {
                 limit,
                 campaign_from_item,
                 |query| {
+                    // Leased campaigns (run lately, or running) are left out, so they do not
+                    // fill the tick: the others get their turn, in rotation as leases end.
                     query
                         .index_name(CAMPAIGN_STATUS_INDEX)
                         .key_condition_expression("#status = :active")
+                        .filter_expression("attribute_not_exists(leaseUntil) OR leaseUntil <= :now")
                         .expression_attribute_names("#status", "status")
                         .expression_attribute_values(":active", s(CampaignStatus::Active.as_str()))
+                        .expression_attribute_values(":now", n(now))
                 },
                 &["campaignId"],
                 now,
