@@ -14,8 +14,10 @@ use crate::sqs::{FifoIds, SQS_MAX_REQUEST_BYTES, is_fifo_queue};
 
 /// An error reason is cut to this many bytes first, whatever the room.
 pub const MAX_REASON_BYTES: usize = 1_024;
-/// SQS refuses a visibility timeout over 12 hours.
-const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
+/// SQS refuses a visibility timeout that ends more than 12 hours after the message was
+/// received; the record was received at most one invocation ago (Lambda's 15 minutes), so
+/// a delay up to 12 hours less those 15 minutes is always accepted.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(43_200 - 900);
 
 #[derive(Debug, Clone)]
 pub struct SqsFailureRoutes {
@@ -349,7 +351,7 @@ impl FailureRoutes for SqsFailureRoutes {
                 source: None,
             });
         };
-        let seconds = i32::try_from(delay.min(MAX_VISIBILITY).as_secs()).unwrap_or(i32::MAX);
+        let seconds = i32::try_from(delay.min(MAX_RETRY_DELAY).as_secs()).unwrap_or(i32::MAX);
         debug!(seconds, "retry delayed");
         self.client
             .change_message_visibility()

@@ -137,11 +137,13 @@ impl WorkerQueues {
             };
         let base = parsed_or(env, "RETRY_BASE_SECONDS", 10_u64)?;
         let cap = parsed_or(env, "RETRY_MAX_SECONDS", 900_u64)?;
-        if base == 0 || cap < base || cap > 43_200 {
+        // SQS ends a message's invisibility at most 12 hours after it was received.
+        let most = symphony_aws::failures::MAX_RETRY_DELAY.as_secs();
+        if base == 0 || cap < base || cap > most {
             return Err(ConfigError::Invalid {
                 name: "RETRY_MAX_SECONDS".to_owned(),
                 value: format!("{cap} (base {base})"),
-                reason: "need 0 < RETRY_BASE_SECONDS <= RETRY_MAX_SECONDS <= 43200".to_owned(),
+                reason: format!("need 0 < RETRY_BASE_SECONDS <= RETRY_MAX_SECONDS <= {most}"),
             });
         }
         Ok(Some(Self {
@@ -184,4 +186,27 @@ pub async fn sqs_worker(
         ..queues.retry
     };
     Ok(worker.with_failure_routes(Arc::new(routes), policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use symphony_core::config::from_pairs;
+
+    fn queues_with_cap(cap: &str) -> Result<Option<WorkerQueues>, ConfigError> {
+        WorkerQueues::from_env(&from_pairs(&[
+            ("QUEUE_URL", "http://q"),
+            ("DEAD_LETTER_QUEUE_URL", "http://dlq"),
+            ("RETRY_MAX_SECONDS", cap),
+        ]))
+    }
+
+    #[test]
+    fn a_backoff_sqs_would_refuse_is_refused_at_start_naming_the_limit() {
+        // 12 hours from receipt is SQS's limit; the record may be 15 minutes old already
+        let error = queues_with_cap("43200").unwrap_err();
+        assert!(error.to_string().contains("42300"), "{error}");
+        let accepted = queues_with_cap("42300").unwrap().unwrap();
+        assert_eq!(accepted.retry.cap, Duration::from_secs(42_300));
+    }
 }
