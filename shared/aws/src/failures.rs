@@ -1,7 +1,10 @@
 //! Failure routes on SQS: a permanent failure goes to the dead-letter queue at once, with
 //! its error details; a retryable one has its visibility timeout set to the backoff.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
@@ -26,9 +29,14 @@ pub struct SqsFailureRoutes {
     dead_letter_url: String,
     /// The dead-letter queue's own `MaximumMessageSize`.
     max_message_bytes: usize,
-    /// The source queue's `maxReceiveCount`, from its redrive policy.
-    max_receive_count: Option<u32>,
+    /// The source queue's `maxReceiveCount`, from its redrive policy, and when it was read.
+    max_receive_count: Arc<Mutex<(Option<u32>, Instant)>>,
+    /// How long a `maxReceiveCount` read is trusted before it is read again.
+    refresh: Duration,
 }
+
+/// A redrive policy changed in place reaches warm workers within this time.
+pub const MAX_RECEIVE_COUNT_REFRESH: Duration = Duration::from_secs(300);
 
 impl SqsFailureRoutes {
     /// Reads the dead-letter queue's `MaximumMessageSize` and the source queue's redrive
@@ -39,17 +47,7 @@ impl SqsFailureRoutes {
         dead_letter_url: impl Into<String>,
     ) -> Result<Self, AwsError> {
         let queue_url = queue_url.into();
-        let redrive = client
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::RedrivePolicy)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
-        let max_receive_count = redrive
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
-            .and_then(|policy| max_receive_count(policy));
+        let max_receive_count = read_max_receive_count(&client, &queue_url).await?;
         let dead_letter_url = dead_letter_url.into();
         let max_message_bytes = maximum_message_size(&client, &dead_letter_url).await?;
         Ok(Self {
@@ -57,15 +55,37 @@ impl SqsFailureRoutes {
             queue_url,
             dead_letter_url,
             max_message_bytes,
-            max_receive_count,
+            max_receive_count: Arc::new(Mutex::new((max_receive_count, Instant::now()))),
+            refresh: MAX_RECEIVE_COUNT_REFRESH,
         })
     }
 
-    /// The source queue's `maxReceiveCount`: the retry policy's last attempt.
-    pub fn max_receive_count(&self) -> Option<u32> {
-        self.max_receive_count
+    /// Reads `maxReceiveCount` again once a read is older than `refresh`.
+    pub fn with_refresh(mut self, refresh: Duration) -> Self {
+        self.refresh = refresh;
+        self
     }
 }
+
+/// A queue's `maxReceiveCount`, from its redrive policy (none without one).
+async fn read_max_receive_count(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<Option<u32>, AwsError> {
+    let redrive = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+    Ok(redrive
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        .and_then(|policy| max_receive_count(policy)))
+}
+
+impl SqsFailureRoutes {}
 
 /// A job's dead-letter queue, where a tick puts the units it held (an unknown outcome on
 /// the legacy path): the envelope with `meta.error`, as a worker's dead letter would be.
@@ -323,6 +343,24 @@ where
 
 #[async_trait]
 impl FailureRoutes for SqsFailureRoutes {
+    /// The cached value, read again once older than `refresh`; a failed read keeps it.
+    async fn max_receive_count(&self) -> Option<u32> {
+        let (cached, read_at) = *self.max_receive_count.lock().await;
+        if read_at.elapsed() < self.refresh {
+            return cached;
+        }
+        match read_max_receive_count(&self.client, &self.queue_url).await {
+            Ok(fresh) => {
+                *self.max_receive_count.lock().await = (fresh, Instant::now());
+                fresh
+            }
+            Err(error) => {
+                tracing::warn!(error = %symphony_core::error::chain(&error), "could not read maxReceiveCount again; keeping the last one");
+                cached
+            }
+        }
+    }
+
     async fn dead_letter(
         &self,
         record: &SqsMessage,

@@ -155,9 +155,15 @@ impl BatchProcessor {
                 .collect()
                 .await
         };
-        if let Some((routes, policy)) = &self.routes {
+        if let Some((routes, policy)) = &self.routes
+            && outcomes.iter().any(|outcome| outcome.result.is_err())
+        {
+            let mut policy = *policy;
+            if let Some(max) = routes.max_receive_count().await {
+                policy.max_attempts = Some(max);
+            }
             for (record, outcome) in event.records.iter().zip(outcomes.iter_mut()) {
-                route_failure(routes.as_ref(), policy, record, outcome).await;
+                route_failure(routes.as_ref(), &policy, record, outcome).await;
             }
         }
 
@@ -436,10 +442,16 @@ mod tests {
         delayed: Mutex<Vec<(String, Duration)>>,
         /// The dead-letter queue refuses this message id.
         refuse: String,
+        /// The queue's current `maxReceiveCount`, when the routes know it.
+        max_receive_count: Option<u32>,
     }
 
     #[async_trait]
     impl FailureRoutes for MemoryRoutes {
+        async fn max_receive_count(&self) -> Option<u32> {
+            self.max_receive_count
+        }
+
         async fn dead_letter(
             &self,
             record: &SqsMessage,
@@ -578,6 +590,40 @@ mod tests {
             matches!(&report.outcomes[4].result, Err(RecordError::GroupBlocked { blocked_by }) if blocked_by == "a2")
         );
         assert_eq!(recorder.attempts.lock().unwrap().len(), 4, "a3 never ran");
+    }
+
+    #[tokio::test]
+    async fn the_queues_current_max_receive_count_decides_the_last_attempt() {
+        // Given a policy read with five attempts, and a queue now lowered to three
+        let routes = Arc::new(MemoryRoutes {
+            max_receive_count: Some(3),
+            ..MemoryRoutes::default()
+        });
+        let policy = RetryPolicy {
+            max_attempts: Some(5),
+            ..RetryPolicy::default()
+        };
+        let registry = HandlerRegistry::new()
+            .register(Arc::new(Recorder::default()))
+            .unwrap();
+        let processor =
+            BatchProcessor::new(Arc::new(registry), 2).with_failure_routes(routes.clone(), policy);
+        let mut event = SqsEvent::default();
+        event.records = vec![record("third", work("retry"), "3")];
+
+        // When a retryable failure meets its third attempt
+        processor
+            .process(&event, &HandlerContext::new(Route::Symphony, "req"))
+            .await;
+
+        // Then it was the last: dead-lettered as exhausted, not backed off
+        let dead = routes.dead.lock().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (dead[0].1.kind.as_str(), dead[0].1.attempts),
+            ("exhausted", 3)
+        );
+        assert!(routes.delayed.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

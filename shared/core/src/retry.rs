@@ -83,6 +83,11 @@ pub trait FailureRoutes: Send + Sync {
         record: &SqsMessage,
         delay: Duration,
     ) -> Result<(), FailureRouteError>;
+    /// The queue's current `maxReceiveCount`, when the routes know it: it overrides the
+    /// policy's last attempt, so a redrive policy changed in place is followed.
+    async fn max_receive_count(&self) -> Option<u32> {
+        None
+    }
 }
 
 #[cfg(test)]

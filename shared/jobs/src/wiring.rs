@@ -182,7 +182,7 @@ pub async fn sqs_worker(
     )
     .await?;
     let policy = RetryPolicy {
-        max_attempts: routes.max_receive_count(),
+        max_attempts: symphony_core::FailureRoutes::max_receive_count(&routes).await,
         ..queues.retry
     };
     Ok(worker.with_failure_routes(Arc::new(routes), policy))
