@@ -19,6 +19,10 @@ use crate::sqs::is_fifo_queue;
 
 /// How long messages stay hidden while they are listed or moved.
 const HOLD: Duration = Duration::from_secs(60);
+/// A pass handles at most this many messages; run it again for the rest.
+pub const MAX_PER_PASS: usize = 1_000;
+/// Each receive waits this long for messages: an empty long-polled answer means empty.
+const LONG_POLL_SECONDS: i32 = 1;
 
 /// One dead-lettered message.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -150,17 +154,19 @@ impl DeadLetterQueue {
         Ok(report)
     }
 
-    /// Receives until the queue has nothing visible left, hiding what it received.
+    /// Receives until the queue has nothing visible left (long polls, so an empty answer
+    /// means empty, not "this server had none"), hiding what it received; at most
+    /// [`MAX_PER_PASS`] messages, so a pass always ends.
     async fn receive_all(&self) -> Result<Vec<DeadLetter>, AwsError> {
         let mut letters: Vec<DeadLetter> = Vec::new();
-        loop {
+        while letters.len() < MAX_PER_PASS {
             let output = self
                 .client
                 .receive_message()
                 .queue_url(&self.dead_letter_url)
                 .max_number_of_messages(10)
                 .visibility_timeout(i32::try_from(HOLD.as_secs()).unwrap_or(60))
-                .wait_time_seconds(0)
+                .wait_time_seconds(LONG_POLL_SECONDS)
                 .message_attribute_names("All")
                 .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
                 .send()
@@ -170,13 +176,10 @@ impl DeadLetterQueue {
                 return Ok(letters);
             }
             for message in output.messages() {
-                let letter = DeadLetter::from_message(message);
-                // A FIFO group can come back within one listing: keep the first copy.
-                if !letters.iter().any(|l| l.message_id == letter.message_id) {
-                    letters.push(letter);
-                }
+                keep_newest(&mut letters, DeadLetter::from_message(message));
             }
         }
+        Ok(letters)
     }
 
     /// Makes messages visible again.
@@ -203,5 +206,39 @@ impl DeadLetterQueue {
                 .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", e))?;
         }
         Ok(())
+    }
+}
+/// Adds a received message, or, when it came back within one pass (a FIFO group, a
+/// hold that ran out), keeps its newest receipt handle: only that one can delete it.
+fn keep_newest(letters: &mut Vec<DeadLetter>, letter: DeadLetter) {
+    match letters
+        .iter_mut()
+        .find(|l| l.message_id == letter.message_id)
+    {
+        Some(known) => known.receipt_handle = letter.receipt_handle,
+        None => letters.push(letter),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_received_twice_in_a_pass_keeps_its_newest_receipt_handle() {
+        let letter = |handle: &str| DeadLetter {
+            message_id: "m1".into(),
+            message_type: None,
+            unit_id: None,
+            error: None,
+            body: "{}".into(),
+            receipt_handle: handle.into(),
+            group: None,
+        };
+        let mut letters = Vec::new();
+        keep_newest(&mut letters, letter("first"));
+        keep_newest(&mut letters, letter("second"));
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].receipt_handle, "second");
     }
 }
