@@ -19,5 +19,6 @@ pub async fn function(
         config.queues.as_ref(),
         sdk,
     )
-    .await?)
+    .await?
+    .with_deadline_margin(config.send_least_time()))
 }

@@ -10,6 +10,7 @@ use symphony_jobs::wiring::sqs_worker;
 pub type HandleSms = SqsWorker;
 
 pub async fn function(config: &SmsWorkerConfig, sdk: &SdkConfig) -> Result<HandleSms, AwsError> {
+    // No record starts without the time one SNS attempt and its record need.
     sqs_worker(
         config.registry(sdk),
         config.batch_concurrency,
@@ -17,4 +18,5 @@ pub async fn function(config: &SmsWorkerConfig, sdk: &SdkConfig) -> Result<Handl
         sdk,
     )
     .await
+    .map(|worker| worker.with_deadline_margin(symphony_jobs::sms::sns::SEND_TIME))
 }

@@ -73,6 +73,13 @@ impl SqsWorker {
         self
     }
 
+    /// Starts no record with less than `margin` of the invocation left: the longest a
+    /// record's send needs, so none is cut mid-send.
+    pub fn with_deadline_margin(mut self, margin: std::time::Duration) -> Self {
+        self.processor = self.processor.with_deadline_margin(margin);
+        self
+    }
+
     /// Routes failed records: permanent ones (and retryable ones on their last attempt) to
     /// the dead-letter queue at once, the other retryable ones kept away for `policy`'s
     /// backoff.

@@ -92,6 +92,15 @@ impl EmailWorkerConfig {
         })
     }
 
+    /// The least time one send needs (every SMTP step, one step's wait for the verdict, the
+    /// record): the worker starts no record with less left.
+    pub fn send_least_time(&self) -> Duration {
+        match &self.mailer {
+            MailerChoice::Smtp { timeout, .. } => super::smtp::least_time(*timeout),
+            MailerChoice::Outbox { .. } => symphony_core::batch::DEFAULT_DEADLINE_MARGIN,
+        }
+    }
+
     /// The handler registry of the email job, with its adapters built from `sdk`, and the
     /// passwords of `SMTP_SECRETS` read.
     pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, SecretError> {
