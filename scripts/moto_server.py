@@ -14,11 +14,17 @@ Our SNS client does not retry `Publish`, so each refusal reaches the caller.
 records it as sent) and then answer 500, as a service that took a request and failed
 before it could say so: the caller cannot know whether the text went out.
 
+`--sqs-refuse-sends SUFFIX:COUNT` answers the first COUNT `SendMessageBatch` requests to a
+queue whose URL ends with SUFFIX with AccessDenied, as a missing grant or a Deny in the
+queue's policy would.
+
 Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES] [--sns-unsure PREFIX]
+       [--sqs-refuse-sends SUFFIX:COUNT]
 """
 
 import hashlib
 import io
+import json
 import os
 import signal
 import sys
@@ -104,6 +110,40 @@ class PublishThenFail:
         return self.app(environ, start_response)
 
 
+DENIED = b"""{"__type":"com.amazon.coral.service#AccessDeniedException","message":"Access to the resource is denied (injected)"}"""
+
+
+class RefuseSomeSends:
+    """Refuses the first `count` SendMessageBatch requests to queues ending with `suffix`."""
+
+    def __init__(self, app, suffix, count):
+        self.app = app
+        self.suffix = suffix
+        self.left = count
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if self.left > 0 and target.endswith(".SendMessageBatch"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            try:
+                queue_url = json.loads(body or b"{}").get("QueueUrl", "")
+            except ValueError:
+                queue_url = ""
+            if queue_url.endswith(self.suffix):
+                self.left -= 1
+                start_response(
+                    "400 Bad Request",
+                    [
+                        ("Content-Type", "application/x-amz-json-1.0"),
+                        ("x-amzn-query-error", "AccessDenied;Sender"),
+                    ],
+                )
+                return [DENIED]
+        return self.app(environ, start_response)
+
+
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
@@ -115,6 +155,9 @@ def main():
         app = ThrottleSomePhones(app, float(share), int(failures))
     if "--sns-unsure" in options:
         app = PublishThenFail(app, options["--sns-unsure"])
+    if "--sqs-refuse-sends" in options:
+        suffix, count = options["--sqs-refuse-sends"].rsplit(":", 1)
+        app = RefuseSomeSends(app, suffix, int(count))
     run_simple(host, port, OneAtATime(app), threaded=True, request_handler=MotoRequestHandler)
 
 

@@ -53,6 +53,9 @@ const UNSURE_PHONES: &str = "+1666";
 /// apart, so a loaded machine neither hears the late one nor misses a prompt one.
 const LATE_ACK: Duration = Duration::from_secs(5);
 const REPLY_WAIT_SECONDS: &str = "2";
+/// The email queue refuses this many sends (AccessDenied, as a missing grant would): the
+/// ticks release those units, and later ticks send them.
+const REFUSED_SENDS: usize = 3;
 
 /// How big a run, and how hostile.
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +178,8 @@ pub struct JobReport {
     pub poisoned: usize,
     /// Deliveries that failed and came back for another attempt.
     pub retried_deliveries: usize,
+    /// Units a tick released for a fault that was not theirs (the queue refusing sends).
+    pub infrastructure_faults: usize,
 }
 
 impl JobReport {
@@ -186,6 +191,7 @@ impl JobReport {
         self.held += other.held;
         self.duplicates += other.duplicates;
         self.lost += other.lost;
+        self.infrastructure_faults += other.infrastructure_faults;
         self.doomed += other.doomed;
         self.unsure += other.unsure;
         self.poisoned += other.poisoned;
@@ -198,7 +204,8 @@ impl std::fmt::Display for JobReport {
         write!(
             f,
             "units {} (doomed {}, unsure {}, poisoned {}): sent {}, failed with reason {}, \
-             held {}, duplicates {}, lost {} (dead-lettered {}, retried deliveries {})",
+             held {}, duplicates {}, lost {} (dead-lettered {}, retried deliveries {}, \
+             infrastructure faults {})",
             self.units,
             self.doomed,
             self.unsure,
@@ -209,7 +216,8 @@ impl std::fmt::Display for JobReport {
             self.duplicates,
             self.lost,
             self.dead_lettered,
-            self.retried_deliveries
+            self.retried_deliveries,
+            self.infrastructure_faults
         )
     }
 }
@@ -392,8 +400,17 @@ enum Fate {
 
 pub async fn run(plan: FaultPlan) -> FaultReport {
     let started = Instant::now();
+    let throttle = format!("{}:{SNS_REFUSALS}", plan.transient_share);
+    let refuse = format!("-email:{REFUSED_SENDS}");
     let world = World::start_on(
-        Moto::start_throttling_and_unsure_sms(plan.transient_share, SNS_REFUSALS, UNSURE_PHONES),
+        Moto::start_with(&[
+            "--sns-throttle",
+            &throttle,
+            "--sns-unsure",
+            UNSURE_PHONES,
+            "--sqs-refuse-sends",
+            &refuse,
+        ]),
         SmtpServer::start_hostile(
             REJECTED_RECIPIENTS,
             plan.transient_share,
@@ -421,6 +438,7 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
 
     let mut units = Units::default();
     let mut retried: HashMap<Job, usize> = HashMap::new();
+    let mut infrastructure_faults: HashMap<Job, usize> = HashMap::new();
     let mut bad_messages = 0;
     let waves = Job::ALL
         .iter()
@@ -432,11 +450,12 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
         // Two overlapping ticks of every job, its flag moved between their starts: a
         // rollout step or a rollback in the middle of a run.
         let step = wave * 2;
-        tokio::join!(
+        let faults = tokio::join!(
             overlapping_ticks(&world, Job::Email, step, &functions.email_ticks),
             overlapping_ticks(&world, Job::Campaign, step, &functions.campaign_ticks),
             overlapping_ticks(&world, Job::Sms, step, &functions.sms_ticks),
         );
+        count_faults(&mut infrastructure_faults, faults);
         for job in Job::ALL {
             bad_messages += put_bad_messages(&world, job, plan.bad_messages_per_wave).await;
             kill_a_worker_mid_batch(&world, job, functions.worker(job), &mut units.killed).await;
@@ -459,11 +478,12 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
     let deadline = Instant::now() + Duration::from_secs(CLAIM_LEASE_SECONDS + 180);
     let mut settled_in_time = false;
     loop {
-        tokio::join!(
+        let faults = tokio::join!(
             overlapping_ticks(&world, Job::Email, 1, &functions.email_ticks),
             overlapping_ticks(&world, Job::Campaign, 0, &functions.campaign_ticks),
             overlapping_ticks(&world, Job::Sms, 2, &functions.sms_ticks),
         );
+        count_faults(&mut infrastructure_faults, faults);
         drain_all(&world, &functions, &mut retried).await;
         if settled(&world).await {
             settled_in_time = true;
@@ -478,11 +498,23 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
     let mut report = account(&world, &units).await;
     for (job, job_report) in &mut report.jobs {
         job_report.retried_deliveries = retried.get(job).copied().unwrap_or(0);
+        job_report.infrastructure_faults = infrastructure_faults.get(job).copied().unwrap_or(0);
     }
     report.bad_messages = bad_messages;
     report.settled = settled_in_time;
     report.elapsed = started.elapsed();
     report
+}
+
+/// Adds the infrastructure faults the ticks of each job reported.
+fn count_faults(total: &mut HashMap<Job, usize>, (email, campaign, sms): (usize, usize, usize)) {
+    for (job, faults) in [
+        (Job::Email, email),
+        (Job::Campaign, campaign),
+        (Job::Sms, sms),
+    ] {
+        *total.entry(job).or_default() += faults;
+    }
 }
 
 const SEQUENCE_ID: &str = "fault-drip";
@@ -622,17 +654,18 @@ async fn overlapping_ticks<S: WorkSource>(
     job: Job,
     step: usize,
     ticks: &[ScheduledFunction<S>; 2],
-) {
+) -> usize {
     let event = match job {
         Job::Email => "email-queue",
         Job::Campaign => "campaigns",
         Job::Sms => "sms-drip",
     };
     set_rollout(world, job, job.rollout(step)).await;
-    tokio::join!(run_tick(&ticks[0], event), async {
+    let (first, second) = tokio::join!(run_tick(&ticks[0], event), async {
         set_rollout(world, job, job.rollout(step + 1)).await;
         run_tick(&ticks[1], event).await
     });
+    first.infrastructure_faults + second.infrastructure_faults
 }
 
 /// Puts `count` malformed bodies and `count` envelopes of an unknown type on a job's queue;

@@ -161,17 +161,9 @@ impl Moto {
         Self::start_with(&["--sns-unsure", prefix])
     }
 
-    /// Both: throttling (as [`Self::start_throttling_sms`]) and unsure publishes.
-    pub fn start_throttling_and_unsure_sms(share: f64, failures: u32, prefix: &str) -> Self {
-        Self::start_with(&[
-            "--sns-throttle",
-            &format!("{share}:{failures}"),
-            "--sns-unsure",
-            prefix,
-        ])
-    }
-
-    fn start_with(options: &[&str]) -> Self {
+    /// With any of `scripts/moto_server.py`'s fault options (`--sns-throttle`,
+    /// `--sns-unsure`, `--sqs-refuse-sends`), as option-value pairs.
+    pub fn start_with(options: &[&str]) -> Self {
         let bin = python_bin();
         let port = free_port();
         let mut process = ServiceProcess::spawn(

@@ -36,6 +36,8 @@ async fn under_faults_nothing_is_lost_and_nothing_is_sent_twice() {
     }
     assert!(report.job(Job::Email).poisoned > 0, "{report}");
     assert!(report.job(Job::Sms).poisoned > 0, "{report}");
+    // and the email queue's refused sends released their units, sent later
+    assert!(report.job(Job::Email).infrastructure_faults > 0, "{report}");
     // and deferred mail and throttled texts came back for another attempt
     assert!(report.job(Job::Email).retried_deliveries > 0, "{report}");
     assert!(report.job(Job::Sms).retried_deliveries > 0, "{report}");
