@@ -59,7 +59,7 @@ fn sample(name: &str) -> String {
 
 #[test]
 fn every_sample_event_parses_as_the_event_its_name_says() {
-    let mut checked = 0;
+    let mut checked = Vec::new();
     for entry in std::fs::read_dir(project_root().join("events")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -82,9 +82,24 @@ fn every_sample_event_parses_as_the_event_its_name_says() {
         } else {
             panic!("{name}: sample events are named example-<service>-<variant>.json");
         }
-        checked += 1;
+        checked.push(name);
     }
-    assert!(checked >= 3, "only {checked} sample events found");
+    // Every job's schedule, every worker's good and bad batch: none missing, none unchecked
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "example-eventbridge-campaigns.json",
+            "example-eventbridge-email-queue.json",
+            "example-eventbridge-sms-drip.json",
+            "example-sqs-campaign-bad.json",
+            "example-sqs-campaign.json",
+            "example-sqs-email-mixed.json",
+            "example-sqs-email.json",
+            "example-sqs-sms-bad.json",
+            "example-sqs-sms.json",
+        ]
+    );
 }
 
 #[test]

@@ -547,6 +547,18 @@ mod tests {
         }
     }
 
+    /// The same queue, shared, so a test can read what it received.
+    #[async_trait]
+    impl SendMessageBatchApi for std::sync::Arc<FlakyQueue> {
+        async fn send_message_batch(
+            &self,
+            queue_url: &str,
+            entries: Vec<(String, &OutgoingEntry)>,
+        ) -> Result<BatchAnswer, AwsError> {
+            self.as_ref().send_message_batch(queue_url, entries).await
+        }
+    }
+
     fn limits() -> SqsLimits {
         SqsLimits {
             max_message_bytes: 2_000,
@@ -558,8 +570,9 @@ mod tests {
 
     #[tokio::test]
     async fn entries_failed_by_the_service_are_resent_and_delivered() {
-        let queue = FlakyQueue::default();
-        let transport = SqsTransport::with_limits(queue, "q", limits());
+        // Given a queue that fails one entry on the service's side the first time
+        let queue = std::sync::Arc::new(FlakyQueue::default());
+        let transport = SqsTransport::with_limits(queue.clone(), "q", limits());
         let mut envelopes: Vec<Envelope> = (0..12).map(|_| envelope(10)).collect();
         envelopes[3] = Envelope::wrap(
             &Blob {
@@ -569,13 +582,24 @@ mod tests {
             None,
         )
         .unwrap();
+        let failing = envelopes[3].id.clone();
+        let ids: Vec<String> = envelopes.iter().map(|e| e.id.clone()).collect();
+
+        // When twelve envelopes are dispatched
         let deliveries = Dispatcher::new(std::sync::Arc::new(transport))
             .dispatch(envelopes)
             .await;
+
+        // Then all are delivered: the failed entry was sent again, the others exactly once
         assert!(
             deliveries.iter().all(|d| d.result.is_ok()),
             "{deliveries:?}"
         );
+        let seen = queue.seen.lock().unwrap();
+        for id in &ids {
+            let times = seen.iter().filter(|s| *s == id).count();
+            assert_eq!(times, if *id == failing { 2 } else { 1 }, "{id}");
+        }
     }
 
     #[tokio::test]

@@ -317,9 +317,13 @@ mod tests {
             .filter(|i| flags.route(&format!("e{i}")) == Route::Symphony)
             .count();
         assert!((2_700..=3_300).contains(&symphony), "{symphony}");
+        // Stable: another tick, reading the flags afresh, routes every unit the same way
+        let next_tick = reader(&[(GLOBAL_FLAG, true, 100), (JOB, true, 30)], &[])
+            .evaluate(JOB)
+            .await;
         for i in 0..100 {
             let unit = format!("e{i}");
-            assert_eq!(flags.route(&unit), flags.route(&unit));
+            assert_eq!(flags.route(&unit), next_tick.route(&unit), "{unit}");
             assert_eq!(
                 flags.route(&unit) == Route::Symphony,
                 bucket(JOB, &unit) < 30
