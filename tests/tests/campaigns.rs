@@ -262,6 +262,27 @@ async fn a_missing_variable_fails_that_lead_alone_and_lead_values_are_escaped() 
     );
     let failed = seed::get_lead(&world.dynamo, leads, "vars", "nocompany").await;
     assert_eq!(failed.status, LeadStatus::Failed);
+    // and its record says which value was missing
+    let item = world
+        .dynamo
+        .get_item()
+        .table_name(leads)
+        .key(
+            "campaignId",
+            aws_sdk_dynamodb::types::AttributeValue::S("vars".into()),
+        )
+        .key(
+            "leadId",
+            aws_sdk_dynamodb::types::AttributeValue::S("nocompany".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let reason = item["lastError"].as_s().unwrap();
+    assert!(reason.contains("company"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
