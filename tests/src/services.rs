@@ -312,21 +312,7 @@ impl SmtpServer {
     /// Stores the mail of recipients matching `late`, then acknowledges it only after
     /// `delay`; for those matching `dropped`, stores it and closes the connection unanswered.
     pub fn start_unsure(late: &str, delay: Duration, dropped: &str) -> Self {
-        let dir = scratch_dir("smtp-unsure");
-        let delay = delay.as_secs_f64().to_string();
-        let mut server = Self::start_with(
-            &dir,
-            &[
-                "--late-ack",
-                late,
-                "--late-ack-seconds",
-                &delay,
-                "--drop-after-dot",
-                dropped,
-            ],
-        );
-        server.process.scratch = Some(dir);
-        server
+        Self::start_hostile("", 0.0, late, delay, dropped)
     }
 
     /// [`Self::start_flaky`], and [`Self::start_unsure`] for recipients matching `late`
