@@ -166,6 +166,8 @@ pub struct TickReport {
     pub skipped: usize,
     /// Handed over with no answer (an unknown outcome): held for a person, never re-sent.
     pub held: usize,
+    /// Left due, unclaimed, for the next tick: too little of the invocation was left.
+    pub not_claimed: usize,
     /// Failures that were not the units' fault (access denied, a missing queue...): the
     /// units were released, and the next tick tries again.
     pub infrastructure_faults: usize,
@@ -305,6 +307,7 @@ impl<S: WorkSource> Tick<S> {
             failed: 0,
             skipped: 0,
             held: 0,
+            not_claimed: 0,
             infrastructure_faults: 0,
             flags: flags.clone(),
             failures: Vec::new(),
@@ -319,6 +322,21 @@ impl<S: WorkSource> Tick<S> {
                 reason: row.reason,
                 released: false,
             });
+        }
+
+        // Too little time left to deliver anything: claim nothing, so no unit waits out a
+        // lease; the next tick takes them all.
+        if deadline.is_some_and(|deadline| {
+            deadline.saturating_duration_since(Instant::now())
+                < crate::transport::LEGACY_START_MARGIN
+        }) {
+            warn!(
+                function = self.name,
+                due = due.len(),
+                "too little of the invocation left to claim; the next tick takes the due units"
+            );
+            report.not_claimed = due.len();
+            return Ok(report);
         }
 
         let claims: Vec<ClaimAttempt<S::Unit>> = stream::iter(due)
@@ -763,6 +781,24 @@ mod tests {
             .count();
         assert_eq!((sent.len() - abandoned, abandoned), (9, 1));
         assert_eq!(abandoned_share(1), 0, "a tick of one takes due work");
+    }
+
+    #[tokio::test]
+    async fn a_tick_out_of_time_claims_nothing_and_leaves_every_unit_due() {
+        // Given a tick whose invocation ends now
+        let (tick, work, queue, legacy) = tick(Some(true));
+
+        // When it runs
+        let report = tick.run_until(0, Some(Instant::now())).await.unwrap();
+
+        // Then it claimed nothing and sent nothing: every due unit waits for the next tick
+        assert_eq!(
+            (report.due, report.not_claimed, report.dispatched),
+            (4, 4, 0)
+        );
+        assert!(queue.0.lock().unwrap().is_empty());
+        assert!(legacy.0.lock().unwrap().is_empty());
+        assert!(work.released.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
