@@ -13,7 +13,7 @@ use symphony_core::{Envelope, ErrorDetails, FailureRouteError, FailureRoutes, He
 use tracing::debug;
 
 use crate::AwsError;
-use crate::sqs::{FifoIds, SQS_MAX_REQUEST_BYTES, is_fifo_queue};
+use crate::sqs::{FifoIds, is_fifo_queue, maximum_message_size, queue_attribute};
 
 /// An error reason is cut to this many bytes first, whatever the room.
 pub const MAX_REASON_BYTES: usize = 1_024;
@@ -72,20 +72,12 @@ async fn read_max_receive_count(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
 ) -> Result<Option<u32>, AwsError> {
-    let redrive = client
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::RedrivePolicy)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
-    Ok(redrive
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
-        .and_then(|policy| max_receive_count(policy)))
+    Ok(
+        queue_attribute(client, queue_url, QueueAttributeName::RedrivePolicy)
+            .await?
+            .and_then(|policy| max_receive_count(&policy)),
+    )
 }
-
-impl SqsFailureRoutes {}
 
 /// A job's dead-letter queue, where a tick puts the units it held (an unknown outcome on
 /// the legacy path): the envelope with `meta.error`, as a worker's dead letter would be.
@@ -133,26 +125,6 @@ impl HeldLetters for SqsHeldLetters {
         )
         .await
     }
-}
-
-/// A queue's `MaximumMessageSize`, at most what one request can carry.
-async fn maximum_message_size(
-    client: &aws_sdk_sqs::Client,
-    queue_url: &str,
-) -> Result<usize, AwsError> {
-    let attributes = client
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::MaximumMessageSize)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
-    Ok(attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
-        .and_then(|size| size.parse::<usize>().ok())
-        .unwrap_or(SQS_MAX_REQUEST_BYTES)
-        .min(SQS_MAX_REQUEST_BYTES))
 }
 
 /// Sends `body` with its error details to a dead-letter queue (see [`dead_letter_message`]).

@@ -238,27 +238,46 @@ impl SqsTransport<aws_sdk_sqs::Client> {
         queue_url: impl Into<String>,
     ) -> Result<Self, AwsError> {
         let queue_url = queue_url.into();
-        let attributes = client
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::MaximumMessageSize)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
-        let mut limits = SqsLimits::default();
-        if let Some(size) = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
-            .and_then(|s| s.parse::<usize>().ok())
-        {
-            limits.max_message_bytes = size.min(SQS_MAX_REQUEST_BYTES);
-        }
+        let limits = SqsLimits {
+            max_message_bytes: maximum_message_size(&client, &queue_url).await?,
+            ..SqsLimits::default()
+        };
         debug!(
             max_message_bytes = limits.max_message_bytes,
             "queue limits read"
         );
         Ok(Self::with_limits(client, queue_url, limits))
     }
+}
+
+/// One attribute of a queue, as SQS gives it (none when the queue has no such attribute).
+pub(crate) async fn queue_attribute(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    name: QueueAttributeName,
+) -> Result<Option<String>, AwsError> {
+    let output = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(name.clone())
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+    Ok(output.attributes().and_then(|a| a.get(&name)).cloned())
+}
+
+/// A queue's `MaximumMessageSize`, at most what one request can carry.
+pub(crate) async fn maximum_message_size(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<usize, AwsError> {
+    Ok(
+        queue_attribute(client, queue_url, QueueAttributeName::MaximumMessageSize)
+            .await?
+            .and_then(|size| size.parse::<usize>().ok())
+            .unwrap_or(SQS_MAX_REQUEST_BYTES)
+            .min(SQS_MAX_REQUEST_BYTES),
+    )
 }
 
 impl<C: SendMessageBatchApi> SqsTransport<C> {

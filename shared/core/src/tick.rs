@@ -436,22 +436,17 @@ impl<S: WorkSource> Tick<S> {
             // One at a time, each settled before the next starts: a held unit's dead
             // letter is written at once, not lost with an invocation cut later.
             for (envelope, claim) in envelopes.into_iter().zip(owners) {
-                let result = dispatcher
+                // The dispatcher answers exactly once per envelope (`Missing` if the
+                // transport did not).
+                for delivery in dispatcher
                     .dispatch_until(vec![envelope.clone()], deadline)
                     .await
-                    .pop()
-                    .map_or_else(
-                        || {
-                            Err(TransportError::Missing {
-                                envelope_id: envelope.id.clone(),
-                            })
-                        },
-                        |delivery| delivery.result,
+                {
+                    delivered += usize::from(
+                        self.settle(delivery.result, &claim, Some(&envelope), now, report)
+                            .await,
                     );
-                delivered += usize::from(
-                    self.settle(result, &claim, Some(&envelope), now, report)
-                        .await,
-                );
+                }
             }
         } else {
             let deliveries = dispatcher.dispatch_until(envelopes, deadline).await;

@@ -275,11 +275,6 @@ impl SmtpMailer {
         }
     }
 
-    /// The least time a send needs (see [`least_time`]).
-    fn least_time(&self) -> Duration {
-        least_time(self.step_timeout)
-    }
-
     /// How long the reply to the final dot may be awaited: the configured wait, cut so
     /// that the outcome can still be recorded before the deadline.
     fn reply_wait(&self, deadline: Option<Instant>) -> Duration {
@@ -505,7 +500,7 @@ fn classify(step: &str, error: SmtpError) -> MailError {
 #[async_trait]
 impl Mailer for SmtpMailer {
     fn least_time(&self) -> Duration {
-        SmtpMailer::least_time(self)
+        least_time(self.step_timeout)
     }
 
     async fn send(
