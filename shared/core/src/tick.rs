@@ -280,26 +280,56 @@ impl<S: WorkSource> Tick<S> {
         deadline: Option<Instant>,
     ) -> Result<TickReport, TickError> {
         let flags = self.flags.evaluate(self.source.flag()).await;
-        // A share of every tick is kept for abandoned claims, so a sustained backlog of due
-        // work cannot leave them waiting for ever.
-        let reserved = abandoned_share(self.limit);
+        // A share of every tick goes to abandoned claims first, so a sustained backlog of
+        // due work cannot leave them waiting for ever; what they leave of it goes to due work.
+        let first = self
+            .source
+            .fetch_abandoned(now, abandoned_share(self.limit))
+            .await
+            .map_err(TickError::Fetch)?;
+        let taken = first.units.len() + first.quarantined.len();
         let Due {
             units: mut due,
             mut quarantined,
         } = self
             .source
-            .fetch_due(now, self.limit - reserved)
+            .fetch_due(now, self.limit - taken)
             .await
             .map_err(TickError::Fetch)?;
-        if due.len() + quarantined.len() < self.limit {
-            let abandoned = self
+        let room = self.limit - taken - due.len() - quarantined.len();
+        // Due work left room, and the share was full: more abandoned claims may wait. The
+        // query starts over, so those of the share come back and are skipped.
+        if room > 0 && taken == abandoned_share(self.limit) {
+            let again = self
                 .source
-                .fetch_abandoned(now, self.limit - due.len() - quarantined.len())
+                .fetch_abandoned(now, taken + room)
                 .await
                 .map_err(TickError::Fetch)?;
-            due.extend(abandoned.units);
-            quarantined.extend(abandoned.quarantined);
+            let known: std::collections::HashSet<String> = first
+                .units
+                .iter()
+                .map(|unit| self.source.unit_id(unit))
+                .collect();
+            let known_rows: std::collections::HashSet<String> = first
+                .quarantined
+                .iter()
+                .map(|row| row.unit_id.clone())
+                .collect();
+            due.extend(
+                again
+                    .units
+                    .into_iter()
+                    .filter(|unit| !known.contains(&self.source.unit_id(unit))),
+            );
+            quarantined.extend(
+                again
+                    .quarantined
+                    .into_iter()
+                    .filter(|row| !known_rows.contains(&row.unit_id)),
+            );
         }
+        due.extend(first.units);
+        quarantined.extend(first.quarantined);
         let mut report = TickReport {
             due: due.len() + quarantined.len(),
             dispatched: 0,
@@ -705,8 +735,11 @@ mod tests {
         (tick, work, queue, legacy)
     }
 
-    /// More due units than any tick takes, and three abandoned claims.
-    struct Backlog;
+    /// `due` due units and `abandoned` abandoned claims.
+    struct Backlog {
+        due: usize,
+        abandoned: usize,
+    }
     #[async_trait]
     impl WorkSource for Backlog {
         type Unit = String;
@@ -717,13 +750,13 @@ mod tests {
             unit.clone()
         }
         async fn fetch_due(&self, _: i64, limit: usize) -> Result<Due<String>, WorkError> {
-            Ok((0..limit)
+            Ok((0..self.due.min(limit))
                 .map(|n| format!("due-{n}"))
                 .collect::<Vec<_>>()
                 .into())
         }
         async fn fetch_abandoned(&self, _: i64, limit: usize) -> Result<Due<String>, WorkError> {
-            Ok((0..3.min(limit))
+            Ok((0..self.abandoned.min(limit))
                 .map(|n| format!("abandoned-{n}"))
                 .collect::<Vec<_>>()
                 .into())
@@ -751,31 +784,78 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_backlog_of_due_work_leaves_a_share_of_every_tick_to_abandoned_claims() {
-        // Given more due units than a tick of 10 takes, and abandoned claims
+    /// (due units, abandoned claims) a tick of `limit` over `backlog` sends.
+    async fn taken(backlog: Backlog, limit: usize) -> (usize, usize) {
         let queue = Arc::new(PickyQueue(Mutex::default()));
         let tick = Tick::new(
             "process-test",
-            Backlog,
+            backlog,
             FlagReader::new(Arc::new(Flags(Some(true))), FlagDefaults::default()),
             Dispatcher::new(queue.clone()),
             Dispatcher::new(Arc::new(PickyQueue(Mutex::default()))),
-            10,
+            limit,
         );
-
-        // When a tick runs
         let report = tick.run(0).await.unwrap();
-
-        // Then nine due units went, and one abandoned claim was taken over
-        assert_eq!((report.due, report.dispatched), (10, 10));
         let sent = queue.0.lock().unwrap();
+        assert_eq!(report.dispatched, sent.len());
         let abandoned = sent
             .iter()
             .filter(|unit| unit.starts_with("abandoned"))
             .count();
-        assert_eq!((sent.len() - abandoned, abandoned), (9, 1));
-        assert_eq!(abandoned_share(1), 0, "a tick of one takes due work");
+        (sent.len() - abandoned, abandoned)
+    }
+
+    #[tokio::test]
+    async fn a_backlog_of_due_work_leaves_a_share_of_every_tick_to_abandoned_claims() {
+        // A backlog of due work: a tenth of the tick still goes to abandoned claims
+        assert_eq!(
+            taken(
+                Backlog {
+                    due: 50,
+                    abandoned: 3
+                },
+                10
+            )
+            .await,
+            (9, 1)
+        );
+        // No abandoned claims: the whole tick goes to due work
+        assert_eq!(
+            taken(
+                Backlog {
+                    due: 50,
+                    abandoned: 0
+                },
+                10
+            )
+            .await,
+            (10, 0)
+        );
+        // Little due work: abandoned claims take the rest, each once
+        assert_eq!(
+            taken(
+                Backlog {
+                    due: 2,
+                    abandoned: 5
+                },
+                10
+            )
+            .await,
+            (2, 5)
+        );
+        // A tick of one has no share to keep: due work first, else an abandoned claim
+        assert_eq!(abandoned_share(1), 0);
+        assert_eq!(
+            taken(
+                Backlog {
+                    due: 0,
+                    abandoned: 5
+                },
+                1
+            )
+            .await,
+            (0, 1)
+        );
     }
 
     #[tokio::test]

@@ -112,7 +112,9 @@ impl SmtpMailer {
         };
         if let (Some(prefix), SecretRef::SecretsManager(id)) = (&self.secrets_prefix, reference) {
             let owners = format!("{prefix}{}/", mailbox.user_id);
-            if !id.starts_with(&owners) {
+            // An empty user id, or one with a '/', would name a folder shared with others.
+            let own_folder = !mailbox.user_id.is_empty() && !mailbox.user_id.contains('/');
+            if !own_folder || !id.starts_with(&owners) {
                 return Err(MailError::permanent(
                     format!(
                         "mailbox {} may only use secrets under {owners}, not {reference:?}",
