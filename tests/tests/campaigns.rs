@@ -2,6 +2,7 @@
 //! with the emails they create going through the email queue.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Timelike, Utc};
 use symphony_core::Envelope;
 use symphony_jobs::campaign::{CAMPAIGN_FLAG, CampaignStatus, LeadStatus};
@@ -267,14 +268,8 @@ async fn a_missing_variable_fails_that_lead_alone_and_lead_values_are_escaped() 
         .dynamo
         .get_item()
         .table_name(leads)
-        .key(
-            "campaignId",
-            aws_sdk_dynamodb::types::AttributeValue::S("vars".into()),
-        )
-        .key(
-            "leadId",
-            aws_sdk_dynamodb::types::AttributeValue::S("nocompany".into()),
-        )
+        .key("campaignId", AttributeValue::S("vars".into()))
+        .key("leadId", AttributeValue::S("nocompany".into()))
         .consistent_read(true)
         .send()
         .await
@@ -354,4 +349,53 @@ async fn campaigns_beyond_the_tick_limit_get_their_turn() {
         seed::queue_depth(&world.sqs, &world.stack.queue("CampaignQueue").url).await,
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_take_the_campaigns_whose_last_run_is_oldest() {
+    // Given three active campaigns whose leases are over: one run a minute ago, one an hour
+    // ago, one never, put in that order (the index's order, if nothing else decides)
+    let world = World::start().await;
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+    let now = Utc::now().timestamp();
+    let campaigns = world.stack.table("CampaignsTable");
+    for (campaign_id, lease_ended) in [
+        ("recent", Some(now - 60)),
+        ("hour-ago", Some(now - 3_600)),
+        ("never", None),
+    ] {
+        seed_campaign(&world, campaign_id, 1, &["a"]).await;
+        if let Some(until) = lease_ended {
+            world
+                .dynamo
+                .update_item()
+                .table_name(campaigns)
+                .key("campaignId", AttributeValue::S(campaign_id.into()))
+                .update_expression("SET leaseUntil = :until")
+                .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let function = world
+        .process_campaigns_with(&[("CAMPAIGN_TICK_LIMIT", "1")])
+        .await;
+
+    // When three ticks run, each taking one
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let report = world.campaign_tick(&function).await;
+        assert_eq!(report.dispatched, 1, "{report:?}");
+        let event =
+            symphony_tests::receive_event(&world.sqs, world.stack.queue("CampaignQueue"), 600)
+                .await;
+        for record in &event.records {
+            let envelope = Envelope::from_body(record.body.as_deref()).unwrap();
+            order.push(envelope.meta.correlation_id);
+        }
+    }
+
+    // Then the never-run campaign goes first, then the one run longest ago
+    assert_eq!(order, ["never", "hour-ago", "recent"]);
 }

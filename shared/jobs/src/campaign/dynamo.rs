@@ -10,12 +10,14 @@ use super::model::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
 use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
 use crate::store::{
     Item, MAX_ERROR_BYTES, StoreError, Table, Transition, key, n, read_list_of_maps, read_n,
-    read_optional_s, read_s, read_string_map, s, truncate,
+    read_optional_n, read_optional_s, read_s, read_string_map, s, truncate,
 };
 use crate::window::{HourWindow, parse_zone};
 
 /// Index of campaigns by status.
 pub const CAMPAIGN_STATUS_INDEX: &str = "byStatus";
+/// How many leasable campaigns a tick reads to choose the ones whose last run is oldest.
+pub const ROTATION_CANDIDATES: usize = 2_000;
 /// Index of a campaign's leads by due time.
 pub const LEAD_DUE_INDEX: &str = "byCampaignDueAt";
 
@@ -148,13 +150,21 @@ impl DynamoCampaignStore {
 #[async_trait]
 impl CampaignStore for DynamoCampaignStore {
     async fn fetch_active(&self, limit: usize, now: i64) -> Result<Due<Campaign>, StoreError> {
-        self.table
+        // Every campaign not leased now is a candidate (up to a bound); the tick takes those
+        // whose last run is oldest, never-run ones first. Index order alone would hand the
+        // first places to the same campaigns each time their leases end, and starve the
+        // rest once there are more than a lease's worth of ticks can take.
+        let candidates = self
+            .table
             .query_quarantining(
-                limit,
-                campaign_from_item,
+                limit.max(ROTATION_CANDIDATES),
+                |item| {
+                    Ok((
+                        campaign_from_item(item)?,
+                        read_optional_n(item, "leaseUntil")?,
+                    ))
+                },
                 |query| {
-                    // Leased campaigns (run lately, or running) are left out, so they do not
-                    // fill the tick: the others get their turn, in rotation as leases end.
                     query
                         .index_name(CAMPAIGN_STATUS_INDEX)
                         .key_condition_expression("#status = :active")
@@ -166,7 +176,23 @@ impl CampaignStore for DynamoCampaignStore {
                 &["campaignId"],
                 now,
             )
-            .await
+            .await?;
+        if candidates.units.len() >= ROTATION_CANDIDATES {
+            tracing::warn!(
+                candidates = candidates.units.len(),
+                "more active campaigns than the rotation reads; the rest wait for a later tick"
+            );
+        }
+        let mut units = candidates.units;
+        units.sort_by(|(a, a_lease), (b, b_lease)| {
+            (a_lease.unwrap_or(i64::MIN), &a.campaign_id)
+                .cmp(&(b_lease.unwrap_or(i64::MIN), &b.campaign_id))
+        });
+        units.truncate(limit);
+        Ok(Due {
+            units: units.into_iter().map(|(campaign, _)| campaign).collect(),
+            quarantined: candidates.quarantined,
+        })
     }
 
     async fn get(&self, campaign_id: &str) -> Result<Option<Campaign>, StoreError> {

@@ -9,7 +9,8 @@ use crate::store::{StoreError, Transition};
 /// Port: the campaigns table.
 #[async_trait]
 pub trait CampaignStore: Send + Sync {
-    /// Active campaigns, at most `limit`.
+    /// Active campaigns not leased now, at most `limit`: those whose last run is oldest,
+    /// never-run ones first, so every campaign gets its turn.
     /// Rows that do not parse (an hour of 25...) are quarantined and returned apart.
     async fn fetch_active(&self, limit: usize, now: i64) -> Result<Due<Campaign>, StoreError>;
     async fn get(&self, campaign_id: &str) -> Result<Option<Campaign>, StoreError>;
