@@ -250,16 +250,29 @@ impl SqsTransport<aws_sdk_sqs::Client> {
     }
 }
 
+/// The longest a queue attribute read may take, retries included.
+const ATTRIBUTE_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One attribute of a queue, as SQS gives it (none when the queue has no such attribute).
 pub(crate) async fn queue_attribute(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
     name: QueueAttributeName,
 ) -> Result<Option<String>, AwsError> {
+    // Bounded: a worker reads this at the start of a batch, and a read that hangs would
+    // spend the invocation (a failed refresh keeps the value it had).
+    let bounded = aws_sdk_sqs::config::Builder::default().timeout_config(
+        aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(ATTRIBUTE_READ_TIMEOUT)
+            .operation_timeout(ATTRIBUTE_READ_TIMEOUT)
+            .build(),
+    );
     let output = client
         .get_queue_attributes()
         .queue_url(queue_url)
         .attribute_names(name.clone())
+        .customize()
+        .config_override(bounded)
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
@@ -465,6 +478,42 @@ mod tests {
             None,
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_queue_attribute_read_that_gets_no_answer_ends_as_a_retryable_error() {
+        // Given an endpoint that takes connections and never answers
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .endpoint_url(format!("http://{address}"))
+            .build();
+        let client = aws_sdk_sqs::Client::from_conf(config);
+
+        // When a worker reads the queue's redrive policy from it (an outer bound, far
+        // above ours, only keeps a regression from hanging the test run)
+        let read = tokio::time::timeout(
+            Duration::from_secs(120),
+            queue_attribute(&client, "http://queue", QueueAttributeName::RedrivePolicy),
+        )
+        .await
+        .expect("the read is bounded");
+
+        // Then it ends, as an error worth retrying, rather than spend the invocation
+        let error = read.unwrap_err();
+        assert!(error.retryable, "{error:?}");
+        silent.abort();
     }
 
     #[test]
