@@ -14,12 +14,18 @@ Our SNS client does not retry `Publish`, so each refusal reaches the caller.
 records it as sent) and then answer 500, as a service that took a request and failed
 before it could say so: the caller cannot know whether the text went out.
 
+`--sns-drop PREFIX` does the same but closes the connection without an answer, as a
+network fault after the request arrived would.
+
+`--secrets-throttle COUNT` answers the first COUNT `GetSecretValue` requests with the
+`ThrottlingException` Secrets Manager returns when its rate is exceeded.
+
 `--sqs-refuse-sends SUFFIX:COUNT` answers the first COUNT `SendMessageBatch` requests to a
 queue whose URL ends with SUFFIX with AccessDenied, as a missing grant or a Deny in the
 queue's policy would.
 
 Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES] [--sns-unsure PREFIX]
-       [--sqs-refuse-sends SUFFIX:COUNT]
+       [--sns-drop PREFIX] [--secrets-throttle COUNT] [--sqs-refuse-sends SUFFIX:COUNT]
 """
 
 import hashlib
@@ -27,6 +33,7 @@ import io
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from urllib.parse import parse_qs
@@ -95,18 +102,44 @@ UNSURE = b"""<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">
 
 
 class PublishThenFail:
-    """Publishes SMS to numbers starting with `prefix`, then answers 500."""
+    """Publishes SMS to numbers starting with `prefix`, then answers 500, or with `drop`
+    closes the connection unanswered."""
 
-    def __init__(self, app, prefix):
+    def __init__(self, app, prefix, drop=False):
         self.app = app
         self.prefix = prefix
+        self.drop = drop
 
     def __call__(self, environ, start_response):
         form, phone = sms_request(environ)
         if form.get("Action") == ["Publish"] and phone.startswith(self.prefix):
             list(self.app(environ, lambda *_: None))
+            if self.drop:
+                # werkzeug treats the failed write of its answer as a dropped connection.
+                environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+                start_response("200 OK", [("Content-Type", "text/xml")])
+                return [b""]
             start_response("500 Internal Server Error", [("Content-Type", "text/xml")])
             return [UNSURE]
+        return self.app(environ, start_response)
+
+
+SECRETS_THROTTLED = b"""{"__type":"ThrottlingException","message":"Rate exceeded (injected)"}"""
+
+
+class ThrottleSecretReads:
+    """Refuses the first `count` GetSecretValue requests with ThrottlingException."""
+
+    def __init__(self, app, count):
+        self.app = app
+        self.left = count
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if self.left > 0 and target == "secretsmanager.GetSecretValue":
+            self.left -= 1
+            start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1")])
+            return [SECRETS_THROTTLED]
         return self.app(environ, start_response)
 
 
@@ -155,6 +188,10 @@ def main():
         app = ThrottleSomePhones(app, float(share), int(failures))
     if "--sns-unsure" in options:
         app = PublishThenFail(app, options["--sns-unsure"])
+    if "--sns-drop" in options:
+        app = PublishThenFail(app, options["--sns-drop"], drop=True)
+    if "--secrets-throttle" in options:
+        app = ThrottleSecretReads(app, int(options["--secrets-throttle"]))
     if "--sqs-refuse-sends" in options:
         suffix, count = options["--sqs-refuse-sends"].rsplit(":", 1)
         app = RefuseSomeSends(app, suffix, int(count))

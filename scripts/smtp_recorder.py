@@ -11,7 +11,8 @@ also requires that login (over TLS), refusing any other with 535. With --stall-o
 it answers a refused login with silence instead, as some servers do, so a client's
 timeouts can be tested.
 Recipients matching --late-ack are stored, then acknowledged only after --late-ack-seconds
-(content scanning does this; RFC 1047), and for those matching --drop-after-dot the
+(content scanning does this; RFC 1047; they are never deferred by --tempfail-rate),
+and for those matching --drop-after-dot the
 message is stored and the connection closed with no reply: both leave the client unsure
 whether the mail went out. --seed makes the --tempfail-rate draws repeatable (printed).
 Runs until SIGTERM or SIGINT.
@@ -50,7 +51,9 @@ class Recorder:
             return f"550 5.1.1 <{address}>: Recipient address rejected: mailbox unavailable"
         if self.tempfail and self.tempfail.search(address):
             return "451 4.3.0 Temporary failure, try again later"
-        if self.tempfail_rate and self.random.random() < self.tempfail_rate:
+        # A late acknowledgement is what these recipients are for: never deferred.
+        late = self.late_ack and self.late_ack.search(address)
+        if self.tempfail_rate and not late and self.random.random() < self.tempfail_rate:
             return "451 4.3.0 Temporary failure, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"

@@ -9,15 +9,19 @@
 //! overlapping ticks of every job with its flag moved (on, off, half rolled out) between
 //! them, claim leases short enough to be taken over during the run; sends whose outcome
 //! cannot be known (a mail server that stores the mail and acknowledges it late, or drops
-//! the connection after the data's final dot; SNS that publishes and then answers 500);
-//! rows that do not parse in the emails and enrollments tables. Work is fed in waves (the
-//! per-tick cap) so moto's queues stay shallow.
+//! the connection after the data's final dot; SNS that publishes and then answers 500, or
+//! drops the connection); rows that do not parse in the emails, campaigns, leads and
+//! enrollments tables; a queue refusing sends (AccessDenied); Secrets Manager throttling
+//! the password reads of a mailbox that logs in; a tick and a worker given a real
+//! deadline and cut at it mid-send, as Lambda would. Work is fed in waves (the per-tick
+//! cap) so moto's queues stay shallow.
 //!
 //! The account is exact: every unit is sent once, or failed with its own reason (the
 //! doomed and the poisoned), or held as an unknown outcome with its dead letter (every
 //! unsure one, and any a killed worker left mid-send), and was delivered at most once.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -28,13 +32,13 @@ use process_sms_drip::ProcessSmsDrip;
 use symphony_aws::{ScheduledFunction, SqsWorker};
 use symphony_core::{Envelope, WorkSource};
 use symphony_jobs::campaign::CampaignProcessingMessage;
-use symphony_jobs::campaign::dynamo::lead_to_item;
+use symphony_jobs::campaign::dynamo::{campaign_to_item, lead_to_item};
 use symphony_jobs::email::EmailMessage;
 use symphony_jobs::sms::SmsDripMessage;
 use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 
 use crate::seed;
-use crate::services::{Moto, SmtpServer};
+use crate::services::{Hostility, Moto, ReceivedMail, SmtpServer};
 use crate::world::{MAILBOX_ID, NEVER_QUIET, REJECTED_RECIPIENTS, World, run_tick};
 
 /// Claims older than this are taken over by the next tick: short, so the run meets
@@ -49,13 +53,26 @@ const SNS_REFUSALS: u32 = 2;
 const LATE_RECIPIENTS: &str = "^late-";
 const DROPPED_RECIPIENTS: &str = "^dropped-";
 const UNSURE_PHONES: &str = "+1666";
-/// The late acknowledgement comes after this; the functions wait two seconds for it: well
-/// apart, so a loaded machine neither hears the late one nor misses a prompt one.
-const LATE_ACK: Duration = Duration::from_secs(5);
+const DROPPED_PHONES: &str = "+1667";
+/// The late acknowledgement comes after this; the functions wait two seconds for it, and
+/// those cut at their deadline about nine: well apart, so a loaded machine neither hears
+/// the late one nor misses a prompt one.
+const LATE_ACK: Duration = Duration::from_secs(15);
 const REPLY_WAIT_SECONDS: &str = "2";
 /// The email queue refuses this many sends (AccessDenied, as a missing grant would): the
 /// ticks release those units, and later ticks send them.
 const REFUSED_SENDS: usize = 3;
+/// Secrets Manager refuses this many password reads as throttled (the SDK retries a
+/// throttled read itself, so a few of them reach our code as a failed read).
+const THROTTLED_SECRET_READS: usize = 8;
+/// A mailbox on a second server that requires STARTTLS and a login, its password in
+/// Secrets Manager; every tenth email goes through it.
+const LOGIN_MAILBOX_ID: &str = "mailbox-login";
+const LOGIN_PASSWORD: &str = "fault-Pa55";
+/// The SMTP step timeout of the functions cut at their deadline. Their deadline leaves
+/// the least time a send needs and 3 s, so one starts and its wait for the verdict is cut
+/// by the deadline (at about 10 s: the reply timeout is the template's ten minutes).
+const CUT_STEP_SECONDS: u64 = 1;
 
 /// How big a run, and how hostile.
 #[derive(Debug, Clone, Copy)]
@@ -75,8 +92,12 @@ pub struct FaultPlan {
     /// Every n-th unit of each job (offset from the doomed ones) meets a send whose outcome
     /// cannot be known.
     pub unsure_every: usize,
-    /// Rows that do not parse seeded per wave, in the emails and the enrollments tables.
+    /// Rows that do not parse seeded per wave, in the emails, campaigns, leads and
+    /// enrollments tables.
     pub poison_per_wave: usize,
+    /// Every n-th wave (from the first) ends with a tick and a worker cut at a real
+    /// deadline mid-send; 0 never.
+    pub deadline_cut_every: usize,
     /// Say on stderr when each wave is done (for long runs).
     pub progress: bool,
 }
@@ -91,6 +112,7 @@ impl FaultPlan {
             bad_messages_per_wave: 1,
             unsure_every: 25,
             poison_per_wave: 1,
+            deadline_cut_every: 4,
             progress: false,
         }
     }
@@ -180,6 +202,8 @@ pub struct JobReport {
     pub retried_deliveries: usize,
     /// Units a tick released for a fault that was not theirs (the queue refusing sends).
     pub infrastructure_faults: usize,
+    /// What was seen of each lost unit (the first few), to say why.
+    pub lost_units: Vec<String>,
 }
 
 impl JobReport {
@@ -196,6 +220,7 @@ impl JobReport {
         self.unsure += other.unsure;
         self.poisoned += other.poisoned;
         self.retried_deliveries += other.retried_deliveries;
+        self.lost_units.extend(other.lost_units.iter().cloned());
     }
 }
 
@@ -218,7 +243,11 @@ impl std::fmt::Display for JobReport {
             self.dead_lettered,
             self.retried_deliveries,
             self.infrastructure_faults
-        )
+        )?;
+        for lost in &self.lost_units {
+            write!(f, "\n    lost: {lost}")?;
+        }
+        Ok(())
     }
 }
 
@@ -231,6 +260,15 @@ pub struct FaultReport {
     pub bad_messages_dead_lettered: usize,
     /// Every queue empty and no unit waiting or claimed when the run ended.
     pub settled: bool,
+    /// Functions given a real deadline (ticks, workers), how many did not answer before
+    /// it (Lambda would have killed them), and the late-acknowledged sends the deadline cut mid-send.
+    pub deadline_runs: usize,
+    pub deadline_overruns: usize,
+    /// Late-acknowledged sends cut mid-send by a deadline (held, their evidence the
+    /// deadline's wait): each function given one must have cut one.
+    pub cut_mid_send: usize,
+    /// What became of the late emails seeded for those functions: id, status, evidence.
+    pub deadline_sends: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -277,6 +315,18 @@ impl FaultReport {
                 ));
             }
         }
+        if self.deadline_overruns > 0 {
+            broken.push(format!(
+                "{} of {} functions did not answer before their deadline",
+                self.deadline_overruns, self.deadline_runs
+            ));
+        }
+        if self.cut_mid_send < self.deadline_runs {
+            broken.push(format!(
+                "{} functions were cut at their deadline, but only {} sends were cut mid-send",
+                self.deadline_runs, self.cut_mid_send
+            ));
+        }
         if self.bad_messages_dead_lettered != self.bad_messages {
             broken.push(format!(
                 "{} of {} bad messages reached a DLQ",
@@ -298,15 +348,22 @@ impl std::fmt::Display for FaultReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{}; bad messages {} (dead-lettered {}); settled {}; {:.1} s",
+            "{}; bad messages {} (dead-lettered {}); deadline runs {} (overran {}, sends cut \
+             mid-send {}); settled {}; {:.1} s",
             self.total(),
             self.bad_messages,
             self.bad_messages_dead_lettered,
+            self.deadline_runs,
+            self.deadline_overruns,
+            self.cut_mid_send,
             self.settled,
             self.elapsed.as_secs_f64()
         )?;
         for (job, report) in &self.jobs {
             writeln!(f, "  {:<12} {report}", job.name())?;
+        }
+        for send in &self.deadline_sends {
+            writeln!(f, "  deadline send {send}")?;
         }
         Ok(())
     }
@@ -320,21 +377,27 @@ struct Functions {
     email_worker: SqsWorker,
     campaign_worker: SqsWorker,
     sms_worker: SqsWorker,
+    /// An email tick and worker run with a real deadline, on short SMTP steps.
+    email_tick_cut: ProcessEmailQueue,
+    email_worker_cut: SqsWorker,
 }
 
 impl Functions {
-    async fn start(world: &World, plan: &FaultPlan) -> Self {
+    async fn start(world: &World, plan: &FaultPlan, ca: &str) -> Self {
         let lease = CLAIM_LEASE_SECONDS.to_string();
         // Legacy campaign runs leave their emails queued for the email tick: room for both.
         let email_limit = (plan.wave * 2).to_string();
-        let email_env = world.function_env(
-            "ProcessEmailQueueFunction",
-            &[
-                ("EMAIL_TICK_LIMIT", &email_limit),
-                ("CLAIM_LEASE_SECONDS", &lease),
-                ("SMTP_REPLY_TIMEOUT_SECONDS", REPLY_WAIT_SECONDS),
-            ],
-        );
+        let email_tick = [
+            ("EMAIL_TICK_LIMIT", email_limit.as_str()),
+            ("CLAIM_LEASE_SECONDS", &lease),
+            ("SMTP_CA_FILE", ca),
+        ];
+        let email_env =
+            world.function_env("ProcessEmailQueueFunction", &with_reply_wait(&email_tick));
+        let cut_step = CUT_STEP_SECONDS.to_string();
+        let mut cut_tick = email_tick.to_vec();
+        cut_tick.push(("SMTP_TIMEOUT_SECONDS", &cut_step));
+        let cut_tick_env = world.function_env("ProcessEmailQueueFunction", &cut_tick);
         let sms_limit = plan.wave.to_string();
         let sms_tick = [
             ("SMS_TICK_LIMIT", sms_limit.as_str()),
@@ -356,10 +419,14 @@ impl Functions {
                 world.process_sms_drip_with(&sms_tick).await,
             ],
             email_worker: world
-                .handle_function_with(&[("SMTP_REPLY_TIMEOUT_SECONDS", REPLY_WAIT_SECONDS)])
+                .handle_function_with(&with_reply_wait(&[("SMTP_CA_FILE", ca)]))
                 .await,
             campaign_worker: world.handle_campaign().await,
             sms_worker: world.handle_sms_with(&NEVER_QUIET).await,
+            email_tick_cut: world.process_function_with(&cut_tick_env).await,
+            email_worker_cut: world
+                .handle_function_with(&[("SMTP_CA_FILE", ca), ("SMTP_TIMEOUT_SECONDS", &cut_step)])
+                .await,
         }
     }
 
@@ -378,6 +445,8 @@ struct Units {
     emails: Vec<String>,
     /// (campaign id, lead id)
     leads: Vec<(String, String)>,
+    /// Campaigns seeded as rows that do not parse (they have no leads).
+    poisoned_campaigns: Vec<String>,
     /// (enrollment id, phone number)
     enrollments: Vec<(String, String)>,
     /// Each unit's fate, by its key (email id, `campaign/lead`, enrollment id); fine if absent.
@@ -402,25 +471,35 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
     let started = Instant::now();
     let throttle = format!("{}:{SNS_REFUSALS}", plan.transient_share);
     let refuse = format!("-email:{REFUSED_SENDS}");
+    let throttled_reads = THROTTLED_SECRET_READS.to_string();
     let world = World::start_on(
         Moto::start_with(&[
             "--sns-throttle",
             &throttle,
             "--sns-unsure",
             UNSURE_PHONES,
+            "--sns-drop",
+            DROPPED_PHONES,
+            "--secrets-throttle",
+            &throttled_reads,
             "--sqs-refuse-sends",
             &refuse,
         ]),
-        SmtpServer::start_hostile(
-            REJECTED_RECIPIENTS,
-            plan.transient_share,
-            LATE_RECIPIENTS,
-            LATE_ACK,
-            DROPPED_RECIPIENTS,
-        ),
+        SmtpServer::start_hostile(&Hostility {
+            reject: REJECTED_RECIPIENTS,
+            tempfail_share: plan.transient_share,
+            late: (LATE_RECIPIENTS, LATE_ACK),
+            dropped: DROPPED_RECIPIENTS,
+        }),
     )
     .await;
-    let functions = Functions::start(&world, &plan).await;
+    let (login_server, ca) =
+        SmtpServer::start_requiring_login(&format!("symphony:{LOGIN_PASSWORD}"));
+    world
+        .put_login_mailbox(LOGIN_MAILBOX_ID, login_server.port, LOGIN_PASSWORD)
+        .await;
+    let functions = Functions::start(&world, &plan, &ca.to_string_lossy()).await;
+    let mut cuts = DeadlineCuts::default();
     seed::put_flag(
         &world.dynamo,
         world.flags_table(),
@@ -461,6 +540,9 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
             kill_a_worker_mid_batch(&world, job, functions.worker(job), &mut units.killed).await;
         }
         drain_all(&world, &functions, &mut retried).await;
+        if plan.deadline_cut_every > 0 && wave.is_multiple_of(plan.deadline_cut_every) {
+            cut_at_deadlines(&world, &functions, wave, &mut units, &mut cuts).await;
+        }
         if plan.progress {
             eprintln!(
                 "wave {}/{waves} done, {:.0} s",
@@ -495,15 +577,24 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
-    let mut report = account(&world, &units).await;
+    let mut report = account(&world, &login_server, &units).await;
     for (job, job_report) in &mut report.jobs {
         job_report.retried_deliveries = retried.get(job).copied().unwrap_or(0);
         job_report.infrastructure_faults = infrastructure_faults.get(job).copied().unwrap_or(0);
     }
     report.bad_messages = bad_messages;
     report.settled = settled_in_time;
+    report.deadline_runs = cuts.runs;
+    report.deadline_overruns = cuts.overruns;
     report.elapsed = started.elapsed();
     report
+}
+
+/// The overrides, and the run's short wait for the verdict on the data.
+fn with_reply_wait<'a>(overrides: &[(&'static str, &'a str)]) -> Vec<(&'static str, &'a str)> {
+    let mut all = overrides.to_vec();
+    all.push(("SMTP_REPLY_TIMEOUT_SECONDS", REPLY_WAIT_SECONDS));
+    all
 }
 
 /// Adds the infrastructure faults the ticks of each job reported.
@@ -552,7 +643,13 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
         } else {
             format!("lead-{n}@example.com")
         };
-        let email = seed::queued_email(&id, MAILBOX_ID, &to);
+        // Every tenth plain one through the mailbox whose password reads are throttled.
+        let mailbox = if units.fates.contains_key(&id) || n % 10 != 7 {
+            MAILBOX_ID
+        } else {
+            LOGIN_MAILBOX_ID
+        };
+        let email = seed::queued_email(&id, mailbox, &to);
         seed::put_email(&world.dynamo, world.emails_table(), &email).await;
         units.emails.push(id);
     }
@@ -585,6 +682,17 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
             .await;
             units.leads.push((campaign_id.clone(), lead_id));
         }
+        // A lead without an address: it fails alone, the campaign's other leads go on.
+        for i in 0..plan.poison_per_wave {
+            let lead_id = format!("poison-lead-{i}");
+            let mut item = lead_to_item(&seed::lead(&campaign_id, &lead_id));
+            item.remove("email");
+            seed::put_item(&world.dynamo, world.stack.table("CampaignLeadsTable"), item).await;
+            units
+                .fates
+                .insert(format!("{campaign_id}/{lead_id}"), Fate::Poisoned);
+            units.leads.push((campaign_id.clone(), lead_id));
+        }
     }
 
     for n in range(Job::Sms) {
@@ -594,7 +702,13 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
             format!("555-{n:04}")
         } else if unsure(n) {
             units.fates.insert(id.clone(), Fate::Unsure);
-            format!("{UNSURE_PHONES}{n:07}")
+            // Half answered 500, half with the connection dropped.
+            let prefix = if (n / plan.unsure_every.max(1)).is_multiple_of(2) {
+                UNSURE_PHONES
+            } else {
+                DROPPED_PHONES
+            };
+            format!("{prefix}{n:07}")
         } else {
             format!("+1555{n:07}")
         };
@@ -633,6 +747,109 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
         .await;
         units.fates.insert(id.clone(), Fate::Poisoned);
         units.enrollments.push((id, phone));
+
+        let id = format!("poison-campaign-{wave:03}-{i}");
+        let mut item = campaign_to_item(&seed::campaign(&id, MAILBOX_ID, 1));
+        item.insert("windowEndHour".into(), AttributeValue::N("25".into()));
+        seed::put_item(&world.dynamo, world.stack.table("CampaignsTable"), item).await;
+        units.poisoned_campaigns.push(id);
+    }
+}
+
+/// What the functions given a real deadline did.
+#[derive(Debug, Default)]
+struct DeadlineCuts {
+    runs: usize,
+    overruns: usize,
+}
+
+/// Runs `invocation` as Lambda would with `budget` left: its context carries the deadline,
+/// and it is dropped (killed) if it has not answered by then. `None` when it did not.
+async fn within_deadline<T, F: Future<Output = T>>(
+    budget: Duration,
+    invocation: impl FnOnce(Context) -> F,
+) -> Option<T> {
+    let mut context = Context::default();
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).expect("after 1970");
+    context.deadline = now_ms + u64::try_from(budget.as_millis()).expect("a short budget");
+    tokio::time::timeout(budget, invocation(context)).await.ok()
+}
+
+/// A queued email to a recipient acknowledged late, due before everything else.
+async fn seed_late_email(world: &World, id: &str, units: &mut Units) {
+    let mut item = symphony_jobs::email::dynamo::email_to_item(&seed::queued_email(
+        id,
+        MAILBOX_ID,
+        &format!("late-{id}@example.com"),
+    ));
+    item.insert("dueAt".into(), AttributeValue::N("2".into()));
+    seed::put_item(&world.dynamo, world.emails_table(), item).await;
+    units.fates.insert(id.to_owned(), Fate::Unsure);
+    units.emails.push(id.to_owned());
+}
+
+/// A legacy email tick, then an email worker, each given just the least time a send needs
+/// and a late-acknowledged recipient first: the send starts, the deadline cuts its wait for the verdict
+/// (held as unknown), and what is left is not started (released, or returned to the queue).
+async fn cut_at_deadlines(
+    world: &World,
+    functions: &Functions,
+    wave: usize,
+    units: &mut Units,
+    cuts: &mut DeadlineCuts,
+) {
+    let budget = symphony_jobs::email::smtp::least_time(Duration::from_secs(CUT_STEP_SECONDS))
+        + Duration::from_secs(3);
+
+    seed_late_email(world, &format!("deadline-tick-{wave:03}"), units).await;
+    set_rollout(world, Job::Email, 0).await;
+    let answered = within_deadline(budget, |context| {
+        functions.email_tick_cut.handle(LambdaEvent::new(
+            crate::world::schedule_event("email-queue"),
+            context,
+        ))
+    })
+    .await;
+    cuts.runs += 1;
+    match answered {
+        Some(report) => {
+            report.unwrap_or_else(|error| panic!("the email tick failed: {error:?}"));
+        }
+        None => cuts.overruns += 1,
+    }
+
+    // The worker: its late email dispatched by a tick, then its batch cut.
+    seed_late_email(world, &format!("deadline-worker-{wave:03}"), units).await;
+    set_rollout(world, Job::Email, 100).await;
+    run_tick(&functions.email_ticks[0], "email-queue").await;
+    let queue = world.stack.queue(Job::Email.queue());
+    let overran = std::sync::atomic::AtomicBool::new(false);
+    crate::drain_queue(&world.sqs, queue, 1, |event| {
+        let overran = &overran;
+        async move {
+            let answered = within_deadline(budget, |context| {
+                functions
+                    .email_worker_cut
+                    .handle(LambdaEvent::new(event.payload, context))
+            })
+            .await;
+            match answered {
+                Some(response) => response.unwrap_or_else(|never| match never {}),
+                None => {
+                    overran.store(true, std::sync::atomic::Ordering::Relaxed);
+                    // Killed: every message of the batch comes back.
+                    serde_json::from_value(serde_json::json!({
+                        "batchItemFailures": [{"itemIdentifier": ""}]
+                    }))
+                    .expect("a batch response")
+                }
+            }
+        }
+    })
+    .await;
+    cuts.runs += 1;
+    if overran.into_inner() {
+        cuts.overruns += 1;
     }
 }
 
@@ -923,7 +1140,7 @@ const SMS: Expect = Expect {
 };
 
 /// Sorts one unit by what became of it and what its fate allows. Anything else is lost.
-fn tally(report: &mut JobReport, fate: Option<Fate>, seen: &Seen, expect: Expect) {
+fn tally(report: &mut JobReport, key: &str, fate: Option<Fate>, seen: &Seen, expect: Expect) {
     report.units += 1;
     match fate {
         Some(Fate::Doomed) => report.doomed += 1,
@@ -950,17 +1167,25 @@ fn tally(report: &mut JobReport, fate: Option<Fate>, seen: &Seen, expect: Expect
         (0, Some(Fate::Poisoned)) if failed && seen.reason.contains("is invalid") => {
             report.failed_with_reason += 1;
         }
-        _ => report.lost += 1,
+        _ => {
+            report.lost += 1;
+            if report.lost_units.len() < 10 {
+                report
+                    .lost_units
+                    .push(format!("{key} ({fate:?}): {seen:?}"));
+            }
+        }
     }
 }
 
-async fn account(world: &World, units: &Units) -> FaultReport {
+async fn account(world: &World, login_server: &SmtpServer, units: &Units) -> FaultReport {
     let mails = counted(
         world
             .smtp
             .received()
             .iter()
-            .filter_map(|mail| mail.email_id()),
+            .chain(login_server.received().iter())
+            .filter_map(ReceivedMail::email_id),
     );
     let texts = counted(
         world
@@ -985,6 +1210,7 @@ async fn account(world: &World, units: &Units) -> FaultReport {
         &["campaignId", "leadId"],
     );
     let enrollments = by_key(scan(world, "SmsEnrollmentsTable").await, &["enrollmentId"]);
+    let campaigns = by_key(scan(world, "CampaignsTable").await, &["campaignId"]);
     let delivered = |counts: &HashMap<String, usize>, key: &str| counts.get(key).copied();
 
     let mut email_report = JobReport::default();
@@ -999,13 +1225,46 @@ async fn account(world: &World, units: &Units) -> FaultReport {
         };
         tally(
             &mut email_report,
+            id,
             units.fates.get(id).copied(),
             &seen,
             EMAIL,
         );
     }
 
+    let deadline_sends = units
+        .emails
+        .iter()
+        .filter(|id| id.starts_with("deadline-"))
+        .map(|id| {
+            let item = emails.get(id);
+            format!(
+                "{id}: {}, {}",
+                item.map_or("absent", |item| text(item, "status")),
+                item.map_or("", |item| text(item, "lastError"))
+            )
+        })
+        .collect();
+    // Only the functions given a deadline wait longer than the run's 2 s: any send held
+    // after another wait was cut by their deadline (the first late one each met).
+    let cut_mid_send = emails
+        .values()
+        .filter(|item| {
+            text(item, "status") == "unknown" && cut_by_the_deadline(text(item, "lastError"))
+        })
+        .count();
+
     let mut campaign_report = JobReport::default();
+    for campaign_id in &units.poisoned_campaigns {
+        let seen = Seen::of(campaigns.get(campaign_id), 0, None);
+        tally(
+            &mut campaign_report,
+            campaign_id,
+            Some(Fate::Poisoned),
+            &seen,
+            EMAIL,
+        );
+    }
     for (campaign_id, lead_id) in &units.leads {
         let key = format!("{campaign_id}/{lead_id}");
         let email_id = format!("{campaign_id}.{lead_id}.0");
@@ -1022,6 +1281,7 @@ async fn account(world: &World, units: &Units) -> FaultReport {
         };
         tally(
             &mut campaign_report,
+            &key,
             units.fates.get(&key).copied(),
             &seen,
             EMAIL,
@@ -1038,7 +1298,13 @@ async fn account(world: &World, units: &Units) -> FaultReport {
                 dead.enrollments.get(id),
             )
         };
-        tally(&mut sms_report, units.fates.get(id).copied(), &seen, SMS);
+        tally(
+            &mut sms_report,
+            id,
+            units.fates.get(id).copied(),
+            &seen,
+            SMS,
+        );
     }
 
     FaultReport {
@@ -1048,6 +1314,24 @@ async fn account(world: &World, units: &Units) -> FaultReport {
             (Job::Sms, sms_report),
         ],
         bad_messages_dead_lettered: dead.bad.len(),
+        cut_mid_send,
+        deadline_sends,
         ..FaultReport::default()
     }
+}
+
+/// Whether a held email's evidence shows its wait for the verdict cut short by the
+/// deadline: shorter than the template's reply timeout, and not the run's own short wait.
+fn cut_by_the_deadline(evidence: &str) -> bool {
+    let Some((_, after)) = evidence.split_once("no verdict from the server within ") else {
+        return false;
+    };
+    let seconds: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let reply_wait: f64 = REPLY_WAIT_SECONDS.parse().expect("a number of seconds");
+    seconds
+        .parse::<f64>()
+        .is_ok_and(|waited| waited < LATE_ACK.as_secs_f64() && (waited - reply_wait).abs() > 0.001)
 }

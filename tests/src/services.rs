@@ -244,6 +244,20 @@ impl ReceivedMail {
     }
 }
 
+/// What a hostile SMTP server does (`scripts/smtp_recorder.py`); each regex matches
+/// recipients, an empty one none.
+#[derive(Debug, Clone, Default)]
+pub struct Hostility<'a> {
+    /// Rejected for good (550).
+    pub reject: &'a str,
+    /// Share of all other recipients deferred (451) at random.
+    pub tempfail_share: f64,
+    /// Stored, then acknowledged after the delay.
+    pub late: (&'a str, Duration),
+    /// Stored, then the connection closed unanswered.
+    pub dropped: &'a str,
+}
+
 /// A real SMTP server on loopback that records every mail it accepts. Recipients that
 /// match `reject` get a 550, those that match `tempfail` a 451.
 #[derive(Debug)]
@@ -312,34 +326,31 @@ impl SmtpServer {
     /// Stores the mail of recipients matching `late`, then acknowledges it only after
     /// `delay`; for those matching `dropped`, stores it and closes the connection unanswered.
     pub fn start_unsure(late: &str, delay: Duration, dropped: &str) -> Self {
-        Self::start_hostile("", 0.0, late, delay, dropped)
+        Self::start_hostile(&Hostility {
+            late: (late, delay),
+            dropped,
+            ..Hostility::default()
+        })
     }
 
-    /// [`Self::start_flaky`], and [`Self::start_unsure`] for recipients matching `late`
-    /// and `dropped`: every kind of SMTP fault at once, for the fault suite.
-    pub fn start_hostile(
-        reject: &str,
-        share: f64,
-        late: &str,
-        delay: Duration,
-        dropped: &str,
-    ) -> Self {
+    /// Every kind of SMTP fault at once, for the fault suite.
+    pub fn start_hostile(hostility: &Hostility) -> Self {
         let dir = scratch_dir("smtp-hostile");
-        let share = share.to_string();
-        let delay = delay.as_secs_f64().to_string();
+        let share = hostility.tempfail_share.to_string();
+        let late_delay = hostility.late.1.as_secs_f64().to_string();
         let mut server = Self::start_with(
             &dir,
             &[
                 "--reject",
-                reject,
+                hostility.reject,
                 "--tempfail-rate",
                 &share,
                 "--late-ack",
-                late,
+                hostility.late.0,
                 "--late-ack-seconds",
-                &delay,
+                &late_delay,
                 "--drop-after-dot",
-                dropped,
+                hostility.dropped,
             ],
         );
         server.process.scratch = Some(dir);

@@ -15,9 +15,12 @@ async fn under_faults_nothing_is_lost_and_nothing_is_sent_twice() {
 
     assert_eq!(report.violations(), Vec::<String>::new(), "{report}");
     let total = report.total();
+    // The plan's units; per wave, a poisoned email, enrollment, campaign and lead; per
+    // deadline wave, two slow emails
+    let deadline_waves = waves(&plan).div_ceil(plan.deadline_cut_every);
     assert_eq!(
         total.units,
-        plan.units + 2 * plan.poison_per_wave * waves(&plan),
+        plan.units + 4 * plan.poison_per_wave * waves(&plan) + 2 * deadline_waves,
         "{report}"
     );
     // Each injected fault really happened
@@ -36,6 +39,10 @@ async fn under_faults_nothing_is_lost_and_nothing_is_sent_twice() {
     }
     assert!(report.job(Job::Email).poisoned > 0, "{report}");
     assert!(report.job(Job::Sms).poisoned > 0, "{report}");
+    assert!(report.job(Job::Campaign).poisoned > 0, "{report}");
+    // and a tick and a worker ran against a real deadline, every one answering before it,
+    // each one's slow send cut mid-send by it (both checked by `violations`)
+    assert_eq!(report.deadline_runs, 2 * deadline_waves, "{report}");
     // and the email queue's refused sends released their units, sent later
     assert!(report.job(Job::Email).infrastructure_faults > 0, "{report}");
     // and deferred mail and throttled texts came back for another attempt
