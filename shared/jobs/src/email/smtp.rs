@@ -114,7 +114,7 @@ impl SmtpMailer {
             let owners = format!("{prefix}{}/", mailbox.user_id);
             // An empty user id, or one with a '/', would name a folder shared with others.
             let own_folder = !mailbox.user_id.is_empty() && !mailbox.user_id.contains('/');
-            if !own_folder || !id.starts_with(&owners) {
+            if !own_folder || !secret_name(id).starts_with(&owners) {
                 return Err(MailError::permanent(
                     format!(
                         "mailbox {} may only use secrets under {owners}, not {reference:?}",
@@ -391,6 +391,16 @@ impl SmtpMailer {
     }
 }
 
+/// The name of a secret given by name or by ARN (`arn:…:secret:<name>`, the name ending
+/// in the random suffix Secrets Manager adds): the folder check reads the name.
+fn secret_name(id: &str) -> &str {
+    if id.starts_with("arn:") {
+        id.split_once(":secret:").map_or(id, |(_, name)| name)
+    } else {
+        id
+    }
+}
+
 /// The least time a send with steps bounded by `step_timeout` needs: every step before
 /// the final dot, one step's worth of waiting for the verdict, and the margin to record
 /// it. A handler with less left does not start the send.
@@ -519,5 +529,101 @@ impl Mailer for SmtpMailer {
         // A connection that failed is dropped (closing it); a good one serves the next send.
         self.put_idle(mailbox, password, connection).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretError;
+    use symphony_core::FailureKind;
+
+    /// Hands out one password for any reference, and says which were asked for.
+    #[derive(Default)]
+    struct Vault {
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl SecretResolver for Vault {
+        async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError> {
+            self.asked
+                .lock()
+                .expect("not poisoned")
+                .push(format!("{reference:?}"));
+            Ok(Secret::new("Pa55"))
+        }
+    }
+
+    fn mailbox(user_id: &str, reference: &str) -> Mailbox {
+        Mailbox {
+            mailbox_id: "mailbox-1".into(),
+            user_id: user_id.into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 25,
+            smtp_security: SmtpSecurity::None,
+            smtp_username: Some("symphony".into()),
+            smtp_password: Some(reference.parse().expect("a reference")),
+            daily_limit: None,
+        }
+    }
+
+    /// What the mailer does with a mailbox's password reference: read it, or refuse it
+    /// (the failure's kind) without reading.
+    async fn password_of(mailbox: &Mailbox) -> Result<(), FailureKind> {
+        let vault = Arc::new(Vault::default());
+        let mailer = SmtpMailer::new(vault.clone(), Duration::from_secs(1))
+            .with_secrets_prefix("stack/smtp/");
+        let result = mailer
+            .password(mailbox)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.kind);
+        let asked = vault.asked.lock().expect("not poisoned").len();
+        assert_eq!(asked, usize::from(result.is_ok()), "{result:?}");
+        result
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_reads_secrets_in_its_owners_folder_by_name_or_by_arn() {
+        for reference in [
+            "secretsmanager:stack/smtp/user-1/mailbox-1",
+            "secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:stack/smtp/user-1/mailbox-1-AbCdEf",
+        ] {
+            assert_eq!(
+                password_of(&mailbox("user-1", reference)).await,
+                Ok(()),
+                "{reference}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_never_reads_a_secret_outside_its_owners_folder() {
+        for (user_id, reference) in [
+            ("user-1", "secretsmanager:stack/smtp/user-2/theirs"),
+            (
+                "user-1",
+                "secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:stack/smtp/user-2/theirs-AbCdEf",
+            ),
+            // an ARN whose name only contains the folder further on
+            (
+                "user-1",
+                "secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:other/stack/smtp/user-1/x",
+            ),
+            // an empty user id would make the whole folder its own
+            ("", "secretsmanager:stack/smtp//anything"),
+            // as would a user id that reaches into another folder
+            (
+                "user-1/../user-2",
+                "secretsmanager:stack/smtp/user-1/../user-2/theirs",
+            ),
+        ] {
+            assert_eq!(
+                password_of(&mailbox(user_id, reference)).await,
+                Err(FailureKind::Intrinsic),
+                "{user_id} {reference}"
+            );
+        }
     }
 }
