@@ -39,6 +39,31 @@ pub fn free_port() -> u16 {
         .expect("no free port on 127.0.0.1")
 }
 
+/// A port on 127.0.0.1 that refuses every connection for as long as this is held: the
+/// socket is bound, so no other test can take the port, and never listens.
+#[derive(Debug)]
+pub struct RefusingPort {
+    pub port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl RefusingPort {
+    pub fn bind() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("cannot make a socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("cannot bind a port on 127.0.0.1");
+        let port = socket
+            .local_addr()
+            .expect("a bound socket has an address")
+            .port();
+        Self {
+            port,
+            _socket: socket,
+        }
+    }
+}
+
 /// A child process stopped (by its PID) when dropped.
 #[derive(Debug)]
 struct ServiceProcess {

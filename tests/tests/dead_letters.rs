@@ -4,7 +4,7 @@
 use symphony_dlq::{Command, DlqError, run};
 use symphony_jobs::email::EMAIL_FLAG;
 use symphony_tests::seed;
-use symphony_tests::services::free_port;
+use symphony_tests::services::RefusingPort;
 use symphony_tests::world::{MAILBOX_ID, World};
 
 async fn dlq(world: &World, command_line: &str) -> Result<String, DlqError> {
@@ -22,7 +22,8 @@ async fn an_operator_lists_the_reasons_fixes_a_cause_and_moves_the_message_back(
     // and a malformed body from the web app
     let world = World::start().await;
     let mailboxes = world.stack.table("MailboxesTable");
-    seed::put_loopback_mailbox(&world.dynamo, mailboxes, "mailbox-down", free_port()).await;
+    let closed = RefusingPort::bind();
+    seed::put_loopback_mailbox(&world.dynamo, mailboxes, "mailbox-down", closed.port).await;
     world.set_flag(EMAIL_FLAG, true).await;
     for (id, mailbox, to) in [
         ("dl-rejected", MAILBOX_ID, "bounce-1@example.com"),

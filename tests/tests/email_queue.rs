@@ -404,12 +404,12 @@ async fn an_unreachable_smtp_server_is_retryable_and_the_email_waits_for_the_nex
     // Given a mailbox whose SMTP server does not listen, on the legacy path
     let world = World::start().await;
     world.set_email_flag(false).await;
-    let closed_port = symphony_tests::services::free_port();
+    let closed = symphony_tests::services::RefusingPort::bind();
     seed::put_loopback_mailbox(
         &world.dynamo,
         world.stack.table("MailboxesTable"),
         "mailbox-down",
-        closed_port,
+        closed.port,
     )
     .await;
     world
