@@ -399,3 +399,45 @@ async fn ticks_take_the_campaigns_whose_last_run_is_oldest() {
     // Then the never-run campaign goes first, then the one run longest ago
     assert_eq!(order, ["never", "hour-ago", "recent"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_whose_run_was_lost_runs_again_once_its_lease_ends_and_not_before() {
+    // Given a campaign dispatched by a tick, whose message is then lost (its worker died
+    // and the message with it)
+    let world = World::start().await;
+    world.set_flag(CAMPAIGN_FLAG, true).await;
+    seed_campaign(&world, "orphaned", 1, &["a"]).await;
+    let function = world.process_campaigns().await;
+    let first = world.campaign_tick(&function).await;
+    assert_eq!(first.dispatched, 1, "{first:?}");
+    let queue = world.stack.queue("CampaignQueue").url.clone();
+    world
+        .sqs
+        .purge_queue()
+        .queue_url(&queue)
+        .send()
+        .await
+        .unwrap();
+
+    // When a tick runs while the lease holds, and another once it has ended
+    let during = world.campaign_tick(&function).await;
+    world
+        .dynamo
+        .update_item()
+        .table_name(world.stack.table("CampaignsTable"))
+        .key("campaignId", AttributeValue::S("orphaned".into()))
+        .update_expression("SET leaseUntil = :ended")
+        .expression_attribute_values(
+            ":ended",
+            AttributeValue::N((Utc::now().timestamp() - 1).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let after = world.campaign_tick(&function).await;
+
+    // Then the first leaves it alone and the second dispatches it again
+    assert_eq!((during.due, during.dispatched), (0, 0), "{during:?}");
+    assert_eq!((after.due, after.dispatched), (1, 1), "{after:?}");
+    assert_eq!(seed::queue_depth(&world.sqs, &queue).await, 1);
+}

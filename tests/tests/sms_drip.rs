@@ -216,25 +216,28 @@ async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_enrollment_claim_abandoned_past_its_lease_is_taken_over() {
-    // Given an enrollment claimed two hours ago by a tick that died, with no message anywhere
+async fn an_enrollment_claim_abandoned_past_its_lease_is_taken_over_and_a_live_one_is_not() {
+    // Given two enrollments: one claimed two hours ago by a tick that died, one claimed a
+    // minute ago by a tick still at work; no message anywhere
     let world = World::start().await;
-    seed_drip(&world, 1, &[("orphan", "+15550100")]).await;
-    let two_hours_ago = Utc::now().timestamp() - 7_200;
+    seed_drip(&world, 1, &[("orphan", "+15550100"), ("busy", "+15550101")]).await;
+    let now = Utc::now().timestamp();
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};
-    world
-        .dynamo
-        .update_item()
-        .table_name(enrollment_table(&world))
-        .key("enrollmentId", S("orphan".into()))
-        .update_expression("SET #s = :claimed, claimedAt = :at, claimToken = :token")
-        .expression_attribute_names("#s", "status")
-        .expression_attribute_values(":claimed", S("claimed".into()))
-        .expression_attribute_values(":at", N(two_hours_ago.to_string()))
-        .expression_attribute_values(":token", S("dead".into()))
-        .send()
-        .await
-        .unwrap();
+    for (id, claimed_at) in [("orphan", now - 7_200), ("busy", now - 60)] {
+        world
+            .dynamo
+            .update_item()
+            .table_name(enrollment_table(&world))
+            .key("enrollmentId", S(id.into()))
+            .update_expression("SET #s = :claimed, claimedAt = :at, claimToken = :token")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":claimed", S("claimed".into()))
+            .expression_attribute_values(":at", N(claimed_at.to_string()))
+            .expression_attribute_values(":token", S(format!("{id}-token")))
+            .send()
+            .await
+            .unwrap();
+    }
     world.set_flag(SMS_FLAG, true).await;
 
     // When a tick runs and the worker drains the queue
@@ -243,12 +246,25 @@ async fn an_enrollment_claim_abandoned_past_its_lease_is_taken_over() {
         .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
         .await;
 
-    // Then the enrollment was taken over, and its step sent once
-    assert_eq!((report.due, report.dispatched), (1, 1));
+    // Then the abandoned one was taken over and its step sent once, and the live one was
+    // left to its owner: still claimed with its token, nothing sent to it
+    assert_eq!((report.due, report.dispatched), (1, 1), "{report:?}");
     assert_eq!(
         world.moto.recorded_sms(),
         [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
     );
+    let busy = world
+        .dynamo
+        .get_item()
+        .table_name(enrollment_table(&world))
+        .key("enrollmentId", S("busy".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let busy = busy.item().expect("the enrollment is there");
+    assert_eq!(busy.get("status"), Some(&S("claimed".into())));
+    assert_eq!(busy.get("claimToken"), Some(&S("busy-token".into())));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
