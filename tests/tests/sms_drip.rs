@@ -27,6 +27,15 @@ async fn seed_drip(world: &World, steps: usize, enrollments: &[(&str, &str)]) {
     }
 }
 
+/// Quiet hours from the hour before the current one (UTC) to two hours after it.
+fn quiet_now() -> [(&'static str, String); 2] {
+    let hour = Utc::now().hour();
+    [
+        ("SMS_QUIET_START_HOUR", ((hour + 23) % 24).to_string()),
+        ("SMS_QUIET_END_HOUR", ((hour + 2) % 24).to_string()),
+    ]
+}
+
 fn enrollment_table(world: &World) -> &str {
     world.stack.table("SmsEnrollmentsTable")
 }
@@ -117,18 +126,14 @@ async fn an_invalid_number_lands_in_the_dead_letter_queue_with_its_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_hours_defer_the_text_without_failing_it() {
-    // Given quiet hours that cover the current hour (UTC)
+    // Given quiet hours around the current hour (UTC: from the hour before to two after,
+    // so the hour turning during the test changes nothing)
     let world = World::start().await;
     world.set_flag(SMS_FLAG, true).await;
     seed_drip(&world, 1, &[("night", "+15550100")]).await;
-    let hour = Utc::now().hour();
-    let (start, end) = (hour.to_string(), ((hour + 2) % 24).to_string());
-    let worker = world
-        .handle_sms_with(&[
-            ("SMS_QUIET_START_HOUR", &start),
-            ("SMS_QUIET_END_HOUR", &end),
-        ])
-        .await;
+    let quiet = quiet_now();
+    let overrides: Vec<(&str, &str)> = quiet.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let worker = world.handle_sms_with(&overrides).await;
 
     world.sms_tick(&world.process_sms_drip().await).await;
     let drained = world.drain_sms(&worker).await;
@@ -171,9 +176,10 @@ async fn an_opted_out_number_is_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
-    // Given a running process-sms-drip that dispatched one enrollment with the flag on
+    // Given a running process-sms-drip (no quiet hours) that dispatched one enrollment with
+    // the flag on
     let world = World::start().await;
-    let function = world.process_sms_drip().await;
+    let function = world.process_sms_drip_with(&NEVER_QUIET).await;
     world.set_flag(SMS_FLAG, true).await;
     seed_drip(&world, 1, &[("queued", "+15550101")]).await;
     let first = world.sms_tick(&function).await;
@@ -189,30 +195,43 @@ async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
     .await;
     let second = world.sms_tick(&function).await;
 
-    // Then the next tick handles it inline, never through the queue. It runs handle-sms's
-    // handler with the template's quiet hours (21:00–08:00 in the enrollment's zone, UTC
-    // here): it either sent the text or deferred it.
+    // Then the next tick handles it inline, never through the queue: the text went out
     assert_eq!((first.dispatched, first.legacy), (1, 0));
     assert_eq!((second.dispatched, second.legacy, second.failed), (0, 1, 0));
     assert_eq!(
         seed::queue_depth(&world.sqs, &world.stack.queue("SmsQueue").url).await,
         1
     );
+    assert_eq!(
+        world.moto.recorded_sms(),
+        [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
+    );
     let inline = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "inline").await;
-    if (8..21).contains(&Utc::now().hour()) {
-        assert_eq!(
-            world.moto.recorded_sms(),
-            [("+15550100".to_owned(), "Step 0, Kim".to_owned())]
-        );
-        assert_eq!(inline.status, EnrollmentStatus::Finished);
-    } else {
-        assert!(world.moto.recorded_sms().is_empty());
-        assert_eq!(
-            (inline.status, inline.current_step),
-            (EnrollmentStatus::Active, 0)
-        );
-        assert!(inline.next_send_at > Utc::now().timestamp());
-    }
+    assert_eq!(inline.status, EnrollmentStatus::Finished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_path_keeps_quiet_hours_too() {
+    // Given the SMS flag off and quiet hours around the current hour
+    let world = World::start().await;
+    world.set_flag(SMS_FLAG, false).await;
+    seed_drip(&world, 1, &[("inline", "+15550100")]).await;
+    let quiet = quiet_now();
+    let overrides: Vec<(&str, &str)> = quiet.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let function = world.process_sms_drip_with(&overrides).await;
+
+    // When a tick runs
+    let report = world.sms_tick(&function).await;
+
+    // Then it handled the enrollment inline and deferred it past the quiet hours
+    assert_eq!((report.legacy, report.failed), (1, 0), "{report:?}");
+    assert!(world.moto.recorded_sms().is_empty());
+    let inline = seed::get_enrollment(&world.dynamo, enrollment_table(&world), "inline").await;
+    assert_eq!(
+        (inline.status, inline.current_step),
+        (EnrollmentStatus::Active, 0)
+    );
+    assert!(inline.next_send_at > Utc::now().timestamp());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
