@@ -2,12 +2,13 @@
 //! on its own, and only the records that failed are reported back to SQS.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{StreamExt, stream};
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::clock::{Clock, SystemClock};
 use crate::envelope::ErrorDetails;
 use crate::retry::{FailureRoutes, RetryPolicy};
 use crate::{
@@ -94,6 +95,8 @@ pub struct BatchProcessor {
     routes: Option<(Arc<dyn FailureRoutes>, RetryPolicy)>,
     /// A FIFO queue: records of one message group run in order, one at a time.
     fifo: bool,
+    /// What the time left before the deadline is measured with.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for BatchProcessor {
@@ -118,7 +121,14 @@ impl BatchProcessor {
             deadline_margin: DEFAULT_DEADLINE_MARGIN,
             routes: None,
             fifo: false,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Measures the time left before the deadline with `clock` (a test's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// For a FIFO queue: groups run concurrently, but the records of one message group run
@@ -248,7 +258,7 @@ impl BatchProcessor {
             // Checked as the record starts: a record the Lambda timeout would cut off is
             // left for a later delivery instead of being lost mid-way.
             if let Some(deadline) = context.deadline {
-                let remaining = deadline.saturating_duration_since(Instant::now());
+                let remaining = deadline.saturating_duration_since(self.clock.now());
                 if remaining < self.deadline_margin {
                     warn!(remaining_ms = remaining.as_millis(), "too little time left; record not started");
                     return RecordOutcome {
@@ -381,6 +391,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
     use std::sync::Mutex;
     use std::time::Duration;
+    use std::time::Instant;
 
     #[derive(Debug, Serialize, Deserialize)]
     struct Work {
@@ -670,8 +681,26 @@ mod tests {
         );
     }
 
-    /// Sleeps 150 ms, then succeeds.
-    struct Slow;
+    /// A clock the test moves by hand.
+    struct ManualClock {
+        start: Instant,
+        elapsed: Mutex<Duration>,
+    }
+
+    impl ManualClock {
+        fn advance(&self, by: Duration) {
+            *self.elapsed.lock().unwrap() += by;
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> Instant {
+            self.start + *self.elapsed.lock().unwrap()
+        }
+    }
+
+    /// Takes 150 ms of the clock, then succeeds.
+    struct Slow(Arc<ManualClock>);
     #[async_trait]
     impl TypedHandler<Work> for Slow {
         async fn handle(
@@ -680,7 +709,7 @@ mod tests {
             _: &Envelope,
             _: &HandlerContext,
         ) -> Result<(), HandlerError> {
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            self.0.advance(Duration::from_millis(150));
             Ok(())
         }
     }
@@ -688,16 +717,23 @@ mod tests {
     #[tokio::test]
     async fn records_are_not_started_when_the_deadline_is_near() {
         // Given three records handled one at a time, each taking 150 ms, with 300 ms left
-        // and a 200 ms margin
-        let processor =
-            BatchProcessor::new(Arc::new(HandlerRegistry::new().register(Slow).unwrap()), 1)
-                .with_deadline_margin(Duration::from_millis(200));
+        // and a 200 ms margin (on a clock the handler moves, so load changes nothing)
+        let clock = Arc::new(ManualClock {
+            start: Instant::now(),
+            elapsed: Mutex::new(Duration::ZERO),
+        });
+        let registry = HandlerRegistry::new()
+            .register(Slow(clock.clone()))
+            .unwrap();
+        let processor = BatchProcessor::new(Arc::new(registry), 1)
+            .with_deadline_margin(Duration::from_millis(200))
+            .with_clock(clock.clone());
         let mut event = SqsEvent::default();
         event.records = (0..3)
             .map(|n| record(&format!("m{n}"), work("ok"), "1"))
             .collect();
         let context = HandlerContext::new(Route::Symphony, "req")
-            .with_deadline(Instant::now() + Duration::from_millis(300));
+            .with_deadline(clock.start + Duration::from_millis(300));
 
         // When the batch is processed
         let report = processor.process(&event, &context).await;

@@ -4,6 +4,7 @@
 //! Nothing here talks to AWS: adapters live in `symphony-aws`, jobs in `symphony-jobs`.
 
 pub mod batch;
+pub mod clock;
 pub mod config;
 pub mod envelope;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod tick;
 pub mod transport;
 
 pub use batch::{BatchProcessor, BatchReport, RecordError};
+pub use clock::{Clock, SystemClock};
 pub use envelope::{Envelope, EnvelopeError, ErrorDetails, Message, Meta};
 pub use error::{BoxError, FailureKind, HandlerError, Retryable};
 pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
