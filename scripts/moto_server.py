@@ -20,12 +20,17 @@ network fault after the request arrived would.
 `--secrets-throttle COUNT` answers the first COUNT `GetSecretValue` requests with the
 `ThrottlingException` Secrets Manager returns when its rate is exceeded.
 
+`--dynamodb-lose-answers EVERY` applies every EVERY-th `UpdateItem` request and then
+answers it 500, as a service that committed a write and lost its answer would; the
+caller's SDK retries it, and the retry meets the write it already made.
+
 `--sqs-refuse-sends SUFFIX:COUNT` answers the first COUNT `SendMessageBatch` requests to a
 queue whose URL ends with SUFFIX with AccessDenied, as a missing grant or a Deny in the
 queue's policy would.
 
 Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES] [--sns-unsure PREFIX]
-       [--sns-drop PREFIX] [--secrets-throttle COUNT] [--sqs-refuse-sends SUFFIX:COUNT]
+       [--sns-drop PREFIX] [--secrets-throttle COUNT] [--dynamodb-lose-answers EVERY]
+       [--sqs-refuse-sends SUFFIX:COUNT]
 """
 
 import hashlib
@@ -143,6 +148,30 @@ class ThrottleSecretReads:
         return self.app(environ, start_response)
 
 
+LOST = b"""{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error (injected, after the write)"}"""
+
+
+class LoseSomeAnswers:
+    """Applies every `every`-th UpdateItem, then answers it 500."""
+
+    def __init__(self, app, every):
+        self.app = app
+        self.every = every
+        self.seen = 0
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "") == "DynamoDB_20120810.UpdateItem":
+            self.seen += 1
+            if self.seen % self.every == 0:
+                list(self.app(environ, lambda *_: None))
+                start_response(
+                    "500 Internal Server Error",
+                    [("Content-Type", "application/x-amz-json-1.0")],
+                )
+                return [LOST]
+        return self.app(environ, start_response)
+
+
 DENIED = b"""{"__type":"com.amazon.coral.service#AccessDeniedException","message":"Access to the resource is denied (injected)"}"""
 
 
@@ -192,6 +221,8 @@ def main():
         app = PublishThenFail(app, options["--sns-drop"], drop=True)
     if "--secrets-throttle" in options:
         app = ThrottleSecretReads(app, int(options["--secrets-throttle"]))
+    if "--dynamodb-lose-answers" in options:
+        app = LoseSomeAnswers(app, int(options["--dynamodb-lose-answers"]))
     if "--sqs-refuse-sends" in options:
         suffix, count = options["--sqs-refuse-sends"].rsplit(":", 1)
         app = RefuseSomeSends(app, suffix, int(count))

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use symphony_aws::AwsError;
 use symphony_core::{BoxError, Claim, Due, FailureKind, Quarantined, Retryable, Route};
 
@@ -119,13 +120,20 @@ impl Table {
         values: Vec<(&str, AttributeValue)>,
         names: &[(&str, &str)],
     ) -> Result<Transition, StoreError> {
+        // The SDK retries a write whose answer was lost (a timeout, a reset connection, a
+        // 500 after the commit); the retry then meets its own earlier write and fails the
+        // condition. Each write carries a token of its own, and a failed condition whose
+        // item holds that token is the write itself, done.
+        let write_token = uuid::Uuid::new_v4().to_string();
         let mut request = self
             .client
             .update_item()
             .table_name(&self.name)
             .set_key(Some(key))
-            .update_expression(update)
-            .condition_expression(condition);
+            .update_expression(with_write_token(update))
+            .condition_expression(condition)
+            .expression_attribute_values(":write_token", s(&write_token))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if update.contains("#status") || condition.contains("#status") {
             request = request.expression_attribute_names("#status", "status");
         }
@@ -137,11 +145,24 @@ impl Table {
         }
         match request.send().await {
             Ok(_) => Ok(Transition::Done),
-            Err(SdkError::ServiceError(context))
-                if context.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(Transition::Conflict)
-            }
+            Err(SdkError::ServiceError(context)) => match context.err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    let as_found = failed
+                        .item()
+                        .and_then(|item| item.get(WRITE_TOKEN))
+                        .and_then(|token| token.as_s().ok());
+                    if as_found == Some(&write_token) {
+                        tracing::debug!(table = %self.name, "a retried write met itself: done");
+                        Ok(Transition::Done)
+                    } else {
+                        Ok(Transition::Conflict)
+                    }
+                }
+                _ => Err(self.unavailable(AwsError::from_sdk(
+                    "UpdateItem",
+                    SdkError::ServiceError(context),
+                ))),
+            },
             Err(error) => Err(self.unavailable(AwsError::from_sdk("UpdateItem", error))),
         }
     }
@@ -413,6 +434,25 @@ impl Table {
     }
 }
 
+/// The attribute each conditional update writes its own token to (see [`Table::update`]).
+pub const WRITE_TOKEN: &str = "writeToken";
+
+/// `update` with `writeToken = :write_token` added to its SET clause (or a SET clause
+/// added): DynamoDB allows each clause once.
+fn with_write_token(update: &str) -> String {
+    let action = format!("{WRITE_TOKEN} = :write_token");
+    let Some(set) = update.find("SET ") else {
+        return format!("SET {action} {update}");
+    };
+    let after_set = set + "SET ".len();
+    let end = [" REMOVE ", " ADD ", " DELETE "]
+        .iter()
+        .filter_map(|clause| update[after_set..].find(clause).map(|at| after_set + at))
+        .min()
+        .unwrap_or(update.len());
+    format!("{}, {action}{}", &update[..end], &update[end..])
+}
+
 pub fn describe_key(key: &Item) -> String {
     let mut parts: Vec<String> = key
         .iter()
@@ -525,6 +565,27 @@ pub fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_update_writes_its_token_in_its_one_set_clause() {
+        let token = "writeToken = :write_token";
+        assert_eq!(
+            with_write_token("SET #status = :sending, sendingSince = :now"),
+            format!("SET #status = :sending, sendingSince = :now, {token}")
+        );
+        assert_eq!(
+            with_write_token("SET #status = :claimed REMOVE sendingSince"),
+            format!("SET #status = :claimed, {token} REMOVE sendingSince")
+        );
+        assert_eq!(
+            with_write_token("REMOVE leaseUntil, leaseToken, leaseRoute"),
+            format!("SET {token} REMOVE leaseUntil, leaseToken, leaseRoute")
+        );
+        assert_eq!(
+            with_write_token("REMOVE a SET b = :b"),
+            format!("REMOVE a SET b = :b, {token}")
+        );
+    }
 
     #[test]
     fn truncation_respects_character_boundaries() {
