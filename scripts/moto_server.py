@@ -24,13 +24,17 @@ network fault after the request arrived would.
 answers it 500, as a service that committed a write and lost its answer would; the
 caller's SDK retries it, and the retry meets the write it already made.
 
+`--dynamodb-refuse-updates TEXT` answers every `UpdateItem` whose request contains TEXT
+with 500 without applying it, as a table that cannot be written would (the SDK's retries
+meet the same answer).
+
 `--sqs-refuse-sends SUFFIX:COUNT` answers the first COUNT `SendMessageBatch` requests to a
 queue whose URL ends with SUFFIX with AccessDenied, as a missing grant or a Deny in the
 queue's policy would.
 
 Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES] [--sns-unsure PREFIX]
        [--sns-drop PREFIX] [--secrets-throttle COUNT] [--dynamodb-lose-answers EVERY]
-       [--sqs-refuse-sends SUFFIX:COUNT]
+       [--dynamodb-refuse-updates TEXT] [--sqs-refuse-sends SUFFIX:COUNT]
 """
 
 import hashlib
@@ -172,6 +176,30 @@ class LoseSomeAnswers:
         return self.app(environ, start_response)
 
 
+class RefuseSomeUpdates:
+    """Answers 500, unapplied, every UpdateItem whose request contains `text`."""
+
+    def __init__(self, app, text):
+        self.app = app
+        self.text = text.encode()
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "") == "DynamoDB_20120810.UpdateItem":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            if self.text in body:
+                start_response(
+                    "500 Internal Server Error",
+                    [("Content-Type", "application/x-amz-json-1.0")],
+                )
+                return [REFUSED_UPDATE]
+        return self.app(environ, start_response)
+
+
+REFUSED_UPDATE = b"""{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error (injected, not applied)"}"""
+
+
 DENIED = b"""{"__type":"com.amazon.coral.service#AccessDeniedException","message":"Access to the resource is denied (injected)"}"""
 
 
@@ -223,6 +251,8 @@ def main():
         app = ThrottleSecretReads(app, int(options["--secrets-throttle"]))
     if "--dynamodb-lose-answers" in options:
         app = LoseSomeAnswers(app, int(options["--dynamodb-lose-answers"]))
+    if "--dynamodb-refuse-updates" in options:
+        app = RefuseSomeUpdates(app, options["--dynamodb-refuse-updates"])
     if "--sqs-refuse-sends" in options:
         suffix, count = options["--sqs-refuse-sends"].rsplit(":", 1)
         app = RefuseSomeSends(app, suffix, int(count))

@@ -163,7 +163,14 @@ impl SendEmailHandler {
                 }
                 kind if kind.is_retryable() => {
                     if let Err(abort) = self.emails.abort_send(&message.email_id).await {
-                        warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&abort), "could not put the email back to claimed");
+                        // Left `sending`, where nothing takes it again: say so as held,
+                        // so it is dead-lettered for a person rather than stuck unseen.
+                        return Err(HandlerError::unknown_outcome(format!(
+                            "email {} was not handed over ({}), but could not be put back to claimed ({}); it stays sending",
+                            message.email_id,
+                            error.full_reason(),
+                            symphony_core::error::chain(&abort)
+                        )));
                     }
                 }
                 _ => {}
@@ -182,10 +189,14 @@ impl SendEmailHandler {
             Ok(Transition::Conflict) => {
                 warn!(email_id = %message.email_id, "email sent, but its record had already left the sending state")
             }
-            // The mail is out: failing now would send it again on the retry. Say so loudly
-            // and leave the record in `sending`, where an operator can see it.
+            // The mail is out, but the record says `sending`, where nothing takes it again.
+            // Held, so it is dead-lettered with what happened: a person marks it sent.
             Err(error) => {
-                warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&error), "email sent, but marking it sent failed")
+                return Err(HandlerError::unknown_outcome(format!(
+                    "email {} was accepted by the server, but could not be marked sent ({}); it stays sending",
+                    message.email_id,
+                    symphony_core::error::chain(&error)
+                )));
             }
         }
         Ok(())
@@ -203,8 +214,10 @@ impl SendEmailHandler {
             .hold_unknown(email_id, &reason, Utc::now().timestamp())
             .await
         {
-            Ok(Transition::Done) => HandlerError::unknown_outcome(reason),
-            _ => HandlerError::permanent(reason),
+            // Not `sending`: the panic came before the send or after it was recorded.
+            Ok(Transition::Conflict) => HandlerError::permanent(reason),
+            // Held, or it may be `sending` still: never failed, which could send it again.
+            Ok(Transition::Done) | Err(_) => HandlerError::unknown_outcome(reason),
         }
     }
 }

@@ -212,7 +212,14 @@ impl SendSmsHandler {
                     }
                     kind if kind.is_retryable() => {
                         if let Err(abort) = self.enrollments.abort_send(id).await {
-                            warn!(enrollment_id = id, error = %symphony_core::error::chain(&abort), "could not put the enrollment back to claimed");
+                            // Left `sending`, where nothing takes it again: held, so it is
+                            // dead-lettered for a person rather than stuck unseen.
+                            return Err(HandlerError::unknown_outcome(format!(
+                                "step {} of enrollment {id} was not sent ({}), but could not be put back to claimed ({}); it stays sending",
+                                message.step,
+                                error.full_reason(),
+                                symphony_core::error::chain(&abort)
+                            )));
                         }
                     }
                     _ => {}
@@ -244,11 +251,13 @@ impl SendSmsHandler {
                 warn!(enrollment_id = id, "enrollment moved on meanwhile");
                 Ok(())
             }
-            // The text is out: failing now would send it again on the retry.
-            Err(error) => {
-                warn!(enrollment_id = id, error = %symphony_core::error::chain(&error), "sms sent, but advancing the enrollment failed");
-                Ok(())
-            }
+            // The text is out, but the enrollment says `sending`, where nothing takes it
+            // again (nor its later steps). Held, so it is dead-lettered with what happened:
+            // a person moves it on.
+            Err(error) => Err(HandlerError::unknown_outcome(format!(
+                "step {from} of enrollment {id} was sent, but the enrollment could not be moved on ({}); it stays sending",
+                symphony_core::error::chain(&error)
+            ))),
         }
     }
 }
@@ -260,8 +269,10 @@ impl SendSmsHandler {
     async fn after_panic(&self, enrollment_id: &str, text: &str) -> HandlerError {
         let reason = format!("the handler panicked: {text}");
         match self.enrollments.hold_unknown(enrollment_id, &reason).await {
-            Ok(Transition::Done) => HandlerError::unknown_outcome(reason),
-            _ => HandlerError::permanent(reason),
+            // Not `sending`: the panic came before the send or after it was recorded.
+            Ok(Transition::Conflict) => HandlerError::permanent(reason),
+            // Held, or it may be `sending` still: never failed, which could send it again.
+            Ok(Transition::Done) | Err(_) => HandlerError::unknown_outcome(reason),
         }
     }
 }
