@@ -127,6 +127,62 @@ fn every_queue_is_wired_as_lambda_advises() {
     );
 }
 
+#[test]
+fn every_function_may_send_to_each_queue_it_is_given_and_does_not_consume() {
+    // A function is given a queue's URL to send to it (a tick dispatching, a legacy run or
+    // a campaign creating emails that follow the email flag, a dead letter), or to consume
+    // it; a grant missing from its role is an AccessDenied that moto never shows.
+    let template = load_template();
+    let resources = &template["Resources"];
+    let mut checked = 0;
+    for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        let consumed: Vec<&str> = function["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter(|(_, event)| event["Type"].as_str() == Some("SQS"))
+            .filter_map(|(_, event)| target(&event["Properties"]["Queue"]))
+            .collect();
+        let role_id = target(&function["Role"]).expect("a role of its own");
+        let sends_to: Vec<String> = resources[role_id]["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|policy| {
+                policy["PolicyDocument"]["Statement"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+            })
+            .filter(|statement| {
+                statement["Effect"].as_str() == Some("Allow")
+                    && strings(&statement["Action"]).contains(&"sqs:SendMessage".to_owned())
+            })
+            .flat_map(|statement| strings(&statement["Resource"]))
+            .collect();
+        for (name, value) in function["Environment"]["Variables"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            let name = name.as_str().unwrap_or_default();
+            if !name.ends_with("QUEUE_URL") {
+                continue;
+            }
+            let queue = target(value).unwrap_or_else(|| panic!("{id}: {name} must be a !Ref"));
+            if consumed.contains(&queue) {
+                continue;
+            }
+            checked += 1;
+            assert!(
+                sends_to.contains(&format!("{queue}.Arn")),
+                "{id} is given {name} ({queue}) but its role may not send to it: {sends_to:?}"
+            );
+        }
+    }
+    assert!(checked >= 8, "only {checked} queue URLs checked");
+}
+
 /// Where AWS offers no narrower resource, a wildcard is allowed, with the reason here:
 /// (action, the resource must end with).
 const REQUIRED_WILDCARDS: [(&str, &str); 2] = [

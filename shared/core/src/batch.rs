@@ -279,7 +279,7 @@ impl BatchProcessor {
                     envelope
                 }
                 Err(error) => {
-                    warn!(error = %error, "malformed message");
+                    warn!(error = %crate::redact::personal_data(&error.to_string()), "malformed message");
                     return RecordOutcome {
                         message_id: message_id.clone(),
                         message_type: None,

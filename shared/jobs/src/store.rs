@@ -394,9 +394,11 @@ impl Table {
         };
         let reason = match parse(&fresh) {
             Ok(_) => return None,
+            // Redacted as a last guard: a parser's message may quote what it could not read.
             Err(reason) => format!(
-                "record {unit_id} in table {} is invalid: {reason}",
-                self.name
+                "record {unit_id} in table {} is invalid: {}",
+                self.name,
+                symphony_core::redact::personal_data(&reason)
             ),
         };
         // Moved on since the query read it (another tick quarantined it, say): not ours.
@@ -481,10 +483,31 @@ pub fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// The type of an attribute as DynamoDB names it. A reason names the type, never the
+/// value, which may be personal data (an address, a phone number, a body).
+fn type_of(value: &AttributeValue) -> &'static str {
+    match value {
+        AttributeValue::S(_) => "a string (S)",
+        AttributeValue::N(_) => "a number (N)",
+        AttributeValue::B(_) => "binary (B)",
+        AttributeValue::Bool(_) => "a boolean (BOOL)",
+        AttributeValue::Null(_) => "null (NULL)",
+        AttributeValue::M(_) => "a map (M)",
+        AttributeValue::L(_) => "a list (L)",
+        AttributeValue::Ss(_) => "a string set (SS)",
+        AttributeValue::Ns(_) => "a number set (NS)",
+        AttributeValue::Bs(_) => "a binary set (BS)",
+        _ => "another type",
+    }
+}
+
 pub fn read_s(item: &Item, name: &str) -> Result<String, String> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value.clone()),
-        Some(other) => Err(format!("{name} must be a string (S), found {other:?}")),
+        Some(other) => Err(format!(
+            "{name} must be a string (S), found {}",
+            type_of(other)
+        )),
         None => Err(format!("{name} is missing")),
     }
 }
@@ -500,8 +523,11 @@ pub fn read_n(item: &Item, name: &str) -> Result<i64, String> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => value
             .parse()
-            .map_err(|_| format!("{name} must be a whole number, found {value}")),
-        Some(other) => Err(format!("{name} must be a number (N), found {other:?}")),
+            .map_err(|_| format!("{name} must be a whole number")),
+        Some(other) => Err(format!(
+            "{name} must be a number (N), found {}",
+            type_of(other)
+        )),
         None => Err(format!("{name} is missing")),
     }
 }
@@ -525,10 +551,16 @@ pub fn read_string_map(
             .map(|(key, value)| match value {
                 AttributeValue::S(text) => Ok((key.clone(), text.clone())),
                 AttributeValue::N(number) => Ok((key.clone(), number.clone())),
-                other => Err(format!("{name}.{key} must be a string, found {other:?}")),
+                other => Err(format!(
+                    "{name}.{key} must be a string, found {}",
+                    type_of(other)
+                )),
             })
             .collect(),
-        Some(other) => Err(format!("{name} must be a map (M), found {other:?}")),
+        Some(other) => Err(format!(
+            "{name} must be a map (M), found {}",
+            type_of(other)
+        )),
     }
 }
 
@@ -541,11 +573,15 @@ pub fn read_list_of_maps<'a>(item: &'a Item, name: &str) -> Result<Vec<&'a Item>
             .map(|(index, value)| match value {
                 AttributeValue::M(map) => Ok(map),
                 other => Err(format!(
-                    "{name}[{index}] must be a map (M), found {other:?}"
+                    "{name}[{index}] must be a map (M), found {}",
+                    type_of(other)
                 )),
             })
             .collect(),
-        Some(other) => Err(format!("{name} must be a list (L), found {other:?}")),
+        Some(other) => Err(format!(
+            "{name} must be a list (L), found {}",
+            type_of(other)
+        )),
         None => Err(format!("{name} is missing")),
     }
 }
@@ -585,6 +621,21 @@ mod tests {
             with_write_token("REMOVE a SET b = :b"),
             format!("REMOVE a SET b = :b, {token}")
         );
+    }
+
+    #[test]
+    fn a_reason_names_the_type_found_never_the_value() {
+        let item = Item::from([
+            (
+                "toEmail".to_owned(),
+                AttributeValue::Ss(vec!["bob@example.com".into()]),
+            ),
+            ("dueAt".to_owned(), AttributeValue::N("15550100.5".into())),
+        ]);
+        let to = read_s(&item, "toEmail").unwrap_err();
+        assert_eq!(to, "toEmail must be a string (S), found a string set (SS)");
+        let due = read_n(&item, "dueAt").unwrap_err();
+        assert_eq!(due, "dueAt must be a whole number");
     }
 
     #[test]

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use symphony_core::{
-    Dispatcher, Envelope, FailureKind, FlagReader, HandlerContext, HandlerError, Route,
+    Dispatcher, Envelope, FailureKind, FlagReader, HandlerContext, HandlerError, Retryable, Route,
     TypedHandler,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::message::CampaignProcessingMessage;
 use super::model::{Campaign, CampaignStatus, Lead, LeadStatus};
@@ -334,10 +334,20 @@ impl ProcessCampaignHandler {
             .into_iter()
             .zip(claims)
         {
-            if delivery.result.is_ok() {
-                enqueued += 1;
-            } else if let Err(error) = self.emails.release(&claim).await {
-                warn!(email_id = %claim.unit_id, error = %symphony_core::error::chain(&error), "cannot release the email; it stays claimed");
+            match &delivery.result {
+                Ok(()) => enqueued += 1,
+                Err(failure) => {
+                    // Released for the email tick either way; a fault of the queue (a
+                    // missing grant, a missing queue) is said where the alarms look.
+                    if failure.failure_kind() == FailureKind::Infrastructure {
+                        error!(email_id = %claim.unit_id, error = %symphony_core::error::chain(failure), "INFRASTRUCTURE FAULT: the email queue refused a campaign's email; released for the email tick");
+                    } else {
+                        warn!(email_id = %claim.unit_id, error = %symphony_core::error::chain(failure), "a campaign's email was not enqueued; released for the email tick");
+                    }
+                    if let Err(error) = self.emails.release(&claim).await {
+                        warn!(email_id = %claim.unit_id, error = %symphony_core::error::chain(&error), "cannot release the email; it stays claimed");
+                    }
+                }
             }
         }
         enqueued

@@ -351,6 +351,17 @@ impl SmtpMailer {
             ));
         }
         self.step("DATA", connection.command(Data)).await?;
+        // Sized again now that DATA is answered (it may have taken a step's worth): the
+        // time kept to record the outcome stays whole. Nothing is handed over yet.
+        let wait = self.reply_wait(deadline);
+        if wait < needed {
+            return Err(MailError::retryable(
+                format!(
+                    "not sent: after DATA, {wait:?} left to await the server's verdict, under {needed:?}"
+                ),
+                None,
+            ));
+        }
 
         let handed_over = AtomicBool::new(false);
         let started = Instant::now();
