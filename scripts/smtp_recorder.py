@@ -1,7 +1,9 @@
 """A real SMTP server on loopback that records what it receives.
 
 Each accepted message is written to OUT/<n>.json as {"mailFrom", "rcptTos", "data"}.
-Recipients matching --reject get a permanent 550, those matching --tempfail a
+Senders matching --reject-sender get 553 5.7.1 to MAIL FROM (a relay that does not let
+this mailbox send from that address). Recipients matching --reject get a permanent 550,
+those matching --tempfail a
 transient 451, and --tempfail-rate defers that share of all other recipients at random,
 so tests can drive both kinds of failure through a real SMTP exchange.
 With --starttls DIR it requires STARTTLS, with a certificate for 127.0.0.1 issued by a
@@ -34,7 +36,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 class Recorder:
     def __init__(self, out, reject, tempfail, tempfail_rate=0.0, late_ack="",
-                 late_ack_seconds=0.0, drop_after_dot="", seed=None):
+                 late_ack_seconds=0.0, drop_after_dot="", seed=None, reject_sender=""):
         self.out = out
         self.tempfail_rate = tempfail_rate
         self.random = random.Random(seed)
@@ -42,9 +44,17 @@ class Recorder:
         self.late_ack_seconds = late_ack_seconds
         self.drop_after_dot = re.compile(drop_after_dot) if drop_after_dot else None
         self.reject = re.compile(reject) if reject else None
+        self.reject_sender = re.compile(reject_sender) if reject_sender else None
         self.tempfail = re.compile(tempfail) if tempfail else None
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.reject_sender and self.reject_sender.search(address):
+            return f"553 5.7.1 <{address}>: Sender address rejected: not owned by user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.reject and self.reject.search(address):
@@ -86,6 +96,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--reject", default="")
     parser.add_argument("--tempfail", default="")
+    parser.add_argument("--reject-sender", default="", metavar="REGEX")
     parser.add_argument("--starttls", default="", metavar="DIR")
     parser.add_argument("--tls", default="", metavar="DIR")
     parser.add_argument("--tempfail-rate", type=float, default=0.0, metavar="SHARE")
@@ -130,7 +141,8 @@ def main():
         tls.update(authenticator=authenticator, auth_required=True)
     controller = Controller(
         Recorder(args.out, args.reject, args.tempfail, args.tempfail_rate,
-                 args.late_ack, args.late_ack_seconds, args.drop_after_dot, args.seed),
+                 args.late_ack, args.late_ack_seconds, args.drop_after_dot, args.seed,
+                 args.reject_sender),
         hostname="127.0.0.1",
         port=args.port,
         **tls,

@@ -301,6 +301,15 @@ impl SmtpServer {
         server
     }
 
+    /// Refuses senders matching `sender` at MAIL FROM (553 5.7.1), as a relay that does
+    /// not let the mailbox send from that address.
+    pub fn start_rejecting_senders(sender: &str) -> Self {
+        let dir = scratch_dir("smtp-senders");
+        let mut server = Self::start_with(&dir, &["--reject-sender", sender]);
+        server.process.scratch = Some(dir);
+        server
+    }
+
     /// A server that requires STARTTLS, with a certificate from a throwaway CA whose PEM
     /// is at the returned path.
     pub fn start_requiring_starttls() -> (Self, PathBuf) {

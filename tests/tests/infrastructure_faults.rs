@@ -4,7 +4,8 @@
 
 use symphony_core::FailureKind;
 use symphony_jobs::email::EmailStatus;
-use symphony_tests::world::World;
+use symphony_tests::SmtpServer;
+use symphony_tests::world::{MAILBOX_ID, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_queue_releases_the_units_and_they_go_once_it_is_back() {
@@ -118,4 +119,37 @@ async fn a_missing_secret_fails_no_email() {
     );
     assert!(report.failures[0].released, "{report:?}");
     assert_eq!(world.email("locked").await.status, EmailStatus::Queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_the_mailbox_as_a_sender_fails_no_email() {
+    // Given a relay that does not let the mailbox send from its address, and an email
+    let world = World::start_with(SmtpServer::start_rejecting_senders("^ada@")).await;
+    world.set_email_flag(false).await;
+    world
+        .queue_email("from-refused", MAILBOX_ID, "lead@example.com")
+        .await;
+
+    // When a tick sends it
+    let report = world.tick(&world.process_function().await).await;
+
+    // Then the email is released, not failed: every email of the mailbox would meet the
+    // same refusal, until the mailbox is mended
+    assert_eq!(
+        (report.failed, report.infrastructure_faults),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(report.failures[0].released, "{report:?}");
+    assert!(
+        report.failures[0]
+            .reason
+            .contains("refuses this mailbox as a sender"),
+        "{report:?}"
+    );
+    assert_eq!(
+        world.email("from-refused").await.status,
+        EmailStatus::Queued
+    );
+    assert!(world.delivered_ids().is_empty());
 }
