@@ -56,28 +56,34 @@ fn address_at(chars: &[char], start: usize) -> Option<usize> {
 }
 
 /// The end of a phone number starting at `start`, if one does: `+` then digits with the
-/// separators people write (a space, a dot, a dash, parentheses; two at most in a row),
-/// or ten digits or more in one run (a date or a time has separators, so it is kept).
+/// separators people write (a space, a dot, a dash, parentheses; two at most in a row) and
+/// seven digits or more; a national number written with separators (`555-010-0199`,
+/// `(555) 010 0199`) and seven digits or more, unless it is shaped like a date; or ten
+/// digits or more in one run.
 fn phone_at(chars: &[char], start: usize) -> Option<usize> {
     if start > 0 && chars[start - 1].is_alphanumeric() {
         return None;
     }
     let international = chars[start] == '+';
-    if !international && !chars[start].is_ascii_digit() {
+    let bracketed = chars[start] == '(' && chars.get(start + 1).is_some_and(char::is_ascii_digit);
+    if !international && !bracketed && !chars[start].is_ascii_digit() {
         return None;
     }
-    let mut at = if international { start + 1 } else { start };
-    let mut digits = 0;
+    let mut at = if international || bracketed {
+        start + 1
+    } else {
+        start
+    };
+    let mut groups = vec![0_usize];
     let mut end = at;
     while at < chars.len() {
         if chars[at].is_ascii_digit() {
-            digits += 1;
+            if let Some(last) = groups.last_mut() {
+                *last += 1;
+            }
             at += 1;
             end = at;
             continue;
-        }
-        if !international {
-            break;
         }
         let separators = chars[at..]
             .iter()
@@ -91,18 +97,45 @@ fn phone_at(chars: &[char], start: usize) -> Option<usize> {
             break;
         }
         at += separators;
+        groups.push(0);
     }
+    let digits: usize = groups.iter().sum();
     let enough = if international {
         digits >= 7
+    } else if groups.len() > 1 {
+        digits >= 7 && !is_date(&groups)
     } else {
         digits >= 10
     };
     (enough && !chars.get(end).is_some_and(|c| c.is_alphanumeric())).then_some(end)
 }
 
+/// Digit groups that begin like a date (2026-11-29, 29.11.2026, perhaps with a time
+/// after): kept, they say when.
+fn is_date(groups: &[usize]) -> bool {
+    matches!(groups, [4, 1 | 2, 1 | 2, ..] | [1 | 2, 1 | 2, 4, ..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn national_numbers_with_separators_are_removed_and_dates_and_codes_kept() {
+        assert_eq!(
+            personal_data("not E.164: 555-010-0199."),
+            "not E.164: <redacted>."
+        );
+        assert_eq!(personal_data("call (555) 010 0199"), "call <redacted>");
+        assert_eq!(
+            personal_data("number 555-0001 refused"),
+            "number <redacted> refused"
+        );
+        assert_eq!(
+            personal_data("held since 2026-11-29 and 29.11.2026, reply 550 5.1.1"),
+            "held since 2026-11-29 and 29.11.2026, reply 550 5.1.1"
+        );
+    }
 
     #[test]
     fn addresses_and_numbers_are_removed_and_the_rest_kept() {
