@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Timelike, Utc};
 use symphony_core::Envelope;
 use symphony_jobs::campaign::{CAMPAIGN_FLAG, CampaignStatus, LeadStatus};
-use symphony_jobs::email::{EmailMessage, EmailStatus};
+use symphony_jobs::email::{EMAIL_FLAG, EmailMessage, EmailStatus};
 use symphony_jobs::window::HourWindow;
 use symphony_tests::seed;
 use symphony_tests::world::{MAILBOX_ID, World};
@@ -440,4 +440,40 @@ async fn a_campaign_whose_run_was_lost_runs_again_once_its_lease_ends_and_not_be
     assert_eq!((during.due, during.dispatched), (0, 0), "{during:?}");
     assert_eq!((after.due, after.dispatched), (1, 1), "{after:?}");
     assert_eq!(seed::queue_depth(&world.sqs, &queue).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_run_with_too_little_time_left_leaves_its_leads_for_the_next_run() {
+    // Given a campaign with two due leads, on the legacy path, and a tick invoked with
+    // eight seconds left: enough to start the campaign's run, too little for a lead
+    let world = World::start().await;
+    world.set_flag(CAMPAIGN_FLAG, false).await;
+    world.set_flag(EMAIL_FLAG, false).await;
+    seed_campaign(&world, "hurried", 1, &["a", "b"]).await;
+    let function = world.process_campaigns().await;
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 8_000;
+
+    // When the tick runs
+    let report = function
+        .handle(lambda_runtime::LambdaEvent::new(
+            symphony_tests::world::schedule_event("campaigns"),
+            context,
+        ))
+        .await
+        .unwrap();
+
+    // Then the run answered without making any email, and the leads wait, unchanged
+    assert_eq!((report.legacy, report.failed), (1, 0), "{report:?}");
+    assert!(world.all_emails().await.is_empty());
+    for lead_id in ["a", "b"] {
+        let lead = seed::get_lead(
+            &world.dynamo,
+            world.stack.table("CampaignLeadsTable"),
+            "hurried",
+            lead_id,
+        )
+        .await;
+        assert_eq!((lead.current_step, lead.status), (0, LeadStatus::Active));
+    }
 }

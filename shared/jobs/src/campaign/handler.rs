@@ -23,6 +23,10 @@ use crate::template::{Escape, render};
 /// The function name recorded as the source of the emails' envelopes.
 pub const SOURCE: &str = "handle-campaign";
 
+/// A run starts no lead with less than this left of its invocation: enough to enqueue the
+/// emails made so far and answer.
+pub const RUN_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What every lead of one run shares.
 #[derive(Clone, Copy)]
 struct RunContext<'a> {
@@ -94,11 +98,14 @@ impl ProcessCampaignHandler {
         }
     }
 
+    /// One run of a campaign: its due leads, each on its own, until the run's limit, the
+    /// mailbox's daily limit, or too little of the invocation (before `deadline`) is left.
     pub async fn run(
         &self,
         campaign_id: &str,
         route: Route,
         now: DateTime<Utc>,
+        deadline: Option<std::time::Instant>,
     ) -> Result<CampaignRun, HandlerError> {
         let mut run = CampaignRun::default();
         let campaign = self
@@ -149,6 +156,19 @@ impl ProcessCampaignHandler {
         // others had their turn, so the campaign message comes back for what is left.
         let mut fault = None;
         for (position, lead) in leads.iter().enumerate() {
+            // Time to enqueue what was made and answer is kept; the rest wait for the
+            // campaign's next run (nothing is lost: every step can be repeated).
+            if deadline.is_some_and(|deadline| {
+                deadline.saturating_duration_since(std::time::Instant::now()) < RUN_MARGIN
+            }) {
+                run.leads_waiting = leads.len() - position;
+                warn!(
+                    campaign_id,
+                    waiting = run.leads_waiting,
+                    "too little of the invocation left; leads wait for the next run"
+                );
+                break;
+            }
             let context = RunContext {
                 campaign: &campaign,
                 mailbox: &mailbox,
@@ -374,8 +394,13 @@ impl TypedHandler<CampaignProcessingMessage> for ProcessCampaignHandler {
         context: &HandlerContext,
     ) -> Result<(), HandlerError> {
         message.validate()?;
-        self.run(&message.campaign_id, context.route, Utc::now())
-            .await
-            .map(drop)
+        self.run(
+            &message.campaign_id,
+            context.route,
+            Utc::now(),
+            context.deadline,
+        )
+        .await
+        .map(drop)
     }
 }
