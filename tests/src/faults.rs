@@ -819,9 +819,16 @@ async fn cut_at_deadlines(
     }
 
     // The worker: its late email dispatched by a tick, then its batch cut.
-    seed_late_email(world, &format!("deadline-worker-{wave:03}"), units).await;
+    let id = format!("deadline-worker-{wave:03}");
+    seed_late_email(world, &id, units).await;
     set_rollout(world, Job::Email, 100).await;
-    run_tick(&functions.email_ticks[0], "email-queue").await;
+    // The queue may still be refusing sends (the run's AccessDenied): tick until it is on.
+    for _ in 0..=REFUSED_SENDS {
+        run_tick(&functions.email_ticks[0], "email-queue").await;
+        if world.email(&id).await.status == symphony_jobs::email::EmailStatus::Claimed {
+            break;
+        }
+    }
     let queue = world.stack.queue(Job::Email.queue());
     let overran = std::sync::atomic::AtomicBool::new(false);
     crate::drain_queue(&world.sqs, queue, 1, |event| {
