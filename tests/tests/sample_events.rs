@@ -35,21 +35,43 @@ async fn invoke_with_sample(worker: &SqsWorker, name: &str) -> Vec<usize> {
         .collect()
 }
 
-/// The positions (in a sample file) of the records whose bodies are in `dead`.
-fn dead_letter_positions(dead: &[seed::DeadLetter], name: &str) -> Vec<usize> {
+/// The dead letters of a sample file's records: (position in the file, kind, reason),
+/// by position.
+fn dead_letters_of(dead: &[seed::DeadLetter], name: &str) -> Vec<(usize, String, String)> {
     let event: SqsEvent = serde_json::from_str(&sample(name)).expect("a sample SQS event");
-    let mut positions: Vec<usize> = dead
+    let mut letters: Vec<(usize, String, String)> = dead
         .iter()
         .filter_map(|letter| {
             let original = Envelope::from_body(Some(&letter.body)).ok().map(|e| e.id);
-            event.records.iter().position(|record| {
-                let body = record.body.as_deref().unwrap_or_default();
-                body == letter.body || original.as_deref().is_some_and(|id| body.contains(id))
-            })
+            event
+                .records
+                .iter()
+                .position(|record| {
+                    let body = record.body.as_deref().unwrap_or_default();
+                    body == letter.body || original.as_deref().is_some_and(|id| body.contains(id))
+                })
+                .map(|position| (position, letter.kind.clone(), letter.reason.clone()))
         })
         .collect();
-    positions.sort_unstable();
-    positions
+    letters.sort();
+    letters
+}
+
+/// Checks the dead letters of a sample: at these positions, of these kinds, each reason
+/// saying what was wrong with its record.
+fn assert_dead_letters(dead: &[seed::DeadLetter], name: &str, expected: &[(usize, &str, &str)]) {
+    let letters = dead_letters_of(dead, name);
+    assert_eq!(letters.len(), expected.len(), "{letters:#?}");
+    for ((position, kind, reason), (want_position, want_kind, want_reason)) in
+        letters.iter().zip(expected)
+    {
+        assert_eq!(
+            (*position, kind.as_str()),
+            (*want_position, *want_kind),
+            "{letters:#?}"
+        );
+        assert!(reason.contains(want_reason), "record {position}: {reason}");
+    }
 }
 
 fn sample(name: &str) -> String {
@@ -144,8 +166,14 @@ async fn the_worker_handles_the_sample_batches() {
             .is_empty()
     );
     let dead = seed::dead_letters(&world.sqs, &world.stack.queue("EmailDeadLetterQueue").url).await;
-    let positions = dead_letter_positions(&dead, "example-sqs-email-mixed.json");
-    assert_eq!(positions, [1, 2], "{dead:?}");
+    assert_dead_letters(
+        &dead,
+        "example-sqs-email-mixed.json",
+        &[
+            (1, "malformed", "message body is not a valid envelope"),
+            (2, "permanent", "unknown message type \"FaxMessage\""),
+        ],
+    );
     assert_eq!(
         world.delivered_ids(),
         ["email-0001", "email-0002", "email-0101"]
@@ -189,8 +217,18 @@ async fn the_campaign_worker_fails_only_the_bad_samples() {
         &world.stack.queue("CampaignDeadLetterQueue").url,
     )
     .await;
-    let positions = dead_letter_positions(&dead, "example-sqs-campaign-bad.json");
-    assert_eq!(positions, [1, 2], "{dead:?}");
+    assert_dead_letters(
+        &dead,
+        "example-sqs-campaign-bad.json",
+        &[
+            (1, "permanent", "missing field `campaignId`"),
+            (
+                2,
+                "permanent",
+                "unknown variant `archive`, expected `process`",
+            ),
+        ],
+    );
     assert_eq!(world.all_emails().await.len(), 1);
 }
 
@@ -234,8 +272,18 @@ async fn the_sms_worker_fails_only_the_bad_samples() {
             .is_empty()
     );
     let dead = seed::dead_letters(&world.sqs, &world.stack.queue("SmsDeadLetterQueue").url).await;
-    let positions = dead_letter_positions(&dead, "example-sqs-sms-bad.json");
-    assert_eq!(positions, [1, 2], "{dead:?}");
+    assert_dead_letters(
+        &dead,
+        "example-sqs-sms-bad.json",
+        &[
+            (1, "permanent", "toPhone is not an E.164 number"),
+            (
+                2,
+                "permanent",
+                "invalid type: string \"first\", expected usize",
+            ),
+        ],
+    );
     assert_eq!(
         world.moto.recorded_sms(),
         [("+15550100".to_owned(), "Step 0, Kim".to_owned())]

@@ -136,8 +136,16 @@ impl HandlerError {
     /// The reason followed by the chain of sources, for logs and error details, with
     /// email addresses and phone numbers redacted.
     pub fn full_reason(&self) -> String {
+        // A reason often already ends with its source's text: not said twice.
         let text = match std::error::Error::source(self) {
-            Some(source) => format!("{}: {}", self.reason(), unredacted_chain(source)),
+            Some(source) => {
+                let said = unredacted_chain(source);
+                if self.reason().ends_with(&said) {
+                    self.reason().to_owned()
+                } else {
+                    format!("{}: {said}", self.reason())
+                }
+            }
             None => self.reason().to_owned(),
         };
         crate::redact::personal_data(&text)
