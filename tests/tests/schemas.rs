@@ -76,13 +76,16 @@ fn what_symphony_writes_and_the_samples_carry_validate() {
     assert_eq!(validate(&documents), vec![None; documents.len()]);
 }
 
-#[test]
-fn what_the_handler_refuses_does_not_validate() {
-    let good = serde_json::to_value(Envelope::wrap(&email(), "webapp", None).unwrap()).unwrap();
+/// Envelopes of an email the handler must refuse, each with its own id, and the word
+/// the schema's complaint names: a missing field, an unknown type, an extra field, a bad
+/// address, a header injection.
+fn refused_documents() -> Vec<(Value, &'static str)> {
+    let good = serde_json::to_value(Envelope::wrap(&email(), "webapp", None).expect("an envelope"))
+        .expect("an envelope is JSON");
     let mut missing_field = good.clone();
     missing_field["payload"]
         .as_object_mut()
-        .unwrap()
+        .expect("a payload object")
         .remove("toEmail");
     let mut unknown_type = good.clone();
     unknown_type["type"] = json!("FaxMessage");
@@ -92,23 +95,81 @@ fn what_the_handler_refuses_does_not_validate() {
     bad_address["payload"]["toEmail"] = json!("not-an-address");
     let mut header_injection = good;
     header_injection["payload"]["subject"] = json!("Hi\r\nBcc: x@example.com");
+    let mut documents = vec![
+        (missing_field, "toEmail"),
+        (unknown_type, "FaxMessage"),
+        (extra_field, "bcc"),
+        (bad_address, "not-an-address"),
+        (header_injection, "Bcc"),
+    ];
+    for (n, (document, _)) in documents.iter_mut().enumerate() {
+        document["id"] = json!(format!("refused-{n}"));
+    }
+    documents
+}
 
-    let results = validate(&[
-        missing_field,
-        unknown_type,
-        extra_field,
-        bad_address,
-        header_injection,
-    ]);
-
-    let expected = ["toEmail", "FaxMessage", "bcc", "not-an-address", "Bcc"];
-    for (result, word) in results.iter().zip(expected) {
+#[test]
+fn what_the_handler_refuses_does_not_validate() {
+    let documents = refused_documents();
+    let values: Vec<Value> = documents.iter().map(|(d, _)| d.clone()).collect();
+    let results = validate(&values);
+    for (result, (_, word)) in results.iter().zip(&documents) {
         let message = result
             .as_deref()
             .unwrap_or_else(|| panic!("a document with a bad {word} validated"));
         assert!(message.contains(word), "{message}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_schema_refuses_the_handler_refuses_too() {
+    // Given the email the documents name, queued, and each document on the email queue
+    let world = symphony_tests::world::World::start().await;
+    world
+        .queue_email("email-1", "mailbox-1", "lead@example.com")
+        .await;
+    let queue = world.stack.queue("EmailQueue").url.clone();
+    let documents = refused_documents();
+    for (document, _) in &documents {
+        symphony_tests::seed::send_body(&world.sqs, &queue, document.to_string()).await;
+    }
+
+    // When handle-email drains the queue
+    world.drain(&world.handle_function().await).await;
+
+    // Then nothing was sent, and each document is dead-lettered at once with a reason
+    // naming what is wrong with it
+    assert!(world.delivered_ids().is_empty());
+    let letters = symphony_tests::seed::all_dead_letters(
+        &world.sqs,
+        &world.stack.queue("EmailDeadLetterQueue").url,
+    )
+    .await;
+    assert_eq!(letters.len(), documents.len(), "{letters:#?}");
+    for (n, (_, word)) in documents.iter().enumerate() {
+        let id = format!("refused-{n}");
+        let letter = letters
+            .iter()
+            .find(|letter| letter.body.contains(&format!("\"{id}\"")))
+            .unwrap_or_else(|| panic!("{id} ({word}) is not dead-lettered: {letters:#?}"));
+        assert_eq!(letter.kind, "permanent", "{id}: {letter:?}");
+        assert!(
+            letter.reason.contains(HANDLER_WORDS[n]),
+            "{id}: {}",
+            letter.reason
+        );
+    }
+}
+
+/// What the handler's reason names for each refused document: the field, the type, the
+/// extra field (an address and a subject are named by their fields, never quoted).
+const HANDLER_WORDS: [&str; 5] = [
+    "toEmail",
+    "FaxMessage",
+    "unknown field `bcc`",
+    "toEmail",
+    "subject",
+];
 
 #[test]
 fn the_bad_campaign_and_sms_samples_do_not_validate() {
