@@ -70,8 +70,9 @@ const THROTTLED_SECRET_READS: usize = 8;
 const LOGIN_MAILBOX_ID: &str = "mailbox-login";
 const LOGIN_PASSWORD: &str = "fault-Pa55";
 /// The SMTP step timeout of the functions cut at their deadline. Their deadline leaves
-/// the least time a send needs and 3 s, so one starts and its wait for the verdict is cut
-/// by the deadline (at about 10 s: the reply timeout is the template's ten minutes).
+/// the least time a send needs and 6 s (room for a loaded machine to reach the send), so
+/// one starts and its wait for the verdict is cut by the deadline (at 13 s at most, under
+/// `LATE_ACK`: the reply timeout is the template's ten minutes).
 const CUT_STEP_SECONDS: u64 = 1;
 
 /// How big a run, and how hostile.
@@ -198,10 +199,17 @@ pub struct JobReport {
     pub doomed: usize,
     pub unsure: usize,
     pub poisoned: usize,
+    /// Doomed units held instead of failed: a kill caught them mid-send.
+    pub doomed_held: usize,
     /// Deliveries that failed and came back for another attempt.
     pub retried_deliveries: usize,
     /// Units a tick released for a fault that was not theirs (the queue refusing sends).
     pub infrastructure_faults: usize,
+    /// What the ticks did: units put on the queue, handled inline, and abandoned claims
+    /// taken over (both routes and takeovers must have happened for the run to mean much).
+    pub ticks: TickCounts,
+    /// Units a killed worker left `sending`: the kill interrupted their send.
+    pub killed_mid_send: usize,
     /// What was seen of each lost unit (the first few), to say why.
     pub lost_units: Vec<String>,
 }
@@ -216,9 +224,12 @@ impl JobReport {
         self.duplicates += other.duplicates;
         self.lost += other.lost;
         self.infrastructure_faults += other.infrastructure_faults;
+        self.ticks.add(other.ticks);
+        self.killed_mid_send += other.killed_mid_send;
         self.doomed += other.doomed;
         self.unsure += other.unsure;
         self.poisoned += other.poisoned;
+        self.doomed_held += other.doomed_held;
         self.retried_deliveries += other.retried_deliveries;
         self.lost_units.extend(other.lost_units.iter().cloned());
     }
@@ -230,7 +241,8 @@ impl std::fmt::Display for JobReport {
             f,
             "units {} (doomed {}, unsure {}, poisoned {}): sent {}, failed with reason {}, \
              held {}, duplicates {}, lost {} (dead-lettered {}, retried deliveries {}, \
-             infrastructure faults {})",
+             infrastructure faults {}; ticks dispatched {}, legacy {}, took over {}; \
+             killed mid-send {})",
             self.units,
             self.doomed,
             self.unsure,
@@ -242,12 +254,43 @@ impl std::fmt::Display for JobReport {
             self.lost,
             self.dead_lettered,
             self.retried_deliveries,
-            self.infrastructure_faults
+            self.infrastructure_faults,
+            self.ticks.dispatched,
+            self.ticks.legacy,
+            self.ticks.taken_over,
+            self.killed_mid_send
         )?;
         for lost in &self.lost_units {
             write!(f, "\n    lost: {lost}")?;
         }
         Ok(())
+    }
+}
+
+/// What the ticks of a job reported, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickCounts {
+    pub dispatched: usize,
+    pub legacy: usize,
+    pub taken_over: usize,
+    pub infrastructure_faults: usize,
+}
+
+impl TickCounts {
+    fn add(&mut self, other: TickCounts) {
+        self.dispatched += other.dispatched;
+        self.legacy += other.legacy;
+        self.taken_over += other.taken_over;
+        self.infrastructure_faults += other.infrastructure_faults;
+    }
+
+    fn of(report: &symphony_core::TickReport) -> Self {
+        Self {
+            dispatched: report.dispatched,
+            legacy: report.legacy,
+            taken_over: report.taken_over,
+            infrastructure_faults: report.infrastructure_faults,
+        }
     }
 }
 
@@ -283,8 +326,9 @@ impl FaultReport {
     }
 
     /// What the account breaks, if anything: the run must settle; per job, no duplicate and
-    /// no lost unit; every doomed and poisoned unit failed with its own reason; every unsure
-    /// one held (a killed worker may hold more). Empty when the promise held.
+    /// no lost unit; every doomed and poisoned unit failed with its own reason (or, doomed and
+    /// caught mid-send by a kill, held); every unsure one held (a kill may hold more). Empty
+    /// when the promise held.
     pub fn violations(&self) -> Vec<String> {
         let mut broken = Vec::new();
         if !self.settled {
@@ -301,10 +345,13 @@ impl FaultReport {
             if outcome.lost > 0 {
                 broken.push(format!("{name}: {} not accounted for", outcome.lost));
             }
-            if outcome.failed_with_reason != outcome.doomed + outcome.poisoned {
+            if outcome.failed_with_reason + outcome.doomed_held != outcome.doomed + outcome.poisoned
+            {
                 broken.push(format!(
-                    "{name}: {} failed with a reason, but {} were doomed or poisoned",
+                    "{name}: {} failed with a reason and {} doomed ones held, but {} were \
+                     doomed or poisoned",
                     outcome.failed_with_reason,
+                    outcome.doomed_held,
                     outcome.doomed + outcome.poisoned
                 ));
             }
@@ -517,7 +564,8 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
 
     let mut units = Units::default();
     let mut retried: HashMap<Job, usize> = HashMap::new();
-    let mut infrastructure_faults: HashMap<Job, usize> = HashMap::new();
+    let mut tick_counts: HashMap<Job, TickCounts> = HashMap::new();
+    let mut killed_mid_send: HashMap<Job, usize> = HashMap::new();
     let mut bad_messages = 0;
     let waves = Job::ALL
         .iter()
@@ -534,10 +582,12 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
             overlapping_ticks(&world, Job::Campaign, step, &functions.campaign_ticks),
             overlapping_ticks(&world, Job::Sms, step, &functions.sms_ticks),
         );
-        count_faults(&mut infrastructure_faults, faults);
+        count_ticks(&mut tick_counts, faults);
         for job in Job::ALL {
             bad_messages += put_bad_messages(&world, job, plan.bad_messages_per_wave).await;
-            kill_a_worker_mid_batch(&world, job, functions.worker(job), &mut units.killed).await;
+            *killed_mid_send.entry(job).or_default() +=
+                kill_a_worker_mid_batch(&world, job, functions.worker(job), &mut units.killed)
+                    .await;
         }
         drain_all(&world, &functions, &mut retried).await;
         if plan.deadline_cut_every > 0 && wave.is_multiple_of(plan.deadline_cut_every) {
@@ -565,7 +615,7 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
             overlapping_ticks(&world, Job::Campaign, 0, &functions.campaign_ticks),
             overlapping_ticks(&world, Job::Sms, 2, &functions.sms_ticks),
         );
-        count_faults(&mut infrastructure_faults, faults);
+        count_ticks(&mut tick_counts, faults);
         drain_all(&world, &functions, &mut retried).await;
         if settled(&world).await {
             settled_in_time = true;
@@ -580,7 +630,10 @@ pub async fn run(plan: FaultPlan) -> FaultReport {
     let mut report = account(&world, &login_server, &units).await;
     for (job, job_report) in &mut report.jobs {
         job_report.retried_deliveries = retried.get(job).copied().unwrap_or(0);
-        job_report.infrastructure_faults = infrastructure_faults.get(job).copied().unwrap_or(0);
+        let ticks = tick_counts.get(job).copied().unwrap_or_default();
+        job_report.infrastructure_faults = ticks.infrastructure_faults;
+        job_report.ticks = ticks;
+        job_report.killed_mid_send = killed_mid_send.get(job).copied().unwrap_or(0);
     }
     report.bad_messages = bad_messages;
     report.settled = settled_in_time;
@@ -597,14 +650,17 @@ fn with_reply_wait<'a>(overrides: &[(&'static str, &'a str)]) -> Vec<(&'static s
     all
 }
 
-/// Adds the infrastructure faults the ticks of each job reported.
-fn count_faults(total: &mut HashMap<Job, usize>, (email, campaign, sms): (usize, usize, usize)) {
-    for (job, faults) in [
+/// Adds what the ticks of each job reported.
+fn count_ticks(
+    total: &mut HashMap<Job, TickCounts>,
+    (email, campaign, sms): (TickCounts, TickCounts, TickCounts),
+) {
+    for (job, counts) in [
         (Job::Email, email),
         (Job::Campaign, campaign),
         (Job::Sms, sms),
     ] {
-        *total.entry(job).or_default() += faults;
+        total.entry(job).or_default().add(counts);
     }
 }
 
@@ -721,6 +777,28 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
         units.enrollments.push((id, phone));
     }
 
+    // Claims whose tick died between claiming and dispatching: no message anywhere, so
+    // only a later tick's takeover (after the 10 s lease) gets them sent.
+    let email_id = format!("orphan-email-{wave:03}");
+    seed::put_email(
+        &world.dynamo,
+        world.emails_table(),
+        &seed::queued_email(&email_id, MAILBOX_ID, &format!("{email_id}@example.com")),
+    )
+    .await;
+    claim_as_a_dead_tick(world, "EmailsTable", "emailId", &email_id).await;
+    units.emails.push(email_id);
+    let enrollment_id = format!("orphan-enrollment-{wave:03}");
+    let phone = format!("+1888{wave:07}");
+    seed::put_item(
+        &world.dynamo,
+        world.stack.table("SmsEnrollmentsTable"),
+        enrollment_to_item(&seed::enrollment(&enrollment_id, SEQUENCE_ID, &phone)),
+    )
+    .await;
+    claim_as_a_dead_tick(world, "SmsEnrollmentsTable", "enrollmentId", &enrollment_id).await;
+    units.enrollments.push((enrollment_id, phone));
+
     // Rows that do not parse, due first: they must fail alone, naming the attribute.
     for i in 0..plan.poison_per_wave {
         let id = format!("poison-email-{wave:03}-{i}");
@@ -754,6 +832,29 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
         seed::put_item(&world.dynamo, world.stack.table("CampaignsTable"), item).await;
         units.poisoned_campaigns.push(id);
     }
+}
+
+/// Marks a unit `claimed` now by a tick that then died.
+async fn claim_as_a_dead_tick(world: &World, table: &str, key: &str, id: &str) {
+    world
+        .dynamo
+        .update_item()
+        .table_name(world.stack.table(table))
+        .key(key, AttributeValue::S(id.to_owned()))
+        .update_expression(
+            "SET #s = :claimed, claimedAt = :now, claimToken = :token, claimedBy = :by",
+        )
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
+        .expression_attribute_values(
+            ":now",
+            AttributeValue::N(chrono::Utc::now().timestamp().to_string()),
+        )
+        .expression_attribute_values(":token", AttributeValue::S("dead-tick".into()))
+        .expression_attribute_values(":by", AttributeValue::S("legacy".into()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot claim {id}: {e:?}"));
 }
 
 /// What the functions given a real deadline did.
@@ -799,7 +900,7 @@ async fn cut_at_deadlines(
     cuts: &mut DeadlineCuts,
 ) {
     let budget = symphony_jobs::email::smtp::least_time(Duration::from_secs(CUT_STEP_SECONDS))
-        + Duration::from_secs(3);
+        + Duration::from_secs(6);
 
     seed_late_email(world, &format!("deadline-tick-{wave:03}"), units).await;
     set_rollout(world, Job::Email, 0).await;
@@ -878,7 +979,7 @@ async fn overlapping_ticks<S: WorkSource>(
     job: Job,
     step: usize,
     ticks: &[ScheduledFunction<S>; 2],
-) -> usize {
+) -> TickCounts {
     let event = match job {
         Job::Email => "email-queue",
         Job::Campaign => "campaigns",
@@ -889,7 +990,9 @@ async fn overlapping_ticks<S: WorkSource>(
         set_rollout(world, job, job.rollout(step + 1)).await;
         run_tick(&ticks[1], event).await
     });
-    first.infrastructure_faults + second.infrastructure_faults
+    let mut counts = TickCounts::of(&first);
+    counts.add(TickCounts::of(&second));
+    counts
 }
 
 /// Puts `count` malformed bodies and `count` envelopes of an unknown type on a job's queue;
@@ -938,30 +1041,56 @@ async fn drain_all(world: &World, functions: &Functions, retried: &mut HashMap<J
 
 /// Receives one batch, starts the worker on it and kills it part-way, as a Lambda timeout
 /// or crash would; the messages come back when their visibility runs out (here, at once).
+/// Returns how many of its units the kill left `sending`.
 async fn kill_a_worker_mid_batch(
     world: &World,
     job: Job,
     worker: &SqsWorker,
     killed: &mut HashSet<String>,
-) {
+) -> usize {
     let queue = world.stack.queue(job.queue());
     let event = crate::receive_event(&world.sqs, queue, 180).await;
     if event.records.is_empty() {
-        return;
+        return 0;
     }
-    killed.extend(event.records.iter().filter_map(|record| {
-        Envelope::from_body(record.body.as_deref())
-            .ok()
-            .map(|envelope| envelope.meta.correlation_id)
-    }));
+    let in_batch: Vec<String> = event
+        .records
+        .iter()
+        .filter_map(|record| {
+            Envelope::from_body(record.body.as_deref())
+                .ok()
+                .map(|envelope| envelope.meta.correlation_id)
+        })
+        .collect();
+    killed.extend(in_batch.iter().cloned());
     let handles: Vec<String> = event
         .records
         .iter()
         .filter_map(|r| r.receipt_handle.clone())
         .collect();
     let handling = worker.handle(LambdaEvent::new(event, Context::default()));
-    // Killed after a few milliseconds: some records done, some mid-send, some not started.
-    let _ = tokio::time::timeout(Duration::from_millis(15), handling).await;
+    // Killed as soon as one of its records is talking to the server (some records done,
+    // one mid-send, some not started), or after 2 s; a campaign's worker sends nothing,
+    // so it is killed a few milliseconds in, part-way through its leads.
+    let watch = async {
+        if job == Job::Campaign {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            return;
+        }
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(2) {
+            if left_sending(world, job, &in_batch).await > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::select! {
+        _ = handling => {}
+        () = watch => {}
+    }
+    // Those the kill caught talking to the server are left `sending`.
+    let mid_send = left_sending(world, job, &in_batch).await;
     for handle in handles {
         // Already deleted or moved on by the worker's routes: nothing to put back.
         let _ = world
@@ -973,6 +1102,36 @@ async fn kill_a_worker_mid_batch(
             .send()
             .await;
     }
+    mid_send
+}
+
+/// How many of `ids` (a job's units) are `sending`. A campaign's units are its leads'
+/// emails, created and enqueued by its worker, never sent by it: none.
+async fn left_sending(world: &World, job: Job, ids: &[String]) -> usize {
+    let (table, key) = match job {
+        Job::Email => ("EmailsTable", "emailId"),
+        Job::Sms => ("SmsEnrollmentsTable", "enrollmentId"),
+        Job::Campaign => return 0,
+    };
+    let mut sending = 0;
+    for id in ids {
+        let item = world
+            .dynamo
+            .get_item()
+            .table_name(world.stack.table(table))
+            .key(key, AttributeValue::S(id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("cannot read a killed unit");
+        if item
+            .item()
+            .is_some_and(|item| text(item, "status") == "sending")
+        {
+            sending += 1;
+        }
+    }
+    sending
 }
 
 /// Every queue empty, and no unit waiting, claimed or part-way through a campaign.
@@ -1166,7 +1325,13 @@ fn tally(report: &mut JobReport, key: &str, fate: Option<Fate>, seen: &Seen, exp
     match (seen.deliveries, fate) {
         (2.., _) => report.duplicates += 1,
         (0 | 1, Some(Fate::Unsure)) if held => report.held += 1,
-        (0 | 1, None | Some(Fate::Doomed)) if held && may_be_held => report.held += 1,
+        (0 | 1, None) if held && may_be_held => report.held += 1,
+        // A doomed unit caught mid-send by a kill is held like any other: its rejection
+        // was never heard.
+        (0 | 1, Some(Fate::Doomed)) if held && may_be_held => {
+            report.held += 1;
+            report.doomed_held += 1;
+        }
         (1, None) if seen.status == expect.sent_status => report.sent += 1,
         (0, Some(Fate::Doomed)) if failed && seen.reason.contains(expect.doomed_cause) => {
             report.failed_with_reason += 1;

@@ -168,6 +168,8 @@ pub struct TickReport {
     pub held: usize,
     /// Left due, unclaimed, for the next tick: too little of the invocation was left.
     pub not_claimed: usize,
+    /// Claims abandoned by their owner (held past the lease) that this tick took over.
+    pub taken_over: usize,
     /// Failures that were not the units' fault (access denied, a missing queue...): the
     /// units were released, and the next tick tries again.
     pub infrastructure_faults: usize,
@@ -288,6 +290,11 @@ impl<S: WorkSource> Tick<S> {
             .await
             .map_err(TickError::Fetch)?;
         let taken = first.units.len() + first.quarantined.len();
+        let mut abandoned_ids: std::collections::HashSet<String> = first
+            .units
+            .iter()
+            .map(|unit| self.source.unit_id(unit))
+            .collect();
         let Due {
             units: mut due,
             mut quarantined,
@@ -315,12 +322,13 @@ impl<S: WorkSource> Tick<S> {
                 .iter()
                 .map(|row| row.unit_id.clone())
                 .collect();
-            due.extend(
-                again
-                    .units
-                    .into_iter()
-                    .filter(|unit| !known.contains(&self.source.unit_id(unit))),
-            );
+            let more: Vec<S::Unit> = again
+                .units
+                .into_iter()
+                .filter(|unit| !known.contains(&self.source.unit_id(unit)))
+                .collect();
+            abandoned_ids.extend(more.iter().map(|unit| self.source.unit_id(unit)));
+            due.extend(more);
             quarantined.extend(
                 again
                     .quarantined
@@ -338,6 +346,7 @@ impl<S: WorkSource> Tick<S> {
             skipped: 0,
             held: 0,
             not_claimed: 0,
+            taken_over: 0,
             infrastructure_faults: 0,
             flags: flags.clone(),
             failures: Vec::new(),
@@ -382,6 +391,9 @@ impl<S: WorkSource> Tick<S> {
         let mut symphony = Vec::new();
         let mut legacy = Vec::new();
         for (unit, route, claim) in claims {
+            if matches!(&claim, Ok(Some(claim)) if abandoned_ids.contains(&claim.unit_id)) {
+                report.taken_over += 1;
+            }
             match claim {
                 Ok(Some(claim)) if claim.route == Route::Symphony => symphony.push((unit, claim)),
                 Ok(Some(claim)) => legacy.push((unit, claim)),
@@ -802,6 +814,8 @@ mod tests {
             .iter()
             .filter(|unit| unit.starts_with("abandoned"))
             .count();
+        // The report says how many it took over: those, and no due unit
+        assert_eq!(report.taken_over, abandoned, "{report:?}");
         (sent.len() - abandoned, abandoned)
     }
 
