@@ -22,7 +22,8 @@ network fault after the request arrived would.
 
 `--dynamodb-lose-answers EVERY` applies every EVERY-th `UpdateItem` request and then
 answers it 500, as a service that committed a write and lost its answer would; the
-caller's SDK retries it, and the retry meets the write it already made.
+caller's SDK retries it (the same request, answered normally this time), and the retry
+meets the write it already made.
 
 `--dynamodb-refuse-updates TEXT` answers every `UpdateItem` whose request contains TEXT
 with 500 without applying it, as a table that cannot be written would (the SDK's retries
@@ -156,17 +157,26 @@ LOST = b"""{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","mes
 
 
 class LoseSomeAnswers:
-    """Applies every `every`-th UpdateItem, then answers it 500."""
+    """Applies every `every`-th UpdateItem, then answers it 500. A retry (the same request
+    again) is answered normally: the fault is one lost answer, not an outage."""
 
     def __init__(self, app, every):
         self.app = app
         self.every = every
         self.seen = 0
+        self.lost = set()
 
     def __call__(self, environ, start_response):
         if environ.get("HTTP_X_AMZ_TARGET", "") == "DynamoDB_20120810.UpdateItem":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            digest = hashlib.sha256(body).digest()
+            if digest in self.lost:
+                return self.app(environ, start_response)
             self.seen += 1
             if self.seen % self.every == 0:
+                self.lost.add(digest)
                 list(self.app(environ, lambda *_: None))
                 start_response(
                     "500 Internal Server Error",
