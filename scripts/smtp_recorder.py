@@ -1,8 +1,8 @@
 """A real SMTP server on loopback that records what it receives.
 
 Each accepted message is written to OUT/<n>.json as {"mailFrom", "rcptTos", "data"}.
-Senders matching --reject-sender get 553 5.7.1 to MAIL FROM (a relay that does not let
-this mailbox send from that address). Recipients matching --reject get a permanent 550,
+Senders matching --reject-sender get 530 5.7.0 to MAIL FROM (a relay that wants a login
+the mailbox does not make). Recipients matching --reject get a permanent 550,
 those matching --tempfail a
 transient 451, and --tempfail-rate defers that share of all other recipients at random,
 so tests can drive both kinds of failure through a real SMTP exchange.
@@ -51,7 +51,7 @@ class Recorder:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.reject_sender and self.reject_sender.search(address):
-            return f"553 5.7.1 <{address}>: Sender address rejected: not owned by user"
+            return "530 5.7.0 Authentication required"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"

@@ -498,8 +498,7 @@ struct Units {
     enrollments: Vec<(String, String)>,
     /// Each unit's fate, by its key (email id, `campaign/lead`, enrollment id); fine if absent.
     fates: HashMap<String, Fate>,
-    /// Units (email, enrollment or campaign ids) whose message was in a killed batch: any
-    /// of them may be left mid-send, and so held.
+    /// Units (email or enrollment ids) a kill left `sending`: only they may be held for it.
     killed: HashSet<String>,
 }
 
@@ -1062,7 +1061,9 @@ async fn kill_a_worker_mid_batch(
                 .map(|envelope| envelope.meta.correlation_id)
         })
         .collect();
-    killed.extend(in_batch.iter().cloned());
+    // Units already `sending` (an earlier kill's, their messages still coming back) are
+    // not this kill's doing.
+    let before = sending_ids(world, job, &in_batch).await;
     let handles: Vec<String> = event
         .records
         .iter()
@@ -1079,7 +1080,7 @@ async fn kill_a_worker_mid_batch(
         }
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(2) {
-            if left_sending(world, job, &in_batch).await > 0 {
+            if !sending_ids(world, job, &in_batch).await.is_subset(&before) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -1089,8 +1090,15 @@ async fn kill_a_worker_mid_batch(
         _ = handling => {}
         () = watch => {}
     }
-    // Those the kill caught talking to the server are left `sending`.
-    let mid_send = left_sending(world, job, &in_batch).await;
+    // Those the kill caught talking to the server are left `sending`: only they may be
+    // held for it.
+    let caught: Vec<String> = sending_ids(world, job, &in_batch)
+        .await
+        .difference(&before)
+        .cloned()
+        .collect();
+    let mid_send = caught.len();
+    killed.extend(caught);
     for handle in handles {
         // Already deleted or moved on by the worker's routes: nothing to put back.
         let _ = world
@@ -1105,15 +1113,15 @@ async fn kill_a_worker_mid_batch(
     mid_send
 }
 
-/// How many of `ids` (a job's units) are `sending`. A campaign's units are its leads'
+/// Which of `ids` (a job's units) are `sending`. A campaign's units are its leads'
 /// emails, created and enqueued by its worker, never sent by it: none.
-async fn left_sending(world: &World, job: Job, ids: &[String]) -> usize {
+async fn sending_ids(world: &World, job: Job, ids: &[String]) -> HashSet<String> {
     let (table, key) = match job {
         Job::Email => ("EmailsTable", "emailId"),
         Job::Sms => ("SmsEnrollmentsTable", "enrollmentId"),
-        Job::Campaign => return 0,
+        Job::Campaign => return HashSet::new(),
     };
-    let mut sending = 0;
+    let mut sending = HashSet::new();
     for id in ids {
         let item = world
             .dynamo
@@ -1128,7 +1136,7 @@ async fn left_sending(world: &World, job: Job, ids: &[String]) -> usize {
             .item()
             .is_some_and(|item| text(item, "status") == "sending")
         {
-            sending += 1;
+            sending.insert(id.clone());
         }
     }
     sending

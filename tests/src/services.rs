@@ -301,8 +301,8 @@ impl SmtpServer {
         server
     }
 
-    /// Refuses senders matching `sender` at MAIL FROM (553 5.7.1), as a relay that does
-    /// not let the mailbox send from that address.
+    /// Refuses senders matching `sender` at MAIL FROM with 530 (authentication required),
+    /// as a relay that wants a login the mailbox does not make.
     pub fn start_rejecting_senders(sender: &str) -> Self {
         let dir = scratch_dir("smtp-senders");
         let mut server = Self::start_with(&dir, &["--reject-sender", sender]);

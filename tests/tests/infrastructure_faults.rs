@@ -122,8 +122,9 @@ async fn a_missing_secret_fails_no_email() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_refusing_the_mailbox_as_a_sender_fails_no_email() {
-    // Given a relay that does not let the mailbox send from its address, and an email
+async fn a_server_wanting_a_login_the_mailbox_does_not_make_fails_no_email() {
+    // Given a relay that answers MAIL FROM with 530 (log in first) to a mailbox without a
+    // login, and an email
     let world = World::start_with(SmtpServer::start_rejecting_senders("^ada@")).await;
     world.set_email_flag(false).await;
     world
@@ -134,7 +135,7 @@ async fn a_server_refusing_the_mailbox_as_a_sender_fails_no_email() {
     let report = world.tick(&world.process_function().await).await;
 
     // Then the email is released, not failed: every email of the mailbox would meet the
-    // same refusal, until the mailbox is mended
+    // same refusal, until the mailbox is given its login
     assert_eq!(
         (report.failed, report.infrastructure_faults),
         (1, 1),
@@ -144,7 +145,7 @@ async fn a_server_refusing_the_mailbox_as_a_sender_fails_no_email() {
     assert!(
         report.failures[0]
             .reason
-            .contains("refuses this mailbox as a sender"),
+            .contains("wants this mailbox to log in first"),
         "{report:?}"
     );
     assert_eq!(

@@ -57,9 +57,11 @@ fn address_at(chars: &[char], start: usize) -> Option<usize> {
 
 /// The end of a phone number starting at `start`, if one does: `+` then digits with the
 /// separators people write (a space, a dot, a dash, parentheses; two at most in a row) and
-/// seven digits or more; a national number written with separators (`555-010-0199`,
-/// `(555) 010 0199`) and seven digits or more, unless it is shaped like a date; or ten
-/// digits or more in one run.
+/// seven digits or more; a national number in three groups or more (or starting with a
+/// bracketed area code) separated by spaces, dashes or parentheses, seven digits or more,
+/// unless dashes make it a date (`555-010-0199`, `(555) 010 0199`, `0470 12 34 56`; dots
+/// are left alone: ids like `42.1234.5`, addresses like `203.0.113.45`); or ten digits or
+/// more in one run.
 fn phone_at(chars: &[char], start: usize) -> Option<usize> {
     if start > 0 && chars[start - 1].is_alphanumeric() {
         return None;
@@ -69,12 +71,16 @@ fn phone_at(chars: &[char], start: usize) -> Option<usize> {
     if !international && !bracketed && !chars[start].is_ascii_digit() {
         return None;
     }
+    let separators_allowed: &str = if international { " .-()" } else { " -()" };
     let mut at = if international || bracketed {
         start + 1
     } else {
         start
     };
     let mut groups = vec![0_usize];
+    // The groups at the start joined by dashes alone: a date, if shaped like one.
+    let mut leading_dashed = 1;
+    let mut dashes_so_far = true;
     let mut end = at;
     while at < chars.len() {
         if chars[at].is_ascii_digit() {
@@ -88,7 +94,7 @@ fn phone_at(chars: &[char], start: usize) -> Option<usize> {
         let separators = chars[at..]
             .iter()
             .take(3)
-            .take_while(|c| " .-()".contains(**c))
+            .take_while(|c| separators_allowed.contains(**c))
             .count();
         if separators == 0 || separators > 2 {
             break;
@@ -96,22 +102,30 @@ fn phone_at(chars: &[char], start: usize) -> Option<usize> {
         if !chars.get(at + separators).is_some_and(char::is_ascii_digit) {
             break;
         }
+        dashes_so_far &= chars[at..at + separators].iter().all(|c| *c == '-');
+        if dashes_so_far {
+            leading_dashed += 1;
+        }
         at += separators;
         groups.push(0);
     }
     let digits: usize = groups.iter().sum();
     let enough = if international {
         digits >= 7
-    } else if groups.len() > 1 {
-        digits >= 7 && !is_date(&groups)
+    } else if groups.len() >= 3 || (bracketed && groups.len() >= 2) {
+        digits >= 7 && !is_date(&groups[..leading_dashed])
     } else {
-        digits >= 10
+        digits >= 10 && groups.len() == 1
     };
-    (enough && !chars.get(end).is_some_and(|c| c.is_alphanumeric())).then_some(end)
+    // A number that runs on into letters, or into a dot and more digits (an id, an
+    // address, a decimal), is not a phone number.
+    let runs_on = chars.get(end).is_some_and(|c| c.is_alphanumeric())
+        || (chars.get(end) == Some(&'.') && chars.get(end + 1).is_some_and(char::is_ascii_digit));
+    (enough && !runs_on).then_some(end)
 }
 
-/// Digit groups that begin like a date (2026-11-29, 29.11.2026, perhaps with a time
-/// after): kept, they say when.
+/// Dash-separated digit groups shaped like a date (2026-11-29, 29-11-2026): kept, they
+/// say when (a time may follow).
 fn is_date(groups: &[usize]) -> bool {
     matches!(groups, [4, 1 | 2, 1 | 2, ..] | [1 | 2, 1 | 2, 4, ..])
 }
@@ -121,20 +135,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn national_numbers_with_separators_are_removed_and_dates_and_codes_kept() {
+    fn national_numbers_with_separators_are_removed_and_dates_ids_and_codes_kept() {
         assert_eq!(
             personal_data("not E.164: 555-010-0199."),
             "not E.164: <redacted>."
         );
         assert_eq!(personal_data("call (555) 010 0199"), "call <redacted>");
-        assert_eq!(
-            personal_data("number 555-0001 refused"),
-            "number <redacted> refused"
-        );
-        assert_eq!(
-            personal_data("held since 2026-11-29 and 29.11.2026, reply 550 5.1.1"),
-            "held since 2026-11-29 and 29.11.2026, reply 550 5.1.1"
-        );
+        assert_eq!(personal_data("mobile 0470 12 34 56"), "mobile <redacted>");
+        for kept in [
+            "held since 2026-11-29 21:07 and 29.11.2026, reply 550 5.1.1",
+            "email 42.1234.5 could not be marked sent",
+            "Client host [203.0.113.45] blocked; 192.168.1.10:587",
+            "elapsed 1234.567 ms, years 2025-2026, hours 0900-1700",
+            "id 0f8e2c1a-2231-4597-b1e0-6c0c2d9f1e2a",
+            "421-4.7.28 and 550 5.7.26",
+        ] {
+            assert_eq!(personal_data(kept), kept);
+        }
     }
 
     #[test]

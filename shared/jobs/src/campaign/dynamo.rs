@@ -231,11 +231,16 @@ impl CampaignStore for DynamoCampaignStore {
     }
 
     async fn release(&self, claim: &Claim) -> Result<Transition, StoreError> {
+        // The lease ends now rather than vanishing: the campaign was just tried, so in the
+        // rotation it goes behind those waiting longer, not in front as if never run.
         self.update(
             &claim.unit_id,
-            "REMOVE leaseUntil, leaseToken, leaseRoute",
+            "SET leaseUntil = :now REMOVE leaseToken, leaseRoute",
             "leaseToken = :token",
-            vec![(":token", s(&claim.token))],
+            vec![
+                (":token", s(&claim.token)),
+                (":now", n(chrono::Utc::now().timestamp())),
+            ],
         )
         .await
     }

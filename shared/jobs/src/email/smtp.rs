@@ -513,19 +513,14 @@ fn classify(step: &str, error: SmtpError) -> MailError {
         Some(code) => format!("the SMTP server replied {code} to {step}"),
         None => format!("the SMTP exchange failed at {step}"),
     };
-    // Refusals of the sender, not of this email: the mailbox is not allowed to send from
-    // there (relay denied, sender not allowed) or must log in first (530). Every email of
-    // the mailbox would meet them; they wait for the mailbox to be mended instead of
-    // failing. A 555 (MAIL parameters) is about this email's addresses.
-    let code = error.status().map(|code| code.to_string());
-    let sender_refused = match code.as_deref() {
-        Some("530") => true,
-        Some(code) => step == "MAIL FROM" && code.starts_with('5') && code != "555",
-        None => false,
-    };
+    // "Log in first" (530) is the mailbox's, not this email's: every email of the mailbox
+    // would meet it, so it waits for the mailbox to be mended instead of failing. Other
+    // refusals of the sender stay the email's own: the sender address is the email's
+    // `fromEmail`, which may be the one thing wrong with it.
+    let sender_refused = error.status().is_some_and(|code| code.to_string() == "530");
     if sender_refused {
         MailError::infrastructure(
-            format!("{reason}: the server refuses this mailbox as a sender"),
+            format!("{reason}: the server wants this mailbox to log in first"),
             Some(Box::new(error)),
         )
     } else if error.is_permanent() || error.is_client() {
