@@ -564,7 +564,9 @@ impl<S: WorkSource> Tick<S> {
             source_queue: None,
         };
         if let Err(failure) = letters.put(envelope, &details).await {
-            error!(unit_id = %claim.unit_id, error = %crate::error::chain(&failure), "INFRASTRUCTURE FAULT: could not dead-letter a held unit; its record holds the evidence");
+            // The record may hold no evidence (its write is what failed): the reason is said
+            // here, where the alarm looks, so it is not lost with the dead letter.
+            error!(unit_id = %claim.unit_id, held_because = %reason, error = %crate::error::chain(&failure), "INFRASTRUCTURE FAULT: could not dead-letter a held unit");
         }
     }
 
