@@ -45,7 +45,7 @@ async fn under_faults_nothing_is_lost_and_nothing_is_sent_twice() {
     assert!(report.job(Job::Sms).poisoned > 0, "{report}");
     assert!(report.job(Job::Campaign).poisoned > 0, "{report}");
     // and a tick and a worker ran against a real deadline, every one answering before it,
-    // each one's slow send cut mid-send by it (both checked by `violations`)
+    // each tick's late send cut mid-send by it (both checked by `violations`)
     assert_eq!(report.deadline_runs, 2 * deadline_waves, "{report}");
     // and the email and SMS ticks used both routes (the flag moved under them; the
     // campaign ticks have one campaign a wave, so either route may take them all), claims
