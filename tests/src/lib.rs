@@ -5,6 +5,7 @@
 
 pub mod drain;
 pub mod faults;
+pub mod logs;
 pub mod seed;
 pub mod services;
 pub mod stack;

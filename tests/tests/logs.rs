@@ -3,44 +3,17 @@
 //! captured, at every level, through the functions' own log set-up
 //! (`symphony_aws::telemetry`), and checked.
 
-use std::io::Write;
-
-use std::sync::{Arc, Mutex};
-use tracing_subscriber::util::SubscriberInitExt;
-
 use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::sms::SMS_FLAG;
 use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
+use symphony_tests::logs::CapturedLogs;
 use symphony_tests::seed;
 use symphony_tests::world::{MAILBOX_ID, NEVER_QUIET, World};
-
-#[derive(Clone)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("the log buffer")
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_secret() {
     // Given every log line at every level, in the functions' JSON format
-    let captured = Captured(Arc::new(Mutex::new(Vec::new())));
-    let writer = captured.clone();
-    symphony_aws::telemetry::json_subscriber(
-        tracing_subscriber::EnvFilter::new("trace"),
-        move || writer.clone(),
-    )
-    .init();
+    let captured = CapturedLogs::install("trace");
 
     // When each job runs, on both paths, with a failure or two
     let world = World::start().await;
@@ -124,7 +97,7 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_se
         .await;
 
     // Then the INFO lines say what happened, by id
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let info: Vec<&str> = text
         .lines()
         .filter(|line| line.contains("\"level\":\"INFO\""))

@@ -14,13 +14,18 @@ use symphony_tests::world::{
     MAILBOX_ID, NEVER_QUIET, REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS, World,
 };
 
-/// Every second `UpdateItem` is applied and then answered 500.
-async fn world_losing_answers() -> World {
+/// A world whose moto runs with `options` (see `scripts/moto_server.py`).
+async fn world_on_moto(options: &[&str]) -> World {
     World::start_on(
-        Moto::start_with(&["--dynamodb-lose-answers", "2"]),
+        Moto::start_with(options),
         SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS),
     )
     .await
+}
+
+/// Every second `UpdateItem` is applied and then answered 500.
+async fn world_losing_answers() -> World {
+    world_on_moto(&["--dynamodb-lose-answers", "2"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,11 +88,7 @@ async fn the_worker_sends_each_email_once_when_write_answers_are_lost() {
 
 /// A world whose DynamoDB refuses (500, unapplied) every update containing `text`.
 async fn world_refusing_updates(text: &str) -> World {
-    World::start_on(
-        Moto::start_with(&["--dynamodb-refuse-updates", text]),
-        SmtpServer::start(REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS),
-    )
-    .await
+    world_on_moto(&["--dynamodb-refuse-updates", text]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,30 +2,10 @@
 //! whose filter matches no real line would never fire. Each filter is evaluated on the
 //! JSON lines of a run that meets its fault, written by the functions' own log set-up.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use serde_json::Value;
+use symphony_tests::logs::CapturedLogs;
 use symphony_tests::stack::{load_template, resources_of_type};
 use symphony_tests::world::World;
-use tracing_subscriber::util::SubscriberInitExt;
-
-#[derive(Clone)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("the log buffer")
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Whether a CloudWatch Logs JSON filter pattern of the form `{ $.a.b = "text" }` (a
 /// trailing `*` in the text matches any ending) selects `line`. Any other form of pattern
@@ -79,13 +59,7 @@ fn the_pattern_evaluator_reads_what_cloudwatch_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_filter_matches_the_line_its_fault_logs_and_no_ordinary_one() {
     // Given every log line, in the functions' format
-    let captured = Captured(Arc::new(Mutex::new(Vec::new())));
-    let writer = captured.clone();
-    symphony_aws::telemetry::json_subscriber(
-        tracing_subscriber::EnvFilter::new("info"),
-        move || writer.clone(),
-    )
-    .init();
+    let captured = CapturedLogs::install("info");
 
     // When a tick meets an unreadable flag table, and another a queue that is gone
     let world = World::start().await;
@@ -109,7 +83,7 @@ async fn every_metric_filter_matches_the_line_its_fault_logs_and_no_ordinary_one
 
     // Then each of the template's filters selects a line the fault really logged, and
     // none of the lines of the ordinary tick
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let lines: Vec<&str> = text.lines().collect();
     let ordinary_end = lines
         .iter()

@@ -144,16 +144,8 @@ fn every_function_may_send_to_each_queue_it_is_given_and_does_not_consume() {
             .filter_map(|(_, event)| target(&event["Properties"]["Queue"]))
             .collect();
         let role_id = target(&function["Role"]).expect("a role of its own");
-        let sends_to: Vec<String> = resources[role_id]["Properties"]["Policies"]
-            .as_sequence()
+        let sends_to: Vec<String> = statements(&resources[role_id]["Properties"])
             .into_iter()
-            .flatten()
-            .flat_map(|policy| {
-                policy["PolicyDocument"]["Statement"]
-                    .as_sequence()
-                    .into_iter()
-                    .flatten()
-            })
             .filter(|statement| {
                 statement["Effect"].as_str() == Some("Allow")
                     && strings(&statement["Action"]).contains(&"sqs:SendMessage".to_owned())
@@ -202,36 +194,30 @@ fn no_function_policy_uses_a_wildcard_action_or_resource() {
     let template = load_template();
     let mut checked = 0;
     for (role_id, role) in resources_of_type(&template, "AWS::IAM::Role") {
-        for policy in role["Policies"].as_sequence().into_iter().flatten() {
-            for statement in policy["PolicyDocument"]["Statement"]
-                .as_sequence()
-                .into_iter()
-                .flatten()
-            {
-                checked += 1;
-                // A Deny only narrows what the role may do: a wildcard there is safe.
-                if statement["Effect"].as_str() == Some("Deny") {
-                    continue;
-                }
-                let actions = strings(&statement["Action"]);
-                let resources = strings(&statement["Resource"]);
-                for action in &actions {
-                    assert!(
-                        !action.contains(['*', '?']),
-                        "{role_id}: wildcard action {action}"
-                    );
-                }
-                for resource in resources.iter().filter(|r| r.contains(['*', '?'])) {
-                    let allowed = actions.iter().all(|action| {
-                        REQUIRED_WILDCARDS.iter().any(|(allowed, suffix)| {
-                            allowed == action && resource.ends_with(suffix)
-                        })
-                    });
-                    assert!(
-                        allowed,
-                        "{role_id}: wildcard resource {resource} for {actions:?}"
-                    );
-                }
+        for statement in statements(role) {
+            checked += 1;
+            // A Deny only narrows what the role may do: a wildcard there is safe.
+            if statement["Effect"].as_str() == Some("Deny") {
+                continue;
+            }
+            let actions = strings(&statement["Action"]);
+            let resources = strings(&statement["Resource"]);
+            for action in &actions {
+                assert!(
+                    !action.contains(['*', '?']),
+                    "{role_id}: wildcard action {action}"
+                );
+            }
+            for resource in resources.iter().filter(|r| r.contains(['*', '?'])) {
+                let allowed = actions.iter().all(|action| {
+                    REQUIRED_WILDCARDS
+                        .iter()
+                        .any(|(allowed, suffix)| allowed == action && resource.ends_with(suffix))
+                });
+                assert!(
+                    allowed,
+                    "{role_id}: wildcard resource {resource} for {actions:?}"
+                );
             }
         }
     }
@@ -243,6 +229,21 @@ fn no_function_policy_uses_a_wildcard_action_or_resource() {
             "{id}: policies belong in its own role"
         );
     }
+}
+
+/// Every statement of every inline policy of a role (its properties).
+fn statements(role: &serde_norway::Value) -> Vec<&serde_norway::Value> {
+    role["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|policy| {
+            policy["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+        })
+        .collect()
 }
 
 /// The strings of an IAM `Action` or `Resource` (a string, a list, or intrinsics: an
@@ -375,17 +376,7 @@ fn the_sms_roles_may_publish_to_phone_numbers_but_never_to_a_topic() {
     let template = load_template();
     let mut roles = 0;
     for (role_id, role) in resources_of_type(&template, "AWS::IAM::Role") {
-        let statements: Vec<&serde_norway::Value> = role["Policies"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-            .flat_map(|policy| {
-                policy["PolicyDocument"]["Statement"]
-                    .as_sequence()
-                    .into_iter()
-                    .flatten()
-            })
-            .collect();
+        let statements = statements(role);
         let publishes = |effect: &str| {
             statements.iter().any(|statement| {
                 statement["Effect"].as_str() == Some(effect)
