@@ -1142,32 +1142,42 @@ async fn kill_a_worker_mid_batch(
 }
 
 /// Which of `ids` (a job's units) are `sending`. A campaign's units are its leads'
-/// emails, created and enqueued by its worker, never sent by it: none.
+/// emails, created and enqueued by its worker, never sent by it: none. One query of the
+/// due index's `sending` partition, so the watch of a kill polls fast enough to catch a
+/// send on loopback mid-way.
 async fn sending_ids(world: &World, job: Job, ids: &[String]) -> HashSet<String> {
-    let (table, key) = match job {
-        Job::Email => ("EmailsTable", "emailId"),
-        Job::Sms => ("SmsEnrollmentsTable", "enrollmentId"),
+    let (table, index, key) = match job {
+        Job::Email => ("EmailsTable", "byStatusDueAt", "emailId"),
+        Job::Sms => ("SmsEnrollmentsTable", "byStatusNextSendAt", "enrollmentId"),
         Job::Campaign => return HashSet::new(),
     };
+    let wanted: HashSet<&String> = ids.iter().collect();
     let mut sending = HashSet::new();
-    for id in ids {
-        let item = world
+    let mut start = None;
+    loop {
+        let page = world
             .dynamo
-            .get_item()
+            .query()
             .table_name(world.stack.table(table))
-            .key(key, AttributeValue::S(id.clone()))
-            .consistent_read(true)
+            .index_name(index)
+            .key_condition_expression("#s = :sending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":sending", AttributeValue::S("sending".into()))
+            .set_exclusive_start_key(start)
             .send()
             .await
-            .expect("cannot read a killed unit");
-        if item
-            .item()
-            .is_some_and(|item| text(item, "status") == "sending")
-        {
-            sending.insert(id.clone());
+            .expect("cannot query the units sending");
+        for item in page.items() {
+            let id = text(item, key).to_owned();
+            if wanted.contains(&id) {
+                sending.insert(id);
+            }
+        }
+        match page.last_evaluated_key() {
+            Some(last) if !last.is_empty() => start = Some(last.clone()),
+            _ => return sending,
         }
     }
-    sending
 }
 
 /// Messages on the queues, and units waiting, claimed or part-way through a campaign: 0

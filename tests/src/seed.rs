@@ -320,6 +320,8 @@ pub fn enrollment(enrollment_id: &str, sequence_id: &str, phone: &str) -> Enroll
         current_step: 0,
         next_send_at: Utc::now().timestamp() - 60,
         status: EnrollmentStatus::Active,
+        claimed_by: None,
+        last_error: None,
     }
 }
 

@@ -115,7 +115,7 @@ async fn an_email_sent_but_not_recorded_is_held_with_its_dead_letter() {
     assert!(
         letters[0]
             .reason
-            .contains("accepted by the server, but could not be marked sent"),
+            .contains("handed over, but could not be recorded as sent"),
         "{}",
         letters[0].reason
     );
@@ -125,7 +125,7 @@ async fn an_email_sent_but_not_recorded_is_held_with_its_dead_letter() {
 async fn a_text_sent_but_not_recorded_is_held_with_its_dead_letter() {
     // Given an enrollment's last step on the queue, and a table that refuses to record it
     // finished
-    let world = world_refusing_updates("#status = :finished").await;
+    let world = world_refusing_updates("finishedAt = :now").await;
     world.set_flag(SMS_FLAG, true).await;
     seed::put_item(
         &world.dynamo,
@@ -155,7 +155,7 @@ async fn a_text_sent_but_not_recorded_is_held_with_its_dead_letter() {
     assert!(
         letters[0]
             .reason
-            .contains("was sent, but the enrollment could not be moved on"),
+            .contains("handed over, but could not be recorded as sent"),
         "{}",
         letters[0].reason
     );

@@ -161,7 +161,7 @@ impl symphony_jobs::email::ports::Mailer for PanickingMailer {
 async fn a_panic_mid_send_holds_the_email_not_only_its_message() {
     use std::sync::Arc;
     use symphony_core::{Envelope, HandlerContext, HandlerRegistry, Route};
-    use symphony_jobs::email::dynamo::{DynamoEmailStore, DynamoMailboxStore};
+    use symphony_jobs::email::dynamo::{DynamoMailboxStore, email_ledger};
     use symphony_jobs::email::handler::SendEmailHandler;
 
     // Given a queued email, and its handler with a mailer that panics mid-send
@@ -170,10 +170,7 @@ async fn a_panic_mid_send_holds_the_email_not_only_its_message() {
         .queue_email("boom", "mailbox-1", "lead@example.com")
         .await;
     let handler = SendEmailHandler::new(
-        Arc::new(DynamoEmailStore::new(
-            world.dynamo.clone(),
-            world.emails_table(),
-        )),
+        Arc::new(email_ledger(world.dynamo.clone(), world.emails_table())),
         Arc::new(DynamoMailboxStore::new(
             world.dynamo.clone(),
             world.stack.table("MailboxesTable"),

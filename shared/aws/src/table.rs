@@ -1,5 +1,6 @@
-//! What every job's DynamoDB adapters share: the store error, conditional transitions, and
-//! attribute reading that names the attribute on every problem.
+//! What every DynamoDB adapter shares: one table's conditional updates (each with its own
+//! write token), claims, quarantining queries, and attribute reading that names the
+//! attribute on every problem.
 
 use std::collections::HashMap;
 
@@ -8,63 +9,14 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use symphony_aws::AwsError;
-use symphony_core::{BoxError, Claim, Due, FailureKind, Quarantined, Retryable, Route};
+use symphony_core::ledger::{
+    MAX_REASON_BYTES, StoreError, Transition, quarantine_reason, truncate,
+};
+use symphony_core::{Claim, Due, Quarantined, Route};
 
-/// Reasons stored in an item are cut to this many bytes, so a long error chain never bloats it.
-pub const MAX_ERROR_BYTES: usize = 1_024;
+use crate::AwsError;
 
 pub type Item = HashMap<String, AttributeValue>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{operation} on table {table} failed")]
-    Unavailable {
-        operation: &'static str,
-        table: String,
-        retryable: bool,
-        #[source]
-        source: BoxError,
-    },
-    #[error("record {key} in table {table} is invalid: {reason}")]
-    Corrupt {
-        table: String,
-        key: String,
-        reason: String,
-    },
-}
-
-impl StoreError {
-    /// The error of reading a record the unit depends on but does not own (its mailbox,
-    /// its sequence): even a record that does not parse is not the unit's fault, so it
-    /// waits for the record to be fixed instead of failing.
-    pub fn of_dependency(self, reason: &str) -> symphony_core::HandlerError {
-        symphony_core::HandlerError::new(FailureKind::Infrastructure, reason, Some(Box::new(self)))
-    }
-}
-
-impl Retryable for StoreError {
-    /// A table that cannot be read or written (access denied, missing, throttled) is
-    /// never the unit's fault: the unit comes back. Only a record that does not parse is.
-    fn is_retryable(&self) -> bool {
-        self.failure_kind().is_retryable()
-    }
-
-    fn failure_kind(&self) -> FailureKind {
-        match self {
-            Self::Unavailable { .. } => FailureKind::Infrastructure,
-            Self::Corrupt { .. } => FailureKind::Intrinsic,
-        }
-    }
-}
-
-/// What a conditional state change found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Done,
-    /// The record was not in the state the change required: another owner moved it.
-    Conflict,
-}
 
 /// One DynamoDB table: the client and its name, with the few operations every adapter
 /// uses. Errors name the table and keep the SDK error as their source.
@@ -392,14 +344,9 @@ impl Table {
                 return None;
             }
         };
-        let reason = match parse(&fresh) {
+        let quarantined = match parse(&fresh) {
             Ok(_) => return None,
-            // Redacted as a last guard: a parser's message may quote what it could not read.
-            Err(reason) => format!(
-                "record {unit_id} in table {} is invalid: {}",
-                self.name,
-                symphony_core::redact::personal_data(&reason)
-            ),
+            Err(problem) => quarantine_reason(&unit_id, &self.name, &problem),
         };
         // Moved on since the query read it (another tick quarantined it, say): not ours.
         if fresh.get("status") != item.get("status") {
@@ -418,7 +365,10 @@ impl Table {
         };
         values.extend([
             (":failed", s("failed")),
-            (":reason", s(truncate(&reason, MAX_ERROR_BYTES))),
+            (
+                ":reason",
+                s(truncate(&quarantined.reason, MAX_REASON_BYTES)),
+            ),
             (":now", n(now)),
         ]);
         let update = "SET #status = :failed, lastError = :reason, failedAt = :now";
@@ -426,7 +376,7 @@ impl Table {
             .update_named(key, update, condition, values, &[("#key", first_key)])
             .await
         {
-            Ok(Transition::Done) => Some(Quarantined { unit_id, reason }),
+            Ok(Transition::Done) => Some(quarantined),
             Ok(Transition::Conflict) => None,
             Err(error) => {
                 tracing::error!(table = %self.name, unit_id = %unit_id, error = %symphony_core::error::chain(&error), "could not quarantine a row that does not parse");
@@ -519,6 +469,18 @@ pub fn read_optional_s(item: &Item, name: &str) -> Result<Option<String>, String
     }
 }
 
+/// `claimedBy`: the path of the record's last claim, if any.
+pub fn read_route(item: &Item) -> Result<Option<Route>, String> {
+    match read_optional_s(item, "claimedBy")?.as_deref() {
+        Some("symphony") => Ok(Some(Route::Symphony)),
+        Some("legacy") => Ok(Some(Route::Legacy)),
+        Some(other) => Err(format!(
+            "claimedBy must be symphony or legacy, found {other:?}"
+        )),
+        None => Ok(None),
+    }
+}
+
 pub fn read_n(item: &Item, name: &str) -> Result<i64, String> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => value
@@ -586,18 +548,6 @@ pub fn read_list_of_maps<'a>(item: &'a Item, name: &str) -> Result<Vec<&'a Item>
     }
 }
 
-/// Cuts a text to at most `max` bytes on a character boundary.
-pub fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,12 +586,6 @@ mod tests {
         assert_eq!(to, "toEmail must be a string (S), found a string set (SS)");
         let due = read_n(&item, "dueAt").unwrap_err();
         assert_eq!(due, "dueAt must be a whole number");
-    }
-
-    #[test]
-    fn truncation_respects_character_boundaries() {
-        assert_eq!(truncate("ééé", 3), "é");
-        assert_eq!(truncate("abc", 10), "abc");
     }
 
     #[test]

@@ -39,10 +39,19 @@ impl HandlerContext {
     /// Refuses to start work that needs `needed` when less is left before the deadline:
     /// a retryable failure, so the unit comes back, with nothing handed over.
     pub fn ensure_time_for(&self, needed: std::time::Duration) -> Result<(), HandlerError> {
+        self.ensure_time_for_at(needed, std::time::Instant::now())
+    }
+
+    /// [`Self::ensure_time_for`], with the time now read from the caller's clock.
+    pub fn ensure_time_for_at(
+        &self,
+        needed: std::time::Duration,
+        now: std::time::Instant,
+    ) -> Result<(), HandlerError> {
         let Some(deadline) = self.deadline else {
             return Ok(());
         };
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.saturating_duration_since(now);
         if left < needed {
             return Err(HandlerError::retryable(format!(
                 "not started: {} ms of the invocation were left, under the {} ms a send needs",

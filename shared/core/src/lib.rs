@@ -10,17 +10,22 @@ pub mod envelope;
 pub mod error;
 pub mod flags;
 pub mod handler;
+pub mod ledger;
 pub mod redact;
 pub mod retry;
 pub mod tick;
 pub mod transport;
 
 pub use batch::{BatchProcessor, BatchReport, RecordError};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, FixedClock, SystemClock};
 pub use envelope::{Envelope, EnvelopeError, ErrorDetails, Message, Meta};
 pub use error::{BoxError, FailureKind, HandlerError, Retryable};
 pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
 pub use handler::{HandlerContext, HandlerRegistry, MessageHandler, TypedHandler};
+pub use ledger::{
+    Ending, Ledger, LedgerRecord, LedgerWork, MemoryLedger, Next, Progress, StatusNames,
+    StoreError, Transition, UnitState,
+};
 pub use retry::{FailureRouteError, FailureRoutes, RetryPolicy};
 pub use tick::{
     Claim, Due, HeldLetters, Quarantined, Tick, TickError, TickReport, WorkError, WorkSource,

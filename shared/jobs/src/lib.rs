@@ -2,6 +2,7 @@
 
 pub mod campaign;
 pub mod email;
+pub mod memory;
 pub mod secrets;
 pub mod sms;
 pub mod store;

@@ -13,7 +13,7 @@ use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
 use super::handler::ProcessCampaignHandler;
 use super::work::{CampaignTick, CampaignWork, SOURCE};
 use crate::email::EMAIL_FLAG;
-use crate::email::dynamo::{DynamoEmailStore, DynamoMailboxStore};
+use crate::email::dynamo::{DynamoMailboxStore, email_ledger};
 use crate::wiring::{TickSettings, WorkerQueues, registry_of};
 
 /// What `handle-campaign` needs, and what the legacy path of `process-campaigns` needs.
@@ -66,7 +66,7 @@ impl CampaignWorkerConfig {
                 &self.campaigns_table,
             )),
             Arc::new(DynamoLeadStore::new(dynamo.clone(), &self.leads_table)),
-            Arc::new(DynamoEmailStore::new(dynamo.clone(), &self.emails_table)),
+            Arc::new(email_ledger(dynamo.clone(), &self.emails_table)),
             Arc::new(DynamoMailboxStore::new(
                 dynamo.clone(),
                 &self.mailboxes_table,

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use symphony_core::{
-    Dispatcher, Envelope, FailureKind, FlagReader, HandlerContext, HandlerError, Retryable, Route,
-    TypedHandler,
+    Dispatcher, Envelope, FailureKind, FlagReader, HandlerContext, HandlerError, Ledger, Retryable,
+    Route, TypedHandler,
 };
 use tracing::{error, info, warn};
 
 use super::message::CampaignProcessingMessage;
 use super::model::{Campaign, CampaignStatus, Lead, LeadStatus};
 use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
-use crate::email::ports::{EmailStore, MailboxStore};
+use crate::email::ports::MailboxStore;
 use crate::email::{EMAIL_FLAG, EmailMessage, EmailRecord, EmailStatus, Mailbox};
 use crate::store::Transition;
 use crate::template::{Escape, render};
@@ -46,7 +46,7 @@ enum LeadStep {
 pub struct ProcessCampaignHandler {
     campaigns: Arc<dyn CampaignStore>,
     leads: Arc<dyn LeadStore>,
-    emails: Arc<dyn EmailStore>,
+    emails: Arc<dyn Ledger<EmailRecord>>,
     mailboxes: Arc<dyn MailboxStore>,
     quota: Arc<dyn SendQuota>,
     /// The email queue: on the symphony path new emails go straight onto it.
@@ -79,7 +79,7 @@ impl ProcessCampaignHandler {
     pub fn new(
         campaigns: Arc<dyn CampaignStore>,
         leads: Arc<dyn LeadStore>,
-        emails: Arc<dyn EmailStore>,
+        emails: Arc<dyn Ledger<EmailRecord>>,
         mailboxes: Arc<dyn MailboxStore>,
         quota: Arc<dyn SendQuota>,
         email_queue: Dispatcher,
@@ -329,7 +329,7 @@ impl ProcessCampaignHandler {
         let mut envelopes = Vec::new();
         for email in emails {
             let id = email.message.email_id.clone();
-            match self.emails.claim(&id, Route::Symphony, now).await {
+            match self.emails.claim(&id, 0, Route::Symphony, now).await {
                 Ok(Some(claim)) => match Envelope::wrap(&email.message, SOURCE, Some(id)) {
                     Ok(envelope) => {
                         envelopes.push(envelope);

@@ -10,7 +10,7 @@ use symphony_core::HandlerRegistry;
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 
 use super::EMAIL_FLAG;
-use super::dynamo::{DynamoEmailStore, DynamoMailboxStore};
+use super::dynamo::{DynamoMailboxStore, email_ledger};
 use super::handler::SendEmailHandler;
 use super::outbox::OutboxMailer;
 use super::ports::Mailer;
@@ -130,7 +130,7 @@ impl EmailWorkerConfig {
             MailerChoice::Outbox { folder } => Arc::new(OutboxMailer::new(folder)),
         };
         let handler = SendEmailHandler::new(
-            Arc::new(DynamoEmailStore::new(dynamo.clone(), &self.emails_table)),
+            Arc::new(email_ledger(dynamo.clone(), &self.emails_table)),
             Arc::new(DynamoMailboxStore::new(dynamo, &self.mailboxes_table)),
             mailer,
         );
@@ -178,14 +178,14 @@ impl EmailTickConfig {
 
     /// Builds the tick; reads the queue's attributes once, so it needs the queue to exist.
     pub async fn tick(&self, sdk: &SdkConfig) -> Result<EmailTick, InitError> {
-        let emails = DynamoEmailStore::new(
+        let emails = email_ledger(
             aws_sdk_dynamodb::Client::new(sdk),
             &self.worker.emails_table,
         );
         self.tick
             .tick(
                 SOURCE,
-                EmailWork::new(Arc::new(emails), self.claim_lease),
+                EmailWork::new(Arc::new(emails), EMAIL_FLAG, self.claim_lease),
                 self.worker.registry(sdk).await?,
                 sdk,
             )

@@ -1,59 +1,31 @@
-//! DynamoDB adapters of the email job: the emails table and the mailboxes table.
+//! DynamoDB adapters of the email job: the emails table (the lifecycle's ledger, with this
+//! job's layout and item mapping) and the mailboxes table.
 //! Layout: `docs/data-model.md`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
-use symphony_core::{Claim, Due, Route};
+use symphony_aws::{DynamoLedger, LedgerLayout};
 
 use super::message::EmailMessage;
-use super::model::{EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
-use super::ports::{EmailStore, MailboxStore};
-use crate::store::{
-    Item, MAX_ERROR_BYTES, StoreError, Table, Transition, n, read_n, read_optional_s, read_s, s,
-    truncate,
-};
+use super::model::{EmailRecord, Mailbox, SmtpSecurity};
+use super::ports::MailboxStore;
+use crate::store::{Item, StoreError, Table, n, read_n, read_optional_s, read_route, read_s, s};
 
 /// The index of queued emails by due time.
 pub const DUE_INDEX: &str = "byStatusDueAt";
 
-#[derive(Debug, Clone)]
-pub struct DynamoEmailStore {
-    table: Table,
-}
+/// Where the emails table keeps the lifecycle.
+pub const LAYOUT: LedgerLayout = LedgerLayout {
+    key: "emailId",
+    due_index: DUE_INDEX,
+    due_attribute: "dueAt",
+    step_attribute: None,
+    done_at: "sentAt",
+};
 
-impl DynamoEmailStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            table: Table::new(client, table),
-        }
-    }
-
-    async fn transition(
-        &self,
-        email_id: &str,
-        update: &str,
-        condition: &str,
-        values: Vec<(&str, AttributeValue)>,
-    ) -> Result<Transition, StoreError> {
-        let key = crate::store::key(&[("emailId", email_id)]);
-        self.table.update(key, update, condition, values).await
-    }
-
-    /// Claims the record for `route` when `condition` holds.
-    async fn take(
-        &self,
-        email_id: &str,
-        route: Route,
-        now: i64,
-        condition: &str,
-        values: Vec<(&str, AttributeValue)>,
-    ) -> Result<Option<Claim>, StoreError> {
-        let key = crate::store::key(&[("emailId", email_id)]);
-        self.table
-            .take_claim(key, email_id, route, now, condition, values)
-            .await
-    }
+/// The emails table, as the lifecycle's ledger.
+pub fn email_ledger(client: Client, table: impl Into<String>) -> DynamoLedger<EmailRecord> {
+    DynamoLedger::new(client, table, LAYOUT, email_from_item, email_to_item)
 }
 
 /// Reads an emails-table item. Every problem names the attribute.
@@ -71,16 +43,7 @@ pub fn email_from_item(item: &Item) -> Result<EmailRecord, String> {
         },
         status: read_s(item, "status")?.parse()?,
         due_at: read_n(item, "dueAt")?,
-        claimed_by: match read_optional_s(item, "claimedBy")?.as_deref() {
-            Some("symphony") => Some(Route::Symphony),
-            Some("legacy") => Some(Route::Legacy),
-            Some(other) => {
-                return Err(format!(
-                    "claimedBy must be symphony or legacy, found {other:?}"
-                ));
-            }
-            None => None,
-        },
+        claimed_by: read_route(item)?,
         last_error: read_optional_s(item, "lastError")?,
     })
 }
@@ -107,182 +70,6 @@ pub fn email_to_item(email: &EmailRecord) -> Item {
         item.insert("lastError".to_owned(), s(error));
     }
     item
-}
-
-#[async_trait]
-impl EmailStore for DynamoEmailStore {
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<EmailRecord>, StoreError> {
-        let page = i32::try_from(limit).unwrap_or(i32::MAX);
-        self.table
-            .query_quarantining(
-                limit,
-                email_from_item,
-                |query| {
-                    query
-                        .index_name(DUE_INDEX)
-                        .key_condition_expression("#status = :queued AND dueAt <= :now")
-                        .expression_attribute_names("#status", "status")
-                        .expression_attribute_values(":queued", s(EmailStatus::Queued.as_str()))
-                        .expression_attribute_values(":now", n(now))
-                        .limit(page)
-                },
-                &["emailId"],
-                now,
-            )
-            .await
-    }
-
-    async fn fetch_abandoned(
-        &self,
-        claimed_before: i64,
-        limit: usize,
-        now: i64,
-    ) -> Result<Due<EmailRecord>, StoreError> {
-        self.table
-            .abandoned_claims(
-                DUE_INDEX,
-                claimed_before,
-                limit,
-                email_from_item,
-                &["emailId"],
-                now,
-            )
-            .await
-    }
-
-    async fn reclaim(
-        &self,
-        email_id: &str,
-        route: Route,
-        now: i64,
-        claimed_before: i64,
-    ) -> Result<Option<Claim>, StoreError> {
-        let key = crate::store::key(&[("emailId", email_id)]);
-        self.table
-            .take_abandoned_claim(key, email_id, route, now, claimed_before)
-            .await
-    }
-
-    async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError> {
-        let key = crate::store::key(&[("emailId", email_id)]);
-        self.table.get(key, email_from_item).await
-    }
-
-    async fn create(&self, email: &EmailRecord) -> Result<Transition, StoreError> {
-        self.table.create("emailId", email_to_item(email)).await
-    }
-
-    async fn claim(
-        &self,
-        email_id: &str,
-        route: Route,
-        now: i64,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.take(
-            email_id,
-            route,
-            now,
-            "#status = :queued",
-            vec![(":queued", s(EmailStatus::Queued.as_str()))],
-        )
-        .await
-    }
-
-    async fn release(&self, claim: &Claim) -> Result<Transition, StoreError> {
-        self.transition(
-            &claim.unit_id,
-            "SET #status = :queued REMOVE claimToken, claimedAt, claimedBy",
-            "#status = :claimed AND claimToken = :token",
-            vec![
-                (":claimed", s(EmailStatus::Claimed.as_str())),
-                (":queued", s(EmailStatus::Queued.as_str())),
-                (":token", s(&claim.token)),
-            ],
-        )
-        .await
-    }
-
-    async fn begin_send(&self, email_id: &str, now: i64) -> Result<Transition, StoreError> {
-        self.transition(
-            email_id,
-            "SET #status = :sending, sendingSince = :now",
-            "#status = :claimed",
-            vec![
-                (":claimed", s(EmailStatus::Claimed.as_str())),
-                (":sending", s(EmailStatus::Sending.as_str())),
-                (":now", n(now)),
-            ],
-        )
-        .await
-    }
-
-    async fn abort_send(&self, email_id: &str) -> Result<Transition, StoreError> {
-        self.transition(
-            email_id,
-            "SET #status = :claimed REMOVE sendingSince",
-            "#status = :sending",
-            vec![
-                (":claimed", s(EmailStatus::Claimed.as_str())),
-                (":sending", s(EmailStatus::Sending.as_str())),
-            ],
-        )
-        .await
-    }
-
-    async fn hold_unknown(
-        &self,
-        email_id: &str,
-        evidence: &str,
-        now: i64,
-    ) -> Result<Transition, StoreError> {
-        self.transition(
-            email_id,
-            "SET #status = :unknown, heldAt = :now, lastError = :evidence",
-            "#status = :sending",
-            vec![
-                (":sending", s(EmailStatus::Sending.as_str())),
-                (":unknown", s(EmailStatus::Unknown.as_str())),
-                (":now", n(now)),
-                (":evidence", s(truncate(evidence, MAX_ERROR_BYTES))),
-            ],
-        )
-        .await
-    }
-
-    async fn mark_sent(&self, email_id: &str, now: i64) -> Result<Transition, StoreError> {
-        self.transition(
-            email_id,
-            "SET #status = :sent, sentAt = :now",
-            "#status = :sending",
-            vec![
-                (":sending", s(EmailStatus::Sending.as_str())),
-                (":sent", s(EmailStatus::Sent.as_str())),
-                (":now", n(now)),
-            ],
-        )
-        .await
-    }
-
-    async fn mark_failed(
-        &self,
-        email_id: &str,
-        reason: &str,
-        now: i64,
-    ) -> Result<Transition, StoreError> {
-        self.transition(
-            email_id,
-            "SET #status = :failed, failedAt = :now, lastError = :reason",
-            "#status IN (:claimed, :sending)",
-            vec![
-                (":claimed", s(EmailStatus::Claimed.as_str())),
-                (":sending", s(EmailStatus::Sending.as_str())),
-                (":failed", s(EmailStatus::Failed.as_str())),
-                (":now", n(now)),
-                (":reason", s(truncate(reason, MAX_ERROR_BYTES))),
-            ],
-        )
-        .await
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -331,6 +118,8 @@ impl MailboxStore for DynamoMailboxStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::email::EmailStatus;
+    use symphony_core::Route;
 
     fn record() -> EmailRecord {
         EmailRecord {

@@ -1,23 +1,24 @@
-//! `SendEmailHandler`: sends one `EmailMessage`, the same code on both paths.
+//! `SendEmailHandler`: sends one `EmailMessage`, the same code on both paths. The
+//! lifecycle (who may send, what a failed send leaves behind) is the core's send-once step.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
-use futures::FutureExt;
-use symphony_core::handler::panic_text;
-use symphony_core::{Envelope, FailureKind, HandlerContext, HandlerError, TypedHandler};
-use tracing::{info, warn};
+use symphony_core::ledger::delivery::{SendOnce, Turn, guarded, take_turn};
+use symphony_core::{
+    Clock, Envelope, HandlerContext, HandlerError, Ledger, Next, SystemClock, TypedHandler,
+};
+use tracing::info;
 
 use super::message::EmailMessage;
-use super::model::EmailStatus;
-use super::ports::{EmailStore, MailboxStore, Mailer, OutgoingEmail, Transition};
+use super::model::EmailRecord;
+use super::ports::{MailboxStore, Mailer, OutgoingEmail};
 
 pub struct SendEmailHandler {
-    emails: Arc<dyn EmailStore>,
+    emails: Arc<dyn Ledger<EmailRecord>>,
     mailboxes: Arc<dyn MailboxStore>,
     mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SendEmailHandler {
@@ -28,7 +29,7 @@ impl std::fmt::Debug for SendEmailHandler {
 
 impl SendEmailHandler {
     pub fn new(
-        emails: Arc<dyn EmailStore>,
+        emails: Arc<dyn Ledger<EmailRecord>>,
         mailboxes: Arc<dyn MailboxStore>,
         mailer: Arc<dyn Mailer>,
     ) -> Self {
@@ -36,7 +37,14 @@ impl SendEmailHandler {
             emails,
             mailboxes,
             mailer,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same handler reading the time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     async fn send(
@@ -45,67 +53,13 @@ impl SendEmailHandler {
         context: &HandlerContext,
     ) -> Result<(), HandlerError> {
         message.validate()?;
-        let now = Utc::now().timestamp();
-        let record = self
-            .emails
-            .get(&message.email_id)
-            .await
-            .map_err(|e| HandlerError::from_source("reading the email record", e))?
-            .ok_or_else(|| {
-                HandlerError::permanent(format!("email {} does not exist", message.email_id))
-            })?;
-        match record.status {
-            // A redelivery of an email already sent: nothing to do.
-            EmailStatus::Sent => {
-                info!(email_id = %message.email_id, "email already sent; redelivery ignored");
-                return Ok(());
-            }
-            EmailStatus::Failed => {
-                return Err(HandlerError::permanent(format!(
-                    "email {} was marked failed: {}",
-                    message.email_id,
-                    record.last_error.as_deref().unwrap_or("no reason recorded")
-                )));
-            }
-            // Dispatched straight onto the queue by the web app, without a tick: claim it
-            // here so a tick cannot send it too.
-            EmailStatus::Queued => {
-                let claim = self
-                    .emails
-                    .claim(&message.email_id, context.route, now)
-                    .await
-                    .map_err(|e| HandlerError::from_source("claiming the email", e))?;
-                if claim.is_none() {
-                    return Err(HandlerError::retryable(format!(
-                        "email {} was claimed by someone else meanwhile",
-                        message.email_id
-                    )));
-                }
-            }
-            EmailStatus::Claimed => {}
-            // Held after a send whose outcome is unknown: this copy must not send. It is
-            // dead-lettered too, so a dead letter lost with the first delivery (the
-            // invocation ended before it was written) is not lost for good.
-            EmailStatus::Unknown => {
-                return Err(HandlerError::unknown_outcome(format!(
-                    "email {} is held with an unknown outcome: {}",
-                    message.email_id,
-                    record
-                        .last_error
-                        .as_deref()
-                        .unwrap_or("no evidence recorded")
-                )));
-            }
-            // Another delivery of the same email is sending it, or died while sending: its
-            // outcome is unknown, so this one must not send. Try again later.
-            EmailStatus::Sending => {
-                return Err(HandlerError::retryable(format!(
-                    "email {} is being sent by another delivery",
-                    message.email_id
-                )));
-            }
+        let id = message.email_id.as_str();
+        let now = self.clock.epoch_seconds();
+        if let Turn::AlreadyDone(_) =
+            take_turn(self.emails.as_ref(), id, 0, context.route, now).await?
+        {
+            return Ok(());
         }
-
         let mailbox = self
             .mailboxes
             .get(&message.mailbox_id)
@@ -122,103 +76,22 @@ impl SendEmailHandler {
             subject: message.subject.clone(),
             html: message.html.clone(),
         };
-        // Nothing starts that cannot finish: a send cut by the deadline after its data
-        // went out would be an unknown outcome, held for a person.
-        context.ensure_time_for(self.mailer.least_time())?;
-        // Only one delivery gets past here: two copies of a message in one batch, or a
-        // tick's legacy path and a worker, cannot both send.
-        let turn = self
-            .emails
-            .begin_send(&message.email_id, now)
-            .await
-            .map_err(|e| HandlerError::from_source("taking the email for sending", e))?;
-        if turn == Transition::Conflict {
-            return Err(HandlerError::retryable(format!(
-                "email {} is being sent by another delivery",
-                message.email_id
-            )));
-        }
-        if let Err(error) = self
-            .mailer
-            .send(&mailbox, &outgoing, context.deadline)
-            .await
-        {
-            let error =
-                HandlerError::from_source(format!("sending email {}", message.email_id), error);
-            match error.kind {
-                // The mail may be out: hold it where no tick or delivery can send it again.
-                // Should the hold fail, it stays `sending`, which is out of reach too.
-                FailureKind::UnknownOutcome => {
-                    let held = self
-                        .emails
-                        .hold_unknown(
-                            &message.email_id,
-                            &error.full_reason(),
-                            Utc::now().timestamp(),
-                        )
-                        .await;
-                    if let Err(hold) = held {
-                        warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&hold), "could not mark the email unknown; it stays sending");
-                    }
-                }
-                kind if kind.is_retryable() => {
-                    if let Err(abort) = self.emails.abort_send(&message.email_id).await {
-                        // Left `sending`, where nothing takes it again: say so as held,
-                        // so it is dead-lettered for a person rather than stuck unseen.
-                        return Err(HandlerError::unknown_outcome(format!(
-                            "email {} was not handed over ({}), but could not be put back to claimed ({}); it stays sending",
-                            message.email_id,
-                            error.full_reason(),
-                            symphony_core::error::chain(&abort)
-                        )));
-                    }
-                }
-                _ => {}
-            }
-            return Err(error);
-        }
-
-        match self
-            .emails
-            .mark_sent(&message.email_id, Utc::now().timestamp())
-            .await
-        {
-            Ok(Transition::Done) => {
-                info!(email_id = %message.email_id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent")
-            }
-            Ok(Transition::Conflict) => {
-                warn!(email_id = %message.email_id, "email sent, but its record had already left the sending state")
-            }
-            // The mail is out, but the record says `sending`, where nothing takes it again.
-            // Held, so it is dead-lettered with what happened: a person marks it sent.
-            Err(error) => {
-                return Err(HandlerError::unknown_outcome(format!(
-                    "email {} was accepted by the server, but could not be marked sent ({}); it stays sending",
-                    message.email_id,
-                    symphony_core::error::chain(&error)
-                )));
-            }
-        }
+        let once = SendOnce {
+            ledger: self.emails.as_ref(),
+            clock: self.clock.as_ref(),
+            unit_id: id,
+            step: 0,
+        };
+        let send = async {
+            self.mailer
+                .send(&mailbox, &outgoing, context.deadline)
+                .await
+                .map_err(|e| HandlerError::from_source(format!("sending email {id}"), e))
+        };
+        once.run(context, self.mailer.least_time(), send, |_, _| Next::Done)
+            .await?;
+        info!(email_id = %id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent");
         Ok(())
-    }
-}
-
-impl SendEmailHandler {
-    /// A panic marks its unit, not only its message: one caught mid-send (the email is
-    /// `sending`) may have handed the mail over, so it is held as unknown; any other
-    /// fails the email (by the caller, as a permanent failure).
-    async fn after_panic(&self, email_id: &str, text: &str) -> HandlerError {
-        let reason = format!("the handler panicked: {text}");
-        match self
-            .emails
-            .hold_unknown(email_id, &reason, Utc::now().timestamp())
-            .await
-        {
-            // Not `sending`: the panic came before the send or after it was recorded.
-            Ok(Transition::Conflict) => HandlerError::permanent(reason),
-            // Held, or it may be `sending` still: never failed, which could send it again.
-            Ok(Transition::Done) | Err(_) => HandlerError::unknown_outcome(reason),
-        }
     }
 }
 
@@ -230,32 +103,189 @@ impl TypedHandler<EmailMessage> for SendEmailHandler {
         _: &Envelope,
         context: &HandlerContext,
     ) -> Result<(), HandlerError> {
-        let result = match AssertUnwindSafe(self.send(&message, context))
-            .catch_unwind()
-            .await
-        {
-            Ok(result) => result,
-            Err(panic) => Err(self
-                .after_panic(&message.email_id, panic_text(panic.as_ref()))
-                .await),
-        };
-        if let Err(error) = &result
-            && error.kind == FailureKind::Intrinsic
-            && !message.email_id.is_empty()
-        {
-            // Record why, so the emails table tells the same story as the DLQ.
-            if let Err(mark) = self
-                .emails
-                .mark_failed(
-                    &message.email_id,
-                    &error.full_reason(),
-                    Utc::now().timestamp(),
-                )
-                .await
-            {
-                warn!(email_id = %message.email_id, error = %symphony_core::error::chain(&mark), "could not mark the email failed");
+        guarded(
+            self.emails.as_ref(),
+            self.clock.as_ref(),
+            &message.email_id,
+            self.send(&message, context),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use symphony_core::ledger::memory::Operation;
+    use symphony_core::{FailureKind, MemoryLedger, Route};
+
+    use super::*;
+    use crate::email::EmailStatus;
+    use crate::email::model::{Mailbox, SmtpSecurity};
+    use crate::email::ports::MailError;
+    use crate::memory::{MemoryMailboxes, ScriptedMailer};
+
+    fn email(status: EmailStatus) -> EmailRecord {
+        EmailRecord {
+            message: EmailMessage {
+                email_id: "em-1".into(),
+                user_id: "u".into(),
+                mailbox_id: "mb".into(),
+                to_email: "lead@example.com".into(),
+                subject: "Hello".into(),
+                html: "<p>Hi</p>".into(),
+                from_name: "Ada".into(),
+                from_email: "ada@example.com".into(),
+            },
+            status,
+            due_at: 1_700_000_000,
+            claimed_by: None,
+            last_error: None,
+        }
+    }
+
+    struct Rig {
+        emails: Arc<MemoryLedger<EmailRecord>>,
+        mailboxes: Arc<MemoryMailboxes>,
+        mailer: Arc<ScriptedMailer>,
+        handler: SendEmailHandler,
+    }
+
+    fn setup(status: EmailStatus, answer: Option<Result<(), MailError>>) -> Rig {
+        let emails = Arc::new(MemoryLedger::with([email(status)]));
+        let mailboxes = Arc::new(MemoryMailboxes::of([Mailbox {
+            mailbox_id: "mb".into(),
+            user_id: "u".into(),
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            smtp_security: SmtpSecurity::None,
+            smtp_username: None,
+            smtp_password: None,
+            daily_limit: None,
+        }]));
+        let mailer = Arc::new(ScriptedMailer::answering(answer));
+        let handler = SendEmailHandler::new(emails.clone(), mailboxes.clone(), mailer.clone());
+        Rig {
+            emails,
+            mailboxes,
+            mailer,
+            handler,
+        }
+    }
+
+    impl Rig {
+        async fn deliver(&self, message: EmailMessage) -> Result<(), HandlerError> {
+            let envelope = Envelope::wrap(&message, "test", None).unwrap();
+            let context = HandlerContext::new(Route::Symphony, "req-1");
+            self.handler.handle(message, &envelope, &context).await
+        }
+
+        fn status(&self) -> EmailStatus {
+            self.emails.peek("em-1").unwrap().status
+        }
+    }
+
+    fn answers() -> [(&'static str, Result<(), MailError>); 5] {
+        [
+            ("accepted", Ok(())),
+            ("421", Err(MailError::retryable("421 try later", None))),
+            ("550", Err(MailError::permanent("550 no such user", None))),
+            (
+                "530",
+                Err(MailError::infrastructure("530 log in first", None)),
+            ),
+            (
+                "no verdict",
+                Err(MailError::unknown_outcome("no verdict after the dot", None)),
+            ),
+        ]
+    }
+
+    /// What the handler answers and where the email ends, for each status it finds and
+    /// each answer of the server: (sends made, failure kind, status after).
+    fn expected(found: EmailStatus, answer: &str) -> (usize, Option<FailureKind>, EmailStatus) {
+        use EmailStatus::*;
+        match (found, answer) {
+            (Queued | Claimed, "accepted") => (1, None, Sent),
+            (Queued | Claimed, "421") => (1, Some(FailureKind::Transient), Claimed),
+            (Queued | Claimed, "550") => (1, Some(FailureKind::Intrinsic), Failed),
+            (Queued | Claimed, "530") => (1, Some(FailureKind::Infrastructure), Claimed),
+            (Queued | Claimed, _) => (1, Some(FailureKind::UnknownOutcome), Unknown),
+            (Sending, _) => (0, Some(FailureKind::Transient), Sending),
+            (Sent, _) => (0, None, Sent),
+            (Failed, _) => (0, Some(FailureKind::Intrinsic), Failed),
+            (Unknown, _) => (0, Some(FailureKind::UnknownOutcome), Unknown),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_status_and_every_answer_of_the_server_ends_where_it_should() {
+        use EmailStatus::*;
+        for found in [Queued, Claimed, Sending, Sent, Failed, Unknown] {
+            for (name, answer) in answers() {
+                let rig = setup(found, Some(answer));
+                let result = rig.deliver(email(found).message).await;
+                let seen = (
+                    rig.mailer.attempts().len(),
+                    result.err().map(|error| error.kind),
+                    rig.status(),
+                );
+                assert_eq!(seen, expected(found, name), "{found} answered {name}");
             }
         }
-        result
+    }
+
+    #[tokio::test]
+    async fn a_missing_mailbox_fails_the_email_and_an_unreadable_one_keeps_it() {
+        let rig = setup(EmailStatus::Claimed, None);
+        let mut message = email(EmailStatus::Claimed).message;
+        message.mailbox_id = "gone".into();
+        let error = rig.deliver(message).await.unwrap_err();
+        assert!(
+            error.reason.contains("mailbox gone does not exist"),
+            "{error}"
+        );
+        assert_eq!(rig.status(), EmailStatus::Failed);
+
+        let rig = setup(EmailStatus::Claimed, None);
+        rig.mailboxes.refuse();
+        let error = rig
+            .deliver(email(EmailStatus::Claimed).message)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, FailureKind::Infrastructure);
+        assert_eq!(rig.status(), EmailStatus::Claimed, "not the email's fault");
+        assert!(rig.mailer.attempts().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_message_with_a_header_injected_in_its_subject_fails_the_email_naming_the_field() {
+        let rig = setup(EmailStatus::Claimed, None);
+        let mut message = email(EmailStatus::Claimed).message;
+        message.subject = "Hello\r\nBcc: everyone@example.com".into();
+        let error = rig.deliver(message).await.unwrap_err();
+        assert!(error.reason.contains("subject"), "{error}");
+        assert_eq!(rig.status(), EmailStatus::Failed);
+        let recorded = rig.emails.peek("em-1").unwrap().last_error.unwrap();
+        assert!(recorded.contains("subject"), "{recorded}");
+        assert!(rig.mailer.attempts().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_sent_email_that_cannot_be_recorded_is_reported_held_and_not_sent_again() {
+        let rig = setup(EmailStatus::Claimed, None);
+        rig.emails.refuse(Operation::Finish);
+        let error = rig
+            .deliver(email(EmailStatus::Claimed).message)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, FailureKind::UnknownOutcome);
+        rig.emails.allow(Operation::Finish);
+        let again = rig.deliver(email(EmailStatus::Claimed).message).await;
+        assert_eq!(
+            again.unwrap_err().kind,
+            FailureKind::Transient,
+            "it stays sending"
+        );
+        assert_eq!(rig.mailer.attempts().len(), 1, "sent once");
     }
 }

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use symphony_core::Route;
+use symphony_core::ledger::{LedgerRecord, Progress, StatusNames, UnitState};
+use symphony_core::{Envelope, EnvelopeError, Route};
 
 use super::message::EmailMessage;
 use crate::secrets::SecretRef;
@@ -71,6 +72,70 @@ pub struct EmailRecord {
     pub due_at: i64,
     pub claimed_by: Option<Route>,
     pub last_error: Option<String>,
+}
+
+impl EmailStatus {
+    /// The lifecycle's state of this status.
+    pub fn state(self) -> UnitState {
+        match self {
+            Self::Queued => UnitState::Ready,
+            Self::Claimed => UnitState::Claimed,
+            Self::Sending => UnitState::Sending,
+            Self::Sent => UnitState::Done,
+            Self::Failed => UnitState::Failed,
+            Self::Unknown => UnitState::Unknown,
+        }
+    }
+
+    /// The status of a lifecycle state; `None` for one an email never reaches (stopped).
+    pub fn of_state(state: UnitState) -> Option<Self> {
+        match state {
+            UnitState::Ready => Some(Self::Queued),
+            UnitState::Claimed => Some(Self::Claimed),
+            UnitState::Sending => Some(Self::Sending),
+            UnitState::Done => Some(Self::Sent),
+            UnitState::Failed => Some(Self::Failed),
+            UnitState::Unknown => Some(Self::Unknown),
+            UnitState::Stopped => None,
+        }
+    }
+}
+
+impl LedgerRecord for EmailRecord {
+    const KIND: &'static str = "email";
+    const STATUS: StatusNames = StatusNames {
+        ready: "queued",
+        done: "sent",
+        stopped: None,
+    };
+    const HAS_STEPS: bool = false;
+
+    fn unit_id(&self) -> &str {
+        &self.message.email_id
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            state: self.status.state(),
+            step: 0,
+            due_at: self.due_at,
+            claimed_by: self.claimed_by,
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    fn set_progress(&mut self, progress: Progress) {
+        if let Some(status) = EmailStatus::of_state(progress.state) {
+            self.status = status;
+        }
+        self.due_at = progress.due_at;
+        self.claimed_by = progress.claimed_by;
+        self.last_error = progress.last_error;
+    }
+
+    fn envelope(&self, source: &str) -> Result<Envelope, EnvelopeError> {
+        Envelope::wrap(&self.message, source, Some(self.message.email_id.clone()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,72 +1,14 @@
-//! What the email job needs from the outside world, as traits.
+//! What the email job needs from the outside world, as traits. The emails table is the
+//! lifecycle's ledger ([`symphony_core::Ledger`] of [`super::EmailRecord`]).
 
 use async_trait::async_trait;
 use std::time::{Duration, Instant};
 
-use symphony_core::{BoxError, Claim, Due, FailureKind, Retryable, Route};
+use symphony_core::{BoxError, FailureKind, Retryable};
 
-use super::model::{EmailRecord, Mailbox};
+use super::model::Mailbox;
 
 pub use crate::store::{StoreError, Transition};
-
-/// Port: the emails table.
-#[async_trait]
-pub trait EmailStore: Send + Sync {
-    /// Queued emails due at `now` (epoch seconds), oldest first, at most `limit`; rows
-    /// that do not parse are quarantined and returned apart.
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<EmailRecord>, StoreError>;
-    /// A consistent read of one email.
-    async fn get(&self, email_id: &str) -> Result<Option<EmailRecord>, StoreError>;
-    /// Creates an email; [`Transition::Conflict`] when one with its id exists already.
-    async fn create(&self, email: &EmailRecord) -> Result<Transition, StoreError>;
-    /// Moves a queued email to claimed, for one route. `None` when someone else has it.
-    async fn claim(
-        &self,
-        email_id: &str,
-        route: Route,
-        now: i64,
-    ) -> Result<Option<Claim>, StoreError>;
-    /// Emails left `claimed` since before `claimed_before` (their owner died), at most `limit`.
-    /// Rows that do not parse are quarantined and returned apart.
-    async fn fetch_abandoned(
-        &self,
-        claimed_before: i64,
-        limit: usize,
-        now: i64,
-    ) -> Result<Due<EmailRecord>, StoreError>;
-    /// Takes over an abandoned claim: only while it is still `claimed` since before
-    /// `claimed_before`. `None` when someone moved it meanwhile.
-    async fn reclaim(
-        &self,
-        email_id: &str,
-        route: Route,
-        now: i64,
-        claimed_before: i64,
-    ) -> Result<Option<Claim>, StoreError>;
-    /// Gives a claim back: the email is queued again, for a later tick.
-    async fn release(&self, claim: &Claim) -> Result<Transition, StoreError>;
-    /// Claimed → sending: the one delivery that may talk to the mail server.
-    async fn begin_send(&self, email_id: &str, now: i64) -> Result<Transition, StoreError>;
-    /// Sending → claimed, after a send that may be tried again.
-    async fn abort_send(&self, email_id: &str) -> Result<Transition, StoreError>;
-    /// Sending → unknown, with the evidence: the send may have gone out, so no one may
-    /// send it again without a person's decision.
-    async fn hold_unknown(
-        &self,
-        email_id: &str,
-        evidence: &str,
-        now: i64,
-    ) -> Result<Transition, StoreError>;
-    /// Sending → sent.
-    async fn mark_sent(&self, email_id: &str, now: i64) -> Result<Transition, StoreError>;
-    /// Claimed or sending → failed, with the reason (bounded in size by the adapter).
-    async fn mark_failed(
-        &self,
-        email_id: &str,
-        reason: &str,
-        now: i64,
-    ) -> Result<Transition, StoreError>;
-}
 
 /// Port: the mailboxes table.
 #[async_trait]

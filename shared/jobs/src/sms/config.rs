@@ -8,7 +8,7 @@ use symphony_core::HandlerRegistry;
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 
 use super::SMS_FLAG;
-use super::dynamo::{DynamoEnrollmentStore, DynamoOptOuts, DynamoSequenceStore};
+use super::dynamo::{DynamoOptOuts, DynamoSequenceStore, enrollment_ledger};
 use super::handler::SendSmsHandler;
 use super::sns::SnsSender;
 use super::work::{SOURCE, SmsTick, SmsWork};
@@ -51,10 +51,7 @@ impl SmsWorkerConfig {
     pub fn registry(&self, sdk: &SdkConfig) -> HandlerRegistry {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let handler = SendSmsHandler::new(
-            Arc::new(DynamoEnrollmentStore::new(
-                dynamo.clone(),
-                &self.enrollments_table,
-            )),
+            Arc::new(enrollment_ledger(dynamo.clone(), &self.enrollments_table)),
             Arc::new(DynamoSequenceStore::new(
                 dynamo.clone(),
                 &self.sequences_table,
@@ -91,14 +88,14 @@ impl SmsTickConfig {
     }
 
     pub async fn tick(&self, sdk: &SdkConfig) -> Result<SmsTick, AwsError> {
-        let enrollments = DynamoEnrollmentStore::new(
+        let enrollments = enrollment_ledger(
             aws_sdk_dynamodb::Client::new(sdk),
             &self.worker.enrollments_table,
         );
         self.tick
             .tick(
                 SOURCE,
-                SmsWork::new(Arc::new(enrollments), self.claim_lease),
+                SmsWork::new(Arc::new(enrollments), SMS_FLAG, self.claim_lease),
                 self.worker.registry(sdk),
                 sdk,
             )

@@ -1,16 +1,17 @@
-//! DynamoDB adapters of the SMS drip: enrollments, sequences and opt-outs.
+//! DynamoDB adapters of the SMS drip: enrollments (the lifecycle's ledger, with this job's
+//! layout and item mapping), sequences and opt-outs.
 //! Layout: `docs/data-model.md`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use symphony_core::{Claim, Due, Route};
+use symphony_aws::{DynamoLedger, LedgerLayout};
 
-use super::model::{Enrollment, EnrollmentStatus, Sequence, SmsStep};
-use super::ports::{EnrollmentNext, EnrollmentStore, OptOuts, SequenceStore};
+use super::model::{Enrollment, Sequence, SmsStep};
+use super::ports::{OptOuts, SequenceStore};
 use crate::store::{
-    Item, MAX_ERROR_BYTES, StoreError, Table, Transition, key, n, read_list_of_maps, read_n,
-    read_s, read_string_map, s, truncate,
+    Item, StoreError, Table, key, n, read_list_of_maps, read_n, read_optional_s, read_route,
+    read_s, read_string_map, s,
 };
 use crate::window::parse_zone;
 
@@ -34,6 +35,8 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, String> {
             .map_err(|_| format!("currentStep {step} is negative"))?,
         next_send_at: read_n(item, "nextSendAt")?,
         status: read_s(item, "status")?.parse()?,
+        claimed_by: read_route(item)?,
+        last_error: read_optional_s(item, "lastError")?,
     })
 }
 
@@ -43,7 +46,7 @@ pub fn enrollment_to_item(enrollment: &Enrollment) -> Item {
         .iter()
         .map(|(k, v)| (k.clone(), s(v)))
         .collect();
-    Item::from([
+    let mut item = Item::from([
         ("enrollmentId".to_owned(), s(&enrollment.enrollment_id)),
         ("sequenceId".to_owned(), s(&enrollment.sequence_id)),
         ("userId".to_owned(), s(&enrollment.user_id)),
@@ -53,7 +56,14 @@ pub fn enrollment_to_item(enrollment: &Enrollment) -> Item {
         ("currentStep".to_owned(), index(enrollment.current_step)),
         ("nextSendAt".to_owned(), n(enrollment.next_send_at)),
         ("status".to_owned(), s(enrollment.status.as_str())),
-    ])
+    ]);
+    if let Some(route) = enrollment.claimed_by {
+        item.insert("claimedBy".to_owned(), s(&route.to_string()));
+    }
+    if let Some(error) = &enrollment.last_error {
+        item.insert("lastError".to_owned(), s(error));
+    }
+    item
 }
 
 pub fn sequence_from_item(item: &Item) -> Result<Sequence, String> {
@@ -93,285 +103,24 @@ pub fn sequence_to_item(sequence: &Sequence) -> Item {
     ])
 }
 
-#[derive(Debug, Clone)]
-pub struct DynamoEnrollmentStore {
-    table: Table,
-}
+/// Where the enrollments table keeps the lifecycle.
+pub const LAYOUT: LedgerLayout = LedgerLayout {
+    key: "enrollmentId",
+    due_index: DUE_INDEX,
+    due_attribute: "nextSendAt",
+    step_attribute: Some("currentStep"),
+    done_at: "finishedAt",
+};
 
-impl DynamoEnrollmentStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            table: Table::new(client, table),
-        }
-    }
-
-    async fn update(
-        &self,
-        id: &str,
-        update: &str,
-        condition: &str,
-        values: Vec<(&str, AttributeValue)>,
-    ) -> Result<Transition, StoreError> {
-        self.table
-            .update(key(&[("enrollmentId", id)]), update, condition, values)
-            .await
-    }
-
-    /// Claims the record for `route` when `condition` holds.
-    async fn take(
-        &self,
-        enrollment_id: &str,
-        route: Route,
-        now: i64,
-        condition: &str,
-        values: Vec<(&str, AttributeValue)>,
-    ) -> Result<Option<Claim>, StoreError> {
-        let key = key(&[("enrollmentId", enrollment_id)]);
-        self.table
-            .take_claim(key, enrollment_id, route, now, condition, values)
-            .await
-    }
-}
-
-const CLAIMED: &str = "claimed";
-const SENDING: &str = "sending";
-const ACTIVE: &str = "active";
-
-#[async_trait]
-impl EnrollmentStore for DynamoEnrollmentStore {
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Enrollment>, StoreError> {
-        self.table
-            .query_quarantining(
-                limit,
-                enrollment_from_item,
-                |query| {
-                    query
-                        .index_name(DUE_INDEX)
-                        .key_condition_expression("#status = :active AND nextSendAt <= :now")
-                        .expression_attribute_names("#status", "status")
-                        .expression_attribute_values(":active", s(ACTIVE))
-                        .expression_attribute_values(":now", n(now))
-                },
-                &["enrollmentId"],
-                now,
-            )
-            .await
-    }
-
-    async fn get(&self, enrollment_id: &str) -> Result<Option<Enrollment>, StoreError> {
-        self.table
-            .get(
-                key(&[("enrollmentId", enrollment_id)]),
-                enrollment_from_item,
-            )
-            .await
-    }
-
-    async fn claim(
-        &self,
-        enrollment_id: &str,
-        step: usize,
-        route: Route,
-        now: i64,
-    ) -> Result<Option<Claim>, StoreError> {
-        let condition = "#status = :active AND currentStep = :step";
-        let values = vec![(":active", s(ACTIVE)), (":step", index(step))];
-        self.take(enrollment_id, route, now, condition, values)
-            .await
-    }
-
-    async fn fetch_abandoned(
-        &self,
-        claimed_before: i64,
-        limit: usize,
-        now: i64,
-    ) -> Result<Due<Enrollment>, StoreError> {
-        self.table
-            .abandoned_claims(
-                DUE_INDEX,
-                claimed_before,
-                limit,
-                enrollment_from_item,
-                &["enrollmentId"],
-                now,
-            )
-            .await
-    }
-
-    async fn reclaim(
-        &self,
-        enrollment_id: &str,
-        route: Route,
-        now: i64,
-        claimed_before: i64,
-    ) -> Result<Option<Claim>, StoreError> {
-        let key = key(&[("enrollmentId", enrollment_id)]);
-        self.table
-            .take_abandoned_claim(key, enrollment_id, route, now, claimed_before)
-            .await
-    }
-
-    async fn release(&self, claim: &Claim, send_at: i64) -> Result<Transition, StoreError> {
-        self.update(
-            &claim.unit_id,
-            "SET #status = :active, nextSendAt = :at REMOVE claimToken, claimedAt, claimedBy",
-            "#status = :claimed AND claimToken = :token",
-            vec![
-                (":active", s(ACTIVE)),
-                (":claimed", s(CLAIMED)),
-                (":at", n(send_at)),
-                (":token", s(&claim.token)),
-            ],
-        )
-        .await
-    }
-
-    async fn reschedule(
-        &self,
-        enrollment_id: &str,
-        send_at: i64,
-    ) -> Result<Transition, StoreError> {
-        self.update(
-            enrollment_id,
-            "SET #status = :active, nextSendAt = :at REMOVE claimToken, claimedAt, claimedBy",
-            "#status = :claimed",
-            vec![
-                (":active", s(ACTIVE)),
-                (":claimed", s(CLAIMED)),
-                (":at", n(send_at)),
-            ],
-        )
-        .await
-    }
-
-    async fn begin_send(&self, enrollment_id: &str, step: usize) -> Result<Transition, StoreError> {
-        self.update(
-            enrollment_id,
-            "SET #status = :sending",
-            "#status = :claimed AND currentStep = :step",
-            vec![
-                (":sending", s(SENDING)),
-                (":claimed", s(CLAIMED)),
-                (":step", index(step)),
-            ],
-        )
-        .await
-    }
-
-    async fn abort_send(&self, enrollment_id: &str) -> Result<Transition, StoreError> {
-        self.update(
-            enrollment_id,
-            "SET #status = :claimed",
-            "#status = :sending",
-            vec![(":sending", s(SENDING)), (":claimed", s(CLAIMED))],
-        )
-        .await
-    }
-
-    async fn hold_unknown(
-        &self,
-        enrollment_id: &str,
-        evidence: &str,
-    ) -> Result<Transition, StoreError> {
-        self.update(
-            enrollment_id,
-            "SET #status = :unknown, lastError = :evidence",
-            "#status = :sending",
-            vec![
-                (":sending", s(SENDING)),
-                (":unknown", s(EnrollmentStatus::Unknown.as_str())),
-                (":evidence", s(truncate(evidence, MAX_ERROR_BYTES))),
-            ],
-        )
-        .await
-    }
-
-    async fn finish_past_end(
-        &self,
-        enrollment_id: &str,
-        at: usize,
-    ) -> Result<Transition, StoreError> {
-        self.update(
-            enrollment_id,
-            "SET #status = :finished REMOVE claimToken, claimedAt, claimedBy",
-            "#status = :claimed AND currentStep = :at",
-            vec![
-                (":claimed", s(CLAIMED)),
-                (":finished", s(EnrollmentStatus::Finished.as_str())),
-                (":at", index(at)),
-            ],
-        )
-        .await
-    }
-
-    async fn advance(
-        &self,
-        enrollment_id: &str,
-        from: usize,
-        next: EnrollmentNext,
-    ) -> Result<Transition, StoreError> {
-        let condition = "#status = :sending AND currentStep = :from";
-        match next {
-            EnrollmentNext::Step { index: next_step, send_at } => {
-                self.update(
-                    enrollment_id,
-                    "SET #status = :active, currentStep = :next, nextSendAt = :at REMOVE claimToken, claimedAt, claimedBy",
-                    condition,
-                    vec![
-                        (":active", s(ACTIVE)),
-                        (":sending", s(SENDING)),
-                        (":from", index(from)),
-                        (":next", index(next_step)),
-                        (":at", n(send_at)),
-                    ],
-                )
-                .await
-            }
-            EnrollmentNext::Finished => {
-                self.update(
-                    enrollment_id,
-                    "SET #status = :finished, currentStep = :next REMOVE claimToken, claimedAt, claimedBy",
-                    condition,
-                    vec![
-                        (":finished", s(EnrollmentStatus::Finished.as_str())),
-                        (":sending", s(SENDING)),
-                        (":from", index(from)),
-                        (":next", index(from + 1)),
-                    ],
-                )
-                .await
-            }
-        }
-    }
-
-    async fn opt_out(&self, enrollment_id: &str) -> Result<Transition, StoreError> {
-        self.update(
-            enrollment_id,
-            "SET #status = :opted REMOVE claimToken, claimedAt, claimedBy",
-            "#status = :claimed",
-            vec![
-                (":opted", s(EnrollmentStatus::OptedOut.as_str())),
-                (":claimed", s(CLAIMED)),
-            ],
-        )
-        .await
-    }
-
-    async fn fail(&self, enrollment_id: &str, reason: &str) -> Result<Transition, StoreError> {
-        self.update(
-            enrollment_id,
-            "SET #status = :failed, lastError = :reason",
-            "#status IN (:claimed, :active, :sending)",
-            vec![
-                (":failed", s(EnrollmentStatus::Failed.as_str())),
-                (":claimed", s(CLAIMED)),
-                (":sending", s(SENDING)),
-                (":active", s(ACTIVE)),
-                (":reason", s(truncate(reason, MAX_ERROR_BYTES))),
-            ],
-        )
-        .await
-    }
+/// The enrollments table, as the lifecycle's ledger.
+pub fn enrollment_ledger(client: Client, table: impl Into<String>) -> DynamoLedger<Enrollment> {
+    DynamoLedger::new(
+        client,
+        table,
+        LAYOUT,
+        enrollment_from_item,
+        enrollment_to_item,
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -421,6 +170,7 @@ impl OptOuts for DynamoOptOuts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sms::EnrollmentStatus;
     use std::collections::BTreeMap;
 
     #[test]
@@ -435,6 +185,8 @@ mod tests {
             current_step: 2,
             next_send_at: 10,
             status: EnrollmentStatus::Active,
+            claimed_by: Some(symphony_core::Route::Legacy),
+            last_error: Some("a reason".into()),
         };
         assert_eq!(
             enrollment_from_item(&enrollment_to_item(&enrollment)).unwrap(),

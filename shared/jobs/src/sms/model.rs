@@ -4,6 +4,10 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use chrono_tz::Tz;
+use symphony_core::ledger::{LedgerRecord, Progress, StatusNames, UnitState};
+use symphony_core::{Envelope, EnvelopeError, Route};
+
+use super::message::SmsDripMessage;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmsStep {
@@ -79,4 +83,78 @@ pub struct Enrollment {
     /// Epoch seconds when the current step is due.
     pub next_send_at: i64,
     pub status: EnrollmentStatus,
+    /// The path of its last claim.
+    pub claimed_by: Option<Route>,
+    /// Why it failed, or the evidence it is held on.
+    pub last_error: Option<String>,
+}
+
+impl EnrollmentStatus {
+    /// The lifecycle's state of this status.
+    pub fn state(self) -> UnitState {
+        match self {
+            Self::Active => UnitState::Ready,
+            Self::Claimed => UnitState::Claimed,
+            Self::Sending => UnitState::Sending,
+            Self::OptedOut => UnitState::Stopped,
+            Self::Finished => UnitState::Done,
+            Self::Failed => UnitState::Failed,
+            Self::Unknown => UnitState::Unknown,
+        }
+    }
+
+    pub fn of_state(state: UnitState) -> Self {
+        match state {
+            UnitState::Ready => Self::Active,
+            UnitState::Claimed => Self::Claimed,
+            UnitState::Sending => Self::Sending,
+            UnitState::Stopped => Self::OptedOut,
+            UnitState::Done => Self::Finished,
+            UnitState::Failed => Self::Failed,
+            UnitState::Unknown => Self::Unknown,
+        }
+    }
+}
+
+impl LedgerRecord for Enrollment {
+    const KIND: &'static str = "enrollment";
+    const STATUS: StatusNames = StatusNames {
+        ready: "active",
+        done: "finished",
+        stopped: Some("opted_out"),
+    };
+    const HAS_STEPS: bool = true;
+
+    fn unit_id(&self) -> &str {
+        &self.enrollment_id
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            state: self.status.state(),
+            step: self.current_step,
+            due_at: self.next_send_at,
+            claimed_by: self.claimed_by,
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    fn set_progress(&mut self, progress: Progress) {
+        self.status = EnrollmentStatus::of_state(progress.state);
+        self.current_step = progress.step;
+        self.next_send_at = progress.due_at;
+        self.claimed_by = progress.claimed_by;
+        self.last_error = progress.last_error;
+    }
+
+    fn envelope(&self, source: &str) -> Result<Envelope, EnvelopeError> {
+        let message = SmsDripMessage {
+            enrollment_id: self.enrollment_id.clone(),
+            sequence_id: self.sequence_id.clone(),
+            user_id: self.user_id.clone(),
+            to_phone: self.phone.clone(),
+            step: self.current_step,
+        };
+        Envelope::wrap(&message, source, Some(self.enrollment_id.clone()))
+    }
 }
