@@ -29,13 +29,13 @@ use lambda_runtime::{Context, LambdaEvent};
 use process_campaigns::ProcessCampaigns;
 use process_email_queue::ProcessEmailQueue;
 use process_sms_drip::ProcessSmsDrip;
+use symphony_adapters::campaign::dynamo::{campaign_to_item, lead_to_item};
+use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_aws::{ScheduledFunction, SqsWorker};
 use symphony_core::{Envelope, WorkSource};
 use symphony_jobs::campaign::CampaignProcessingMessage;
-use symphony_jobs::campaign::dynamo::{campaign_to_item, lead_to_item};
 use symphony_jobs::email::EmailMessage;
 use symphony_jobs::sms::SmsDripMessage;
-use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 
 use crate::seed;
 use crate::services::{Hostility, Moto, ReceivedMail, SmtpServer};
@@ -815,7 +815,7 @@ async fn seed_wave(world: &World, plan: &FaultPlan, wave: usize, units: &mut Uni
     // Rows that do not parse, due first: they must fail alone, naming the attribute.
     for i in 0..plan.poison_per_wave {
         let id = format!("poison-email-{wave:03}-{i}");
-        let mut item = symphony_jobs::email::dynamo::email_to_item(&seed::queued_email(
+        let mut item = symphony_adapters::email::dynamo::email_to_item(&seed::queued_email(
             &id,
             MAILBOX_ID,
             "poison@example.com",
@@ -892,7 +892,7 @@ async fn within_deadline<T, F: Future<Output = T>>(
 
 /// A queued email to a recipient acknowledged late, due before everything else.
 async fn seed_late_email(world: &World, id: &str, units: &mut Units) {
-    let mut item = symphony_jobs::email::dynamo::email_to_item(&seed::queued_email(
+    let mut item = symphony_adapters::email::dynamo::email_to_item(&seed::queued_email(
         id,
         MAILBOX_ID,
         &format!("late-{id}@example.com"),
@@ -914,7 +914,7 @@ async fn cut_at_deadlines(
     cuts: &mut DeadlineCuts,
 ) -> TickCounts {
     let mut ticks = TickCounts::default();
-    let budget = symphony_jobs::email::smtp::least_time(Duration::from_secs(CUT_STEP_SECONDS))
+    let budget = symphony_adapters::email::smtp::least_time(Duration::from_secs(CUT_STEP_SECONDS))
         + Duration::from_secs(6);
 
     seed_late_email(world, &format!("deadline-tick-{wave:03}"), units).await;

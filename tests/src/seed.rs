@@ -3,13 +3,13 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
-use symphony_jobs::campaign::dynamo::{
+use symphony_adapters::campaign::dynamo::{
     campaign_from_item, campaign_to_item, lead_from_item, lead_to_item,
 };
+use symphony_adapters::email::dynamo::{email_from_item, email_to_item};
+use symphony_adapters::sms::dynamo::enrollment_from_item;
 use symphony_jobs::campaign::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
-use symphony_jobs::email::dynamo::{email_from_item, email_to_item};
 use symphony_jobs::email::{EmailMessage, EmailRecord, EmailStatus};
-use symphony_jobs::sms::dynamo::enrollment_from_item;
 use symphony_jobs::sms::{Enrollment, EnrollmentStatus, Sequence, SmsStep};
 use symphony_jobs::window::HourWindow;
 

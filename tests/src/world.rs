@@ -11,11 +11,12 @@ use lambda_runtime::{Context, LambdaEvent};
 use process_campaigns::ProcessCampaigns;
 use process_email_queue::ProcessEmailQueue;
 use process_sms_drip::ProcessSmsDrip;
+use symphony_adapters::campaign::{CampaignTickConfig, CampaignWorkerConfig};
+use symphony_adapters::email::{EmailTickConfig, EmailWorkerConfig};
+use symphony_adapters::sms::{SmsTickConfig, SmsWorkerConfig};
 use symphony_aws::{ScheduledFunction, SqsWorker};
 use symphony_core::{TickReport, WorkSource};
-use symphony_jobs::campaign::{CampaignTickConfig, CampaignWorkerConfig};
-use symphony_jobs::email::{EMAIL_FLAG, EmailTickConfig, EmailWorkerConfig};
-use symphony_jobs::sms::{SmsTickConfig, SmsWorkerConfig};
+use symphony_jobs::email::EMAIL_FLAG;
 
 use crate::seed;
 use crate::services::{Moto, SmtpServer};
@@ -239,7 +240,7 @@ impl World {
             .items()
             .iter()
             .map(|item| {
-                symphony_jobs::email::dynamo::email_from_item(item).expect("a valid email item")
+                symphony_adapters::email::dynamo::email_from_item(item).expect("a valid email item")
             })
             .collect();
         emails.sort_by(|a, b| a.message.email_id.cmp(&b.message.email_id));

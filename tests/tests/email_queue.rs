@@ -735,7 +735,7 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
         "HandleEmailFunction",
         &[("SMTP_SECRETS", "secretsmanager:symphony-local/smtp/missing")],
     );
-    let config = symphony_jobs::email::EmailWorkerConfig::from_env(&env).unwrap();
+    let config = symphony_adapters::email::EmailWorkerConfig::from_env(&env).unwrap();
     let error = handle_email::function(&config, &world.sdk)
         .await
         .expect_err("a missing secret must stop the start")

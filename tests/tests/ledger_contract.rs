@@ -2,11 +2,11 @@
 //! DynamoDB ledger on the template's real tables in moto, for each job that sends a unit
 //! once: the same suite the in-memory ledger passes in the core's unit tests.
 
+use symphony_adapters::email::dynamo::email_ledger;
+use symphony_adapters::sms::dynamo::enrollment_ledger;
 use symphony_core::ledger::{LedgerRecord, Progress, contract};
-use symphony_jobs::email::dynamo::email_ledger;
 use symphony_jobs::email::{EmailMessage, EmailRecord, EmailStatus};
 use symphony_jobs::sms::Enrollment;
-use symphony_jobs::sms::dynamo::enrollment_ledger;
 use symphony_tests::seed;
 use symphony_tests::world::World;
 

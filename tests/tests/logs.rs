@@ -3,9 +3,9 @@
 //! captured, at every level, through the functions' own log set-up
 //! (`symphony_aws::telemetry`), and checked.
 
+use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::sms::SMS_FLAG;
-use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_tests::logs::CapturedLogs;
 use symphony_tests::seed;
 use symphony_tests::world::{MAILBOX_ID, NEVER_QUIET, World};

@@ -5,9 +5,9 @@
 //! out of everyone's reach). A send that went out but cannot be recorded is held, with a
 //! dead letter saying so, instead of being left `sending` unseen.
 
+use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_jobs::email::EmailStatus;
 use symphony_jobs::sms::SMS_FLAG;
-use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_tests::seed;
 use symphony_tests::services::{Moto, SmtpServer};
 use symphony_tests::world::{

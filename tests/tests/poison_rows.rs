@@ -2,13 +2,13 @@
 //! naming the attribute) and the tick goes on with the rest, in every job.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use symphony_adapters::campaign::dynamo::campaign_to_item;
+use symphony_adapters::email::dynamo::email_to_item;
+use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_core::FailureKind;
 use symphony_jobs::campaign::CAMPAIGN_FLAG;
-use symphony_jobs::campaign::dynamo::campaign_to_item;
 use symphony_jobs::email::EmailStatus;
-use symphony_jobs::email::dynamo::email_to_item;
 use symphony_jobs::sms::SMS_FLAG;
-use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_tests::seed;
 use symphony_tests::world::{MAILBOX_ID, World};
 

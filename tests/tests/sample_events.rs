@@ -5,10 +5,10 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
+use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_aws::SqsWorker;
 use symphony_core::Envelope;
 use symphony_jobs::email::EmailMessage;
-use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_tests::world::{NEVER_QUIET, World};
 use symphony_tests::{project_root, seed};
 

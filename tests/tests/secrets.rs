@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use symphony_jobs::secrets::{SecretRef, SecretResolver, Secrets};
+use symphony_adapters::secrets_manager::Secrets;
+use symphony_jobs::secrets::{SecretRef, SecretResolver};
 use symphony_tests::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,10 +52,10 @@ mod rotation {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use symphony_adapters::email::smtp::SmtpMailer;
+    use symphony_adapters::secrets_manager::Secrets;
     use symphony_jobs::email::ports::{Mailer, OutgoingEmail};
-    use symphony_jobs::email::smtp::SmtpMailer;
     use symphony_jobs::email::{Mailbox, SmtpSecurity};
-    use symphony_jobs::secrets::Secrets;
     use symphony_tests::{Moto, SmtpServer};
 
     /// A server that wants `symphony:new-Pa55`, a secret in moto still holding the old

@@ -2,8 +2,8 @@
 //! records every text it was asked to send.
 
 use chrono::{Timelike, Utc};
+use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_core::Envelope;
-use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_jobs::sms::{EnrollmentStatus, SMS_FLAG, SmsDripMessage};
 use symphony_tests::seed;
 use symphony_tests::world::{NEVER_QUIET, REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS, World};

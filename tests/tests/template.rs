@@ -343,7 +343,7 @@ fn timeout_of(function_id: &str) -> u64 {
 #[test]
 fn every_send_fits_in_the_timeout_of_the_function_that_makes_it() {
     use std::time::Duration;
-    use symphony_jobs::email::smtp::{least_time, longest_time};
+    use symphony_adapters::email::smtp::{least_time, longest_time};
 
     // The worker can wait for a verdict as long as its configuration says
     let (timeout, step) = timeout_and_variable("HandleEmailFunction", "SMTP_TIMEOUT_SECONDS", 10);
@@ -364,9 +364,9 @@ fn every_send_fits_in_the_timeout_of_the_function_that_makes_it() {
     for function_id in ["HandleSmsFunction", "ProcessSmsDripFunction"] {
         let timeout = timeout_of(function_id);
         assert!(
-            symphony_jobs::sms::sns::SEND_TIME < Duration::from_secs(timeout),
+            symphony_adapters::sms::sns::SEND_TIME < Duration::from_secs(timeout),
             "{function_id}: a send needs {:?}, its timeout is {timeout}s",
-            symphony_jobs::sms::sns::SEND_TIME
+            symphony_adapters::sms::sns::SEND_TIME
         );
     }
 }

@@ -160,8 +160,8 @@ impl symphony_jobs::email::ports::Mailer for PanickingMailer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_mid_send_holds_the_email_not_only_its_message() {
     use std::sync::Arc;
+    use symphony_adapters::email::dynamo::{DynamoMailboxStore, email_ledger};
     use symphony_core::{Envelope, HandlerContext, HandlerRegistry, Route};
-    use symphony_jobs::email::dynamo::{DynamoMailboxStore, email_ledger};
     use symphony_jobs::email::handler::SendEmailHandler;
 
     // Given a queued email, and its handler with a mailer that panics mid-send

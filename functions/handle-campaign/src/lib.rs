@@ -3,9 +3,9 @@
 //! to the dead-letter queue at once, a retryable one is reported back after its backoff.
 
 use aws_config::SdkConfig;
+use symphony_adapters::campaign::CampaignWorkerConfig;
+use symphony_adapters::wiring::sqs_worker;
 use symphony_aws::{AwsError, SqsWorker};
-use symphony_jobs::campaign::CampaignWorkerConfig;
-use symphony_jobs::wiring::sqs_worker;
 
 pub type HandleCampaign = SqsWorker;
 

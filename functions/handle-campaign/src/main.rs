@@ -1,6 +1,6 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use symphony_adapters::campaign::CampaignWorkerConfig;
 use symphony_core::config::ProcessEnv;
-use symphony_jobs::campaign::CampaignWorkerConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

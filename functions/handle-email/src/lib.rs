@@ -3,9 +3,9 @@
 //! one is reported back (`ReportBatchItemFailures`) after its backoff is set.
 
 use aws_config::SdkConfig;
+use symphony_adapters::email::EmailWorkerConfig;
+use symphony_adapters::wiring::{InitError, sqs_worker};
 use symphony_aws::SqsWorker;
-use symphony_jobs::email::EmailWorkerConfig;
-use symphony_jobs::wiring::{InitError, sqs_worker};
 
 pub type HandleEmail = SqsWorker;
 

@@ -3,9 +3,9 @@
 //! queue at once, a retryable one is reported back after its backoff.
 
 use aws_config::SdkConfig;
+use symphony_adapters::sms::SmsWorkerConfig;
+use symphony_adapters::wiring::sqs_worker;
 use symphony_aws::{AwsError, SqsWorker};
-use symphony_jobs::sms::SmsWorkerConfig;
-use symphony_jobs::wiring::sqs_worker;
 
 pub type HandleSms = SqsWorker;
 
@@ -18,5 +18,5 @@ pub async fn function(config: &SmsWorkerConfig, sdk: &SdkConfig) -> Result<Handl
         sdk,
     )
     .await
-    .map(|worker| worker.with_deadline_margin(symphony_jobs::sms::sns::SEND_TIME))
+    .map(|worker| worker.with_deadline_margin(symphony_adapters::sms::sns::SEND_TIME))
 }

@@ -3,8 +3,9 @@
 //! the campaign queue (symphony path), or processes it inline (legacy path).
 
 use aws_config::SdkConfig;
+use symphony_adapters::campaign::CampaignTickConfig;
 use symphony_aws::{AwsError, ScheduledFunction};
-use symphony_jobs::campaign::{CampaignTickConfig, CampaignWork};
+use symphony_jobs::campaign::CampaignWork;
 
 pub type ProcessCampaigns = ScheduledFunction<CampaignWork>;
 

@@ -3,9 +3,10 @@
 //! queue (symphony path) or straight through the handler (legacy path), as the flags say.
 
 use aws_config::SdkConfig;
+use symphony_adapters::email::EmailTickConfig;
+use symphony_adapters::wiring::InitError;
 use symphony_aws::ScheduledFunction;
-use symphony_jobs::email::{EmailTickConfig, EmailWork};
-use symphony_jobs::wiring::InitError;
+use symphony_jobs::email::EmailWork;
 
 pub type ProcessEmailQueue = ScheduledFunction<EmailWork>;
 

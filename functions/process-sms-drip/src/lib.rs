@@ -3,8 +3,9 @@
 //! queue (symphony path), or sends it inline (legacy path).
 
 use aws_config::SdkConfig;
+use symphony_adapters::sms::SmsTickConfig;
 use symphony_aws::{AwsError, ScheduledFunction};
-use symphony_jobs::sms::{SmsTickConfig, SmsWork};
+use symphony_jobs::sms::SmsWork;
 
 pub type ProcessSmsDrip = ScheduledFunction<SmsWork>;
 

@@ -1,6 +1,6 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use symphony_adapters::sms::SmsTickConfig;
 use symphony_core::config::ProcessEnv;
-use symphony_jobs::sms::SmsTickConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

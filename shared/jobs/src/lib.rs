@@ -5,7 +5,5 @@ pub mod email;
 pub mod memory;
 pub mod secrets;
 pub mod sms;
-pub mod store;
 pub mod template;
 pub mod window;
-pub mod wiring;

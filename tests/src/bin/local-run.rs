@@ -10,10 +10,10 @@
 
 use chrono::{Timelike, Utc};
 use chrono_tz::Tz;
+use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_core::TickReport;
 use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::email::{EMAIL_FLAG, EmailStatus};
-use symphony_jobs::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_jobs::sms::{EnrollmentStatus, SMS_FLAG};
 use symphony_tests::seed;
 use symphony_tests::world::{MAILBOX_ID, World};

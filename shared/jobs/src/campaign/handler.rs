@@ -17,8 +17,8 @@ use super::model::{Campaign, CampaignStatus, Lead, LeadStatus};
 use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
 use crate::email::ports::MailboxStore;
 use crate::email::{EMAIL_FLAG, EmailMessage, EmailRecord, EmailStatus, Mailbox};
-use crate::store::Transition;
 use crate::template::{Escape, render};
+use symphony_core::ledger::Transition;
 
 /// The function name recorded as the source of the emails' envelopes.
 pub const SOURCE: &str = "handle-campaign";

@@ -1,15 +1,12 @@
 //! Campaign processing: `process-campaigns` dispatches one message per active campaign,
 //! `handle-campaign` turns each due lead's next step into an email on the email queue.
 
-pub mod config;
-pub mod dynamo;
 pub mod handler;
 pub mod message;
 pub mod model;
 pub mod ports;
 pub mod work;
 
-pub use config::{CampaignTickConfig, CampaignWorkerConfig};
 pub use handler::ProcessCampaignHandler;
 pub use message::{CampaignAction, CampaignProcessingMessage};
 pub use model::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};

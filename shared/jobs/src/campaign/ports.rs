@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use symphony_core::{Claim, Due, Route};
 
 use super::model::{Campaign, Lead};
-use crate::store::{StoreError, Transition};
+use symphony_core::ledger::{StoreError, Transition};
 
 /// Port: the campaigns table.
 #[async_trait]

@@ -69,7 +69,7 @@ impl WorkSource for CampaignWork {
         self.campaigns
             .release(claim)
             .await
-            .map(|done| done == crate::store::Transition::Done)
+            .map(|done| done == symphony_core::ledger::Transition::Done)
             .map_err(|e| WorkError::from_source("releasing a campaign", e))
     }
 

@@ -1,16 +1,11 @@
 //! The email queue: `process-email-queue` dispatches due emails, `handle-email` sends them.
 
-pub mod config;
-pub mod dynamo;
 pub mod handler;
 pub mod message;
 pub mod model;
-pub mod outbox;
 pub mod ports;
-pub mod smtp;
 pub mod tick;
 
-pub use config::{EmailTickConfig, EmailWorkerConfig, MailerChoice};
 pub use handler::SendEmailHandler;
 pub use message::EmailMessage;
 pub use model::{EmailRecord, EmailStatus, Mailbox, SmtpSecurity};

@@ -8,7 +8,7 @@ use symphony_core::{BoxError, FailureKind, Retryable};
 
 use super::model::Mailbox;
 
-pub use crate::store::{StoreError, Transition};
+pub use symphony_core::ledger::{StoreError, Transition};
 
 /// Port: the mailboxes table.
 #[async_trait]

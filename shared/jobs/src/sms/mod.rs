@@ -1,16 +1,12 @@
 //! The SMS drip: `process-sms-drip` dispatches one message per due enrollment,
 //! `handle-sms` sends the step's text through Amazon SNS.
 
-pub mod config;
-pub mod dynamo;
 pub mod handler;
 pub mod message;
 pub mod model;
 pub mod ports;
-pub mod sns;
 pub mod work;
 
-pub use config::{SmsTickConfig, SmsWorkerConfig};
 pub use handler::SendSmsHandler;
 pub use message::SmsDripMessage;
 pub use model::{Enrollment, EnrollmentStatus, Sequence, SmsStep};

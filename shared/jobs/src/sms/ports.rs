@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use symphony_core::{BoxError, FailureKind, Retryable};
 
 use super::model::Sequence;
-use crate::store::StoreError;
+use symphony_core::ledger::StoreError;
 
 /// Port: the sequences table.
 #[async_trait]

@@ -7,13 +7,13 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_aws::{DynamoLedger, LedgerLayout};
 
-use super::model::{Enrollment, Sequence, SmsStep};
-use super::ports::{OptOuts, SequenceStore};
 use crate::store::{
     Item, StoreError, Table, key, n, read_list_of_maps, read_n, read_optional_s, read_route,
     read_s, read_string_map, s,
 };
-use crate::window::parse_zone;
+use symphony_jobs::sms::model::{Enrollment, Sequence, SmsStep};
+use symphony_jobs::sms::ports::{OptOuts, SequenceStore};
+use symphony_jobs::window::parse_zone;
 
 /// Index of enrollments by status and next send time.
 pub const DUE_INDEX: &str = "byStatusNextSendAt";
@@ -170,8 +170,8 @@ impl OptOuts for DynamoOptOuts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sms::EnrollmentStatus;
     use std::collections::BTreeMap;
+    use symphony_jobs::sms::EnrollmentStatus;
 
     #[test]
     fn enrollments_and_sequences_round_trip() {

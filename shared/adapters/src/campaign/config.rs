@@ -8,13 +8,13 @@ use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
 use symphony_core::{Dispatcher, FlagReader, HandlerRegistry};
 
-use super::CAMPAIGN_FLAG;
 use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
-use super::handler::ProcessCampaignHandler;
-use super::work::{CampaignTick, CampaignWork, SOURCE};
-use crate::email::EMAIL_FLAG;
 use crate::email::dynamo::{DynamoMailboxStore, email_ledger};
 use crate::wiring::{TickSettings, WorkerQueues, registry_of};
+use symphony_jobs::campaign::CAMPAIGN_FLAG;
+use symphony_jobs::campaign::handler::ProcessCampaignHandler;
+use symphony_jobs::campaign::work::{CampaignTick, CampaignWork, SOURCE};
+use symphony_jobs::email::EMAIL_FLAG;
 
 /// What `handle-campaign` needs, and what the legacy path of `process-campaigns` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

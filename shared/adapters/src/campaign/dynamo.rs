@@ -6,13 +6,13 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_core::{Claim, Due, Route};
 
-use super::model::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
-use super::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
 use crate::store::{
     Item, MAX_ERROR_BYTES, StoreError, Table, Transition, key, n, read_list_of_maps, read_n,
     read_optional_n, read_optional_s, read_s, read_string_map, s, truncate,
 };
-use crate::window::{HourWindow, parse_zone};
+use symphony_jobs::campaign::model::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
+use symphony_jobs::campaign::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
+use symphony_jobs::window::{HourWindow, parse_zone};
 
 /// Index of campaigns by status.
 pub const CAMPAIGN_STATUS_INDEX: &str = "byStatus";

@@ -7,13 +7,13 @@ use symphony_aws::AwsError;
 use symphony_core::HandlerRegistry;
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 
-use super::SMS_FLAG;
 use super::dynamo::{DynamoOptOuts, DynamoSequenceStore, enrollment_ledger};
-use super::handler::SendSmsHandler;
 use super::sns::SnsSender;
-use super::work::{SOURCE, SmsTick, SmsWork};
-use crate::window::HourWindow;
 use crate::wiring::{TickSettings, WorkerQueues, registry_of};
+use symphony_jobs::sms::SMS_FLAG;
+use symphony_jobs::sms::handler::SendSmsHandler;
+use symphony_jobs::sms::work::{SOURCE, SmsTick, SmsWork};
+use symphony_jobs::window::HourWindow;
 
 /// What `handle-sms` needs, and what the legacy path of `process-sms-drip` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use symphony_aws::AwsError;
 use symphony_core::FailureKind;
 
-use super::ports::{SmsError, SmsSender};
+use symphony_jobs::sms::ports::{SmsError, SmsSender};
 
 /// Making the connection: nothing is sent before it is made.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -7,9 +7,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
-use super::model::Mailbox;
-use super::ports::{MailError, Mailer, OutgoingEmail};
 use super::smtp::build_message;
+use symphony_jobs::email::model::Mailbox;
+use symphony_jobs::email::ports::{MailError, Mailer, OutgoingEmail};
 
 #[derive(Debug, Clone)]
 pub struct OutboxMailer {
@@ -74,7 +74,7 @@ impl Mailer for OutboxMailer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::email::model::SmtpSecurity;
+    use symphony_jobs::email::model::SmtpSecurity;
 
     #[tokio::test]
     async fn an_email_lands_in_the_outbox_once() {

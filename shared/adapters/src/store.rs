@@ -1,4 +1,5 @@
-//! What the jobs' DynamoDB adapters share, from `symphony-aws` and the core's ledger.
+//! What the DynamoDB adapters share: `symphony-aws`'s table helpers and the core's store
+//! error and transitions.
 
 pub use symphony_aws::table::*;
 pub use symphony_core::ledger::{

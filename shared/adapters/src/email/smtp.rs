@@ -22,9 +22,9 @@ use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::sync::Mutex;
 
-use super::model::{Mailbox, SmtpSecurity};
-use super::ports::{MailError, Mailer, OutgoingEmail};
-use crate::secrets::{Secret, SecretRef, SecretResolver};
+use symphony_jobs::email::model::{Mailbox, SmtpSecurity};
+use symphony_jobs::email::ports::{MailError, Mailer, OutgoingEmail};
+use symphony_jobs::secrets::{Secret, SecretRef, SecretResolver};
 
 type SmtpError = lettre::transport::smtp::Error;
 
@@ -556,8 +556,8 @@ impl Mailer for SmtpMailer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::SecretError;
     use symphony_core::FailureKind;
+    use symphony_jobs::secrets::SecretError;
 
     /// Hands out one password for any reference, and says which were asked for.
     #[derive(Default)]

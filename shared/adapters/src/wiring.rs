@@ -22,7 +22,7 @@ pub enum InitError {
     Aws(#[from] AwsError),
     /// A secret the configuration names for reading at start is missing or unreadable.
     #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
+    Secret(#[from] symphony_jobs::secrets::SecretError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

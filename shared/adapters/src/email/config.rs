@@ -9,15 +9,16 @@ use aws_config::SdkConfig;
 use symphony_core::HandlerRegistry;
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 
-use super::EMAIL_FLAG;
 use super::dynamo::{DynamoMailboxStore, email_ledger};
-use super::handler::SendEmailHandler;
 use super::outbox::OutboxMailer;
-use super::ports::Mailer;
 use super::smtp::{DEFAULT_REPLY_TIMEOUT, SmtpMailer};
-use super::tick::{EmailTick, EmailWork, SOURCE};
-use crate::secrets::{LOCAL_SECRETS_SETTING, SecretError, SecretRef, Secrets, references_from_env};
+use crate::secrets_manager::Secrets;
 use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
+use symphony_jobs::email::EMAIL_FLAG;
+use symphony_jobs::email::handler::SendEmailHandler;
+use symphony_jobs::email::ports::Mailer;
+use symphony_jobs::email::tick::{EmailTick, EmailWork, SOURCE};
+use symphony_jobs::secrets::{LOCAL_SECRETS_SETTING, SecretError, SecretRef, references_from_env};
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use symphony_aws::{DynamoLedger, LedgerLayout};
 
-use super::message::EmailMessage;
-use super::model::{EmailRecord, Mailbox, SmtpSecurity};
-use super::ports::MailboxStore;
 use crate::store::{Item, StoreError, Table, n, read_n, read_optional_s, read_route, read_s, s};
+use symphony_jobs::email::message::EmailMessage;
+use symphony_jobs::email::model::{EmailRecord, Mailbox, SmtpSecurity};
+use symphony_jobs::email::ports::MailboxStore;
 
 /// The index of queued emails by due time.
 pub const DUE_INDEX: &str = "byStatusDueAt";
@@ -118,8 +118,8 @@ impl MailboxStore for DynamoMailboxStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::email::EmailStatus;
     use symphony_core::Route;
+    use symphony_jobs::email::EmailStatus;
 
     fn record() -> EmailRecord {
         EmailRecord {
