@@ -4,20 +4,15 @@
 
 use aws_config::SdkConfig;
 use symphony_adapters::campaign::CampaignWorkerConfig;
-use symphony_adapters::wiring::sqs_worker;
-use symphony_aws::{AwsError, SqsWorker};
+use symphony_adapters::job::{CampaignJob, Job};
+use symphony_adapters::wiring::InitError;
+use symphony_aws::SqsWorker;
 
 pub type HandleCampaign = SqsWorker;
 
 pub async fn function(
     config: &CampaignWorkerConfig,
     sdk: &SdkConfig,
-) -> Result<HandleCampaign, AwsError> {
-    sqs_worker(
-        config.registry(sdk).await?,
-        config.batch_concurrency,
-        config.queues.as_ref(),
-        sdk,
-    )
-    .await
+) -> Result<HandleCampaign, InitError> {
+    CampaignJob::worker(config, sdk).await
 }

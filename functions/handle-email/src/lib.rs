@@ -4,7 +4,8 @@
 
 use aws_config::SdkConfig;
 use symphony_adapters::email::EmailWorkerConfig;
-use symphony_adapters::wiring::{InitError, sqs_worker};
+use symphony_adapters::job::{EmailJob, Job};
+use symphony_adapters::wiring::InitError;
 use symphony_aws::SqsWorker;
 
 pub type HandleEmail = SqsWorker;
@@ -13,12 +14,5 @@ pub async fn function(
     config: &EmailWorkerConfig,
     sdk: &SdkConfig,
 ) -> Result<HandleEmail, InitError> {
-    Ok(sqs_worker(
-        config.registry(sdk).await?,
-        config.batch_concurrency,
-        config.queues.as_ref(),
-        sdk,
-    )
-    .await?
-    .with_deadline_margin(config.send_least_time()))
+    EmailJob::worker(config, sdk).await
 }

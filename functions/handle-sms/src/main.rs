@@ -1,12 +1,4 @@
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use symphony_adapters::sms::SmsWorkerConfig;
-use symphony_core::config::ProcessEnv;
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    symphony_aws::telemetry::init();
-    let config = SmsWorkerConfig::from_env(&ProcessEnv)?;
-    let sdk = symphony_aws::load_sdk_config().await;
-    let function = handle_sms::function(&config, &sdk).await?;
-    run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    symphony_adapters::job::run_worker::<symphony_adapters::job::SmsJob>().await
 }

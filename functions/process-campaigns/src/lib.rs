@@ -4,17 +4,15 @@
 
 use aws_config::SdkConfig;
 use symphony_adapters::campaign::CampaignTickConfig;
-use symphony_aws::{AwsError, ScheduledFunction};
-use symphony_jobs::campaign::CampaignWork;
+use symphony_adapters::job::{CampaignJob, Job, scheduled_function};
+use symphony_adapters::wiring::InitError;
+use symphony_aws::ScheduledFunction;
 
-pub type ProcessCampaigns = ScheduledFunction<CampaignWork>;
+pub type ProcessCampaigns = ScheduledFunction<<CampaignJob as Job>::Work>;
 
 pub async fn function(
     config: &CampaignTickConfig,
     sdk: &SdkConfig,
-) -> Result<ProcessCampaigns, AwsError> {
-    Ok(ScheduledFunction::new(
-        config.tick(sdk).await?,
-        "CampaignTickFailed",
-    ))
+) -> Result<ProcessCampaigns, InitError> {
+    scheduled_function::<CampaignJob>(config, sdk).await
 }

@@ -4,18 +4,15 @@
 
 use aws_config::SdkConfig;
 use symphony_adapters::email::EmailTickConfig;
+use symphony_adapters::job::{EmailJob, Job, scheduled_function};
 use symphony_adapters::wiring::InitError;
 use symphony_aws::ScheduledFunction;
-use symphony_jobs::email::EmailWork;
 
-pub type ProcessEmailQueue = ScheduledFunction<EmailWork>;
+pub type ProcessEmailQueue = ScheduledFunction<<EmailJob as Job>::Work>;
 
 pub async fn function(
     config: &EmailTickConfig,
     sdk: &SdkConfig,
 ) -> Result<ProcessEmailQueue, InitError> {
-    Ok(ScheduledFunction::new(
-        config.tick(sdk).await?,
-        "EmailTickFailed",
-    ))
+    scheduled_function::<EmailJob>(config, sdk).await
 }

@@ -3,15 +3,16 @@
 //! queue (symphony path), or sends it inline (legacy path).
 
 use aws_config::SdkConfig;
+use symphony_adapters::job::{Job, SmsJob, scheduled_function};
 use symphony_adapters::sms::SmsTickConfig;
-use symphony_aws::{AwsError, ScheduledFunction};
-use symphony_jobs::sms::SmsWork;
+use symphony_adapters::wiring::InitError;
+use symphony_aws::ScheduledFunction;
 
-pub type ProcessSmsDrip = ScheduledFunction<SmsWork>;
+pub type ProcessSmsDrip = ScheduledFunction<<SmsJob as Job>::Work>;
 
-pub async fn function(config: &SmsTickConfig, sdk: &SdkConfig) -> Result<ProcessSmsDrip, AwsError> {
-    Ok(ScheduledFunction::new(
-        config.tick(sdk).await?,
-        "SmsDripTickFailed",
-    ))
+pub async fn function(
+    config: &SmsTickConfig,
+    sdk: &SdkConfig,
+) -> Result<ProcessSmsDrip, InitError> {
+    scheduled_function::<SmsJob>(config, sdk).await
 }

@@ -5,6 +5,7 @@
 
 pub mod campaign;
 pub mod email;
+pub mod job;
 pub mod secrets_manager;
 pub mod sms;
 pub mod store;

@@ -10,6 +10,7 @@ use symphony_aws::{
 };
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
+use symphony_core::handler::DuplicateHandler;
 use symphony_core::{
     Dispatcher, FlagReader, HandlerRegistry, Message, RetryPolicy, SyncTransport, Tick,
     TypedHandler, WorkSource,
@@ -23,6 +24,9 @@ pub enum InitError {
     /// A secret the configuration names for reading at start is missing or unreadable.
     #[error(transparent)]
     Secret(#[from] symphony_jobs::secrets::SecretError),
+    /// Two handlers claim one message type: the registry would route one of them nowhere.
+    #[error(transparent)]
+    Registration(#[from] DuplicateHandler),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +77,7 @@ impl TickSettings {
         source: S,
         legacy: HandlerRegistry,
         sdk: &SdkConfig,
-    ) -> Result<Tick<S>, AwsError> {
+    ) -> Result<Tick<S>, InitError> {
         let queue = SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.queue_url).await?;
         let flags = DynamoFlagStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.flags_table);
         let tick = Tick::new(
@@ -99,12 +103,11 @@ impl TickSettings {
     }
 }
 
-/// A registry holding one job's handler.
-pub fn registry_of<M: Message, H: TypedHandler<M> + 'static>(handler: H) -> HandlerRegistry {
-    // A fresh registry cannot already hold M's type.
-    HandlerRegistry::new()
-        .register(handler)
-        .unwrap_or_else(|_| HandlerRegistry::new())
+/// A registry holding one job's handler. A registration that fails stops the start.
+pub fn registry_of<M: Message, H: TypedHandler<M> + 'static>(
+    handler: H,
+) -> Result<HandlerRegistry, InitError> {
+    Ok(HandlerRegistry::new().register(handler)?)
 }
 
 /// A worker's own queue and dead-letter queue, and its retry policy: with them, a

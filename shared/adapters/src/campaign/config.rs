@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use symphony_aws::{AwsError, DynamoFlagStore, SqsTransport};
+use symphony_aws::{DynamoFlagStore, SqsTransport};
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
 use symphony_core::{Dispatcher, FlagReader, HandlerRegistry};
 
 use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
 use crate::email::dynamo::{DynamoMailboxStore, email_ledger};
-use crate::wiring::{TickSettings, WorkerQueues, registry_of};
+use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
 use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::campaign::handler::ProcessCampaignHandler;
 use symphony_jobs::campaign::work::{CampaignTick, CampaignWork, SOURCE};
@@ -55,7 +55,7 @@ impl CampaignWorkerConfig {
     }
 
     /// The registry of campaign processing; reads the email queue's limits once.
-    pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, AwsError> {
+    pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, InitError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let dynamo_for_flags = dynamo.clone();
         let email_queue =
@@ -79,7 +79,7 @@ impl CampaignWorkerConfig {
             ),
             self.leads_per_run,
         );
-        Ok(registry_of(handler))
+        registry_of(handler)
     }
 }
 
@@ -105,7 +105,7 @@ impl CampaignTickConfig {
         })
     }
 
-    pub async fn tick(&self, sdk: &SdkConfig) -> Result<CampaignTick, AwsError> {
+    pub async fn tick(&self, sdk: &SdkConfig) -> Result<CampaignTick, InitError> {
         let campaigns = DynamoCampaignStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             &self.worker.campaigns_table,

@@ -18,7 +18,7 @@ use symphony_jobs::email::EMAIL_FLAG;
 use symphony_jobs::email::handler::SendEmailHandler;
 use symphony_jobs::email::ports::Mailer;
 use symphony_jobs::email::tick::{EmailTick, EmailWork, SOURCE};
-use symphony_jobs::secrets::{LOCAL_SECRETS_SETTING, SecretError, SecretRef, references_from_env};
+use symphony_jobs::secrets::{LOCAL_SECRETS_SETTING, SecretRef, references_from_env};
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl EmailWorkerConfig {
 
     /// The handler registry of the email job, with its adapters built from `sdk`, and the
     /// passwords of `SMTP_SECRETS` read.
-    pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, SecretError> {
+    pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, InitError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let mailer: Arc<dyn Mailer> = match &self.mailer {
             MailerChoice::Smtp {
@@ -135,7 +135,7 @@ impl EmailWorkerConfig {
             Arc::new(DynamoMailboxStore::new(dynamo, &self.mailboxes_table)),
             mailer,
         );
-        Ok(registry_of(handler))
+        registry_of(handler)
     }
 }
 
@@ -191,7 +191,6 @@ impl EmailTickConfig {
                 sdk,
             )
             .await
-            .map_err(InitError::from)
     }
 }
 

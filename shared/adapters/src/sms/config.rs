@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use symphony_aws::AwsError;
 use symphony_core::HandlerRegistry;
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 
 use super::dynamo::{DynamoOptOuts, DynamoSequenceStore, enrollment_ledger};
 use super::sns::SnsSender;
-use crate::wiring::{TickSettings, WorkerQueues, registry_of};
+use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
 use symphony_jobs::sms::SMS_FLAG;
 use symphony_jobs::sms::handler::SendSmsHandler;
 use symphony_jobs::sms::work::{SOURCE, SmsTick, SmsWork};
@@ -48,7 +47,7 @@ impl SmsWorkerConfig {
         })
     }
 
-    pub fn registry(&self, sdk: &SdkConfig) -> HandlerRegistry {
+    pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, InitError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let handler = SendSmsHandler::new(
             Arc::new(enrollment_ledger(dynamo.clone(), &self.enrollments_table)),
@@ -87,7 +86,7 @@ impl SmsTickConfig {
         })
     }
 
-    pub async fn tick(&self, sdk: &SdkConfig) -> Result<SmsTick, AwsError> {
+    pub async fn tick(&self, sdk: &SdkConfig) -> Result<SmsTick, InitError> {
         let enrollments = enrollment_ledger(
             aws_sdk_dynamodb::Client::new(sdk),
             &self.worker.enrollments_table,
@@ -96,7 +95,7 @@ impl SmsTickConfig {
             .tick(
                 SOURCE,
                 SmsWork::new(Arc::new(enrollments), SMS_FLAG, self.claim_lease),
-                self.worker.registry(sdk),
+                self.worker.registry(sdk).await?,
                 sdk,
             )
             .await
