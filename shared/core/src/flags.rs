@@ -220,6 +220,42 @@ impl FlagReader {
     }
 }
 
+/// The flag table in memory, for fast tests of what reads flags.
+#[derive(Debug, Default)]
+pub struct MemoryFlagStore {
+    flags: std::sync::Mutex<HashMap<String, FlagRecord>>,
+}
+
+impl MemoryFlagStore {
+    /// Sets a flag, as an operator writing its item would.
+    pub fn set(&self, name: &str, enabled: bool, rollout_percent: u8) {
+        self.flags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                name.to_owned(),
+                FlagRecord {
+                    enabled,
+                    rollout_percent,
+                },
+            );
+    }
+}
+
+#[async_trait]
+impl FlagStore for MemoryFlagStore {
+    async fn read(&self, names: &[&str]) -> Result<HashMap<String, FlagRecord>, FlagStoreError> {
+        let flags = self
+            .flags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(names
+            .iter()
+            .filter_map(|name| flags.get(*name).map(|flag| ((*name).to_owned(), *flag)))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,6 +201,41 @@ impl Dispatcher {
     }
 }
 
+/// A queue in memory: it accepts every envelope and keeps it, for fast tests of what
+/// dispatches.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    sent: std::sync::Mutex<Vec<Envelope>>,
+}
+
+impl MemoryQueue {
+    /// Every envelope it accepted, in order.
+    pub fn sent(&self) -> Vec<Envelope> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Transport for MemoryQueue {
+    async fn send(&self, envelopes: Vec<Envelope>) -> Vec<Delivery> {
+        let deliveries = envelopes
+            .iter()
+            .map(|envelope| Delivery {
+                envelope_id: envelope.id.clone(),
+                result: Ok(()),
+            })
+            .collect();
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(envelopes);
+        deliveries
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

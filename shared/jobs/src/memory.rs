@@ -2,13 +2,15 @@
 //! [`symphony_core::MemoryLedger`] they run a job's handler in milliseconds. The senders
 //! answer from a script and keep what they were asked to send.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use symphony_core::StoreError;
+use symphony_core::{Claim, Due, Route, StoreError, Transition};
 
+use crate::campaign::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
+use crate::campaign::{Campaign, CampaignStatus, Lead, LeadStatus};
 use crate::email::Mailbox;
 use crate::email::ports::{MailError, MailboxStore, Mailer, OutgoingEmail};
 use crate::sms::Sequence;
@@ -192,5 +194,260 @@ impl SmsSender for ScriptedSmsSender {
             .pop_front()
             .unwrap_or(Ok(()))
             .map(|()| format!("msg-{attempt}"))
+    }
+}
+
+/// The campaigns table in memory: campaigns, their leases and their recorded errors.
+#[derive(Debug, Default)]
+pub struct MemoryCampaigns {
+    campaigns: Mutex<HashMap<String, (Campaign, Option<Lease>)>>,
+    errors: Mutex<HashMap<String, String>>,
+}
+
+#[derive(Debug, Clone)]
+struct Lease {
+    token: String,
+    until: i64,
+}
+
+impl MemoryCampaigns {
+    pub fn of(campaigns: impl IntoIterator<Item = Campaign>) -> Self {
+        let campaigns = campaigns
+            .into_iter()
+            .map(|campaign| (campaign.campaign_id.clone(), (campaign, None)))
+            .collect();
+        Self {
+            campaigns: Mutex::new(campaigns),
+            errors: Mutex::default(),
+        }
+    }
+
+    /// The campaign as stored.
+    pub fn peek(&self, campaign_id: &str) -> Option<Campaign> {
+        lock(&self.campaigns)
+            .get(campaign_id)
+            .map(|(campaign, _)| campaign.clone())
+    }
+}
+
+#[async_trait]
+impl CampaignStore for MemoryCampaigns {
+    async fn fetch_active(&self, limit: usize, now: i64) -> Result<Due<Campaign>, StoreError> {
+        let campaigns = lock(&self.campaigns);
+        let mut active: Vec<(i64, Campaign)> = campaigns
+            .values()
+            .filter(|(campaign, lease)| {
+                campaign.status == CampaignStatus::Active
+                    && lease.as_ref().is_none_or(|lease| lease.until <= now)
+            })
+            .map(|(campaign, lease)| {
+                let last_run = lease.as_ref().map_or(i64::MIN, |lease| lease.until);
+                (last_run, campaign.clone())
+            })
+            .collect();
+        active.sort_by_key(|(last_run, _)| *last_run);
+        Ok(Due::from(
+            active
+                .into_iter()
+                .take(limit)
+                .map(|(_, campaign)| campaign)
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    async fn get(&self, campaign_id: &str) -> Result<Option<Campaign>, StoreError> {
+        Ok(self.peek(campaign_id))
+    }
+
+    async fn lease(
+        &self,
+        campaign_id: &str,
+        route: Route,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Claim>, StoreError> {
+        let mut campaigns = lock(&self.campaigns);
+        let Some((campaign, lease)) = campaigns.get_mut(campaign_id) else {
+            return Ok(None);
+        };
+        let free = lease.as_ref().is_none_or(|lease| lease.until <= now);
+        if campaign.status != CampaignStatus::Active || !free {
+            return Ok(None);
+        }
+        let token = uuid::Uuid::new_v4().to_string();
+        *lease = Some(Lease {
+            token: token.clone(),
+            until,
+        });
+        Ok(Some(Claim {
+            unit_id: campaign_id.to_owned(),
+            token,
+            route,
+        }))
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<Transition, StoreError> {
+        let mut campaigns = lock(&self.campaigns);
+        match campaigns.get_mut(&claim.unit_id) {
+            Some((_, Some(lease))) if lease.token == claim.token => {
+                // Ended now, not removed: the rotation still knows when it last ran.
+                lease.until = chrono::Utc::now().timestamp();
+                lease.token.clear();
+                Ok(Transition::Done)
+            }
+            _ => Ok(Transition::Conflict),
+        }
+    }
+
+    async fn complete(&self, campaign_id: &str) -> Result<Transition, StoreError> {
+        let mut campaigns = lock(&self.campaigns);
+        match campaigns.get_mut(campaign_id) {
+            Some((campaign, _)) if campaign.status == CampaignStatus::Active => {
+                campaign.status = CampaignStatus::Completed;
+                Ok(Transition::Done)
+            }
+            _ => Ok(Transition::Conflict),
+        }
+    }
+
+    async fn record_error(&self, campaign_id: &str, reason: &str) -> Result<(), StoreError> {
+        lock(&self.errors).insert(campaign_id.to_owned(), reason.to_owned());
+        Ok(())
+    }
+}
+
+/// The leads table in memory, or one that refuses every write.
+#[derive(Debug, Default)]
+pub struct MemoryLeads {
+    leads: Mutex<BTreeMap<(String, String), Lead>>,
+    reasons: Mutex<HashMap<String, String>>,
+}
+
+impl MemoryLeads {
+    pub fn of(leads: impl IntoIterator<Item = Lead>) -> Self {
+        let leads = leads
+            .into_iter()
+            .map(|lead| ((lead.campaign_id.clone(), lead.lead_id.clone()), lead))
+            .collect();
+        Self {
+            leads: Mutex::new(leads),
+            reasons: Mutex::default(),
+        }
+    }
+
+    /// The lead as stored, and why it failed if it did.
+    pub fn peek(&self, campaign_id: &str, lead_id: &str) -> Option<(Lead, Option<String>)> {
+        let lead = lock(&self.leads)
+            .get(&(campaign_id.to_owned(), lead_id.to_owned()))
+            .cloned()?;
+        let reason = lock(&self.reasons).get(lead_id).cloned();
+        Some((lead, reason))
+    }
+
+    fn moved(
+        &self,
+        lead: &Lead,
+        allowed: impl FnOnce(&Lead) -> bool,
+        change: impl FnOnce(&mut Lead),
+    ) -> Transition {
+        let mut leads = lock(&self.leads);
+        match leads.get_mut(&(lead.campaign_id.clone(), lead.lead_id.clone())) {
+            Some(stored) if allowed(stored) => {
+                change(stored);
+                Transition::Done
+            }
+            _ => Transition::Conflict,
+        }
+    }
+}
+
+#[async_trait]
+impl LeadStore for MemoryLeads {
+    async fn due(
+        &self,
+        campaign_id: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Due<Lead>, StoreError> {
+        let mut due: Vec<Lead> = lock(&self.leads)
+            .values()
+            .filter(|lead| {
+                lead.campaign_id == campaign_id
+                    && lead.status == LeadStatus::Active
+                    && lead.next_due_at <= now
+            })
+            .cloned()
+            .collect();
+        due.sort_by_key(|lead| lead.next_due_at);
+        due.truncate(limit);
+        Ok(Due::from(due))
+    }
+
+    async fn all_settled(&self, campaign_id: &str) -> Result<bool, StoreError> {
+        Ok(!lock(&self.leads)
+            .values()
+            .any(|lead| lead.campaign_id == campaign_id && lead.status == LeadStatus::Active))
+    }
+
+    async fn advance(
+        &self,
+        lead: &Lead,
+        from: usize,
+        next: LeadNext,
+    ) -> Result<Transition, StoreError> {
+        let allowed =
+            |stored: &Lead| stored.status == LeadStatus::Active && stored.current_step == from;
+        Ok(self.moved(lead, allowed, |stored| match next {
+            LeadNext::Step { index, due_at } => {
+                stored.current_step = index;
+                stored.next_due_at = due_at;
+            }
+            LeadNext::Finished => {
+                stored.status = LeadStatus::Finished;
+                stored.current_step = from + 1;
+            }
+        }))
+    }
+
+    async fn fail(&self, lead: &Lead, reason: &str) -> Result<Transition, StoreError> {
+        let moved = self.moved(
+            lead,
+            |stored| stored.status == LeadStatus::Active,
+            |stored| stored.status = LeadStatus::Failed,
+        );
+        if moved == Transition::Done {
+            lock(&self.reasons).insert(lead.lead_id.clone(), reason.to_owned());
+        }
+        Ok(moved)
+    }
+}
+
+/// Daily send counters in memory: which emails hold a send of which mailbox and day.
+#[derive(Debug, Default)]
+pub struct MemoryQuota {
+    reserved: Mutex<HashMap<(String, String), HashSet<String>>>,
+}
+
+#[async_trait]
+impl SendQuota for MemoryQuota {
+    async fn reserve(
+        &self,
+        mailbox_id: &str,
+        day: &str,
+        email_id: &str,
+        limit: u32,
+    ) -> Result<Quota, StoreError> {
+        let mut reserved = lock(&self.reserved);
+        let holders = reserved
+            .entry((mailbox_id.to_owned(), day.to_owned()))
+            .or_default();
+        if holders.contains(email_id) {
+            return Ok(Quota::Reserved);
+        }
+        if holders.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Ok(Quota::Full);
+        }
+        holders.insert(email_id.to_owned());
+        Ok(Quota::Reserved)
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use symphony_core::{
-    Dispatcher, Envelope, FailureKind, FlagReader, HandlerContext, HandlerError, Ledger, Retryable,
-    Route, TypedHandler,
+    Clock, Dispatcher, Envelope, FailureKind, FlagReader, HandlerContext, HandlerError, Ledger,
+    Retryable, Route, SystemClock, TypedHandler,
 };
 use tracing::{error, info, warn};
 
@@ -55,6 +55,7 @@ pub struct ProcessCampaignHandler {
     /// goes on the email queue or waits, `queued`, for the email tick.
     email_flags: FlagReader,
     leads_per_run: usize,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ProcessCampaignHandler {
@@ -95,7 +96,14 @@ impl ProcessCampaignHandler {
             email_queue,
             email_flags,
             leads_per_run,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same handler reading the time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// One run of a campaign: its due leads, each on its own, until the run's limit, the
@@ -159,7 +167,7 @@ impl ProcessCampaignHandler {
             // Time to enqueue what was made and answer is kept; the rest wait for the
             // campaign's next run (nothing is lost: every step can be repeated).
             if deadline.is_some_and(|deadline| {
-                deadline.saturating_duration_since(std::time::Instant::now()) < RUN_MARGIN
+                deadline.saturating_duration_since(self.clock.now()) < RUN_MARGIN
             }) {
                 run.leads_waiting = leads.len() - position;
                 warn!(
@@ -397,10 +405,275 @@ impl TypedHandler<CampaignProcessingMessage> for ProcessCampaignHandler {
         self.run(
             &message.campaign_id,
             context.route,
-            Utc::now(),
+            self.clock.utc(),
             context.deadline,
         )
         .await
         .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use chrono::TimeZone;
+    use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG, MemoryFlagStore};
+    use symphony_core::ledger::memory::Operation;
+    use symphony_core::transport::MemoryQueue;
+    use symphony_core::{MemoryLedger, UnitState};
+
+    use super::*;
+    use crate::campaign::CampaignStep;
+    use crate::email::SmtpSecurity;
+    use crate::memory::{MemoryCampaigns, MemoryLeads, MemoryMailboxes, MemoryQuota};
+    use crate::window::HourWindow;
+
+    /// 2026-06-01 12:00 UTC, inside the campaigns' 09–17 window.
+    fn noon() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn campaign(daily_limit_mailbox: &str) -> Campaign {
+        Campaign {
+            campaign_id: "c1".into(),
+            user_id: "u".into(),
+            status: CampaignStatus::Active,
+            mailbox_id: daily_limit_mailbox.into(),
+            from_name: "Ada".into(),
+            from_email: "ada@example.com".into(),
+            time_zone: chrono_tz::Tz::UTC,
+            window: HourWindow::new(9, 17).unwrap(),
+            steps: vec![
+                CampaignStep {
+                    subject: "Hi {{firstName}}".into(),
+                    html: "<p>{{company}}</p>".into(),
+                    delay_hours: 0,
+                },
+                CampaignStep {
+                    subject: "Again".into(),
+                    html: "<p>2</p>".into(),
+                    delay_hours: 48,
+                },
+            ],
+        }
+    }
+
+    fn lead(id: &str, company: Option<&str>) -> Lead {
+        Lead {
+            campaign_id: "c1".into(),
+            lead_id: id.into(),
+            email: format!("{id}@example.com"),
+            first_name: "Kim".into(),
+            last_name: String::new(),
+            fields: company
+                .map(|company| [("company".to_owned(), company.to_owned())].into())
+                .unwrap_or_default(),
+            current_step: 0,
+            next_due_at: noon().timestamp() - 60,
+            status: LeadStatus::Active,
+        }
+    }
+
+    fn mailbox(id: &str, daily_limit: Option<u32>) -> Mailbox {
+        Mailbox {
+            mailbox_id: id.into(),
+            user_id: "u".into(),
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            smtp_security: SmtpSecurity::None,
+            smtp_username: None,
+            smtp_password: None,
+            daily_limit,
+        }
+    }
+
+    struct Rig {
+        campaigns: Arc<MemoryCampaigns>,
+        leads: Arc<MemoryLeads>,
+        emails: Arc<MemoryLedger<EmailRecord>>,
+        queue: Arc<MemoryQueue>,
+        flags: Arc<MemoryFlagStore>,
+        handler: ProcessCampaignHandler,
+    }
+
+    /// Campaign `c1` over `leads`, from `mailbox_id` (`limited` has a daily limit of 2).
+    fn setup(mailbox_id: &str, leads: Vec<Lead>) -> Rig {
+        let campaigns = Arc::new(MemoryCampaigns::of([campaign(mailbox_id)]));
+        let leads = Arc::new(MemoryLeads::of(leads));
+        let emails = Arc::new(MemoryLedger::new());
+        let mailboxes = MemoryMailboxes::of([mailbox("open", None), mailbox("limited", Some(2))]);
+        let queue = Arc::new(MemoryQueue::default());
+        let flags = Arc::new(MemoryFlagStore::default());
+        let handler = ProcessCampaignHandler::new(
+            campaigns.clone(),
+            leads.clone(),
+            emails.clone(),
+            Arc::new(mailboxes),
+            Arc::new(MemoryQuota::default()),
+            Dispatcher::new(queue.clone()),
+            FlagReader::new(flags.clone(), FlagDefaults::default()),
+            100,
+        );
+        Rig {
+            campaigns,
+            leads,
+            emails,
+            queue,
+            flags,
+            handler,
+        }
+    }
+
+    impl Rig {
+        async fn run(&self, at: DateTime<Utc>) -> Result<CampaignRun, HandlerError> {
+            self.handler.run("c1", Route::Symphony, at, None).await
+        }
+
+        fn email_state(&self, lead_id: &str, step: usize) -> Option<UnitState> {
+            use symphony_core::LedgerRecord;
+            let id = format!("c1.{lead_id}.{step}");
+            self.emails.peek(&id).map(|email| email.progress().state)
+        }
+
+        fn lead(&self, lead_id: &str) -> (Lead, Option<String>) {
+            self.leads.peek("c1", lead_id).unwrap()
+        }
+    }
+
+    fn three_leads() -> Vec<Lead> {
+        vec![
+            lead("l1", Some("Acme")),
+            lead("l2", Some("Initech")),
+            lead("l3", Some("Umbrella")),
+        ]
+    }
+
+    #[tokio::test]
+    async fn each_due_lead_gets_one_email_and_moves_on_and_a_redelivery_makes_none() {
+        let rig = setup("open", three_leads());
+        rig.flags.set(GLOBAL_FLAG, true, 100);
+        rig.flags.set(EMAIL_FLAG, true, 100);
+        let run = rig.run(noon()).await.unwrap();
+        assert_eq!((run.emails_created, run.emails_enqueued), (3, 3));
+        assert_eq!(rig.queue.sent().len(), 3);
+        for id in ["l1", "l2", "l3"] {
+            assert_eq!(rig.email_state(id, 0), Some(UnitState::Claimed), "{id}");
+            let (lead, _) = rig.lead(id);
+            assert_eq!(lead.current_step, 1);
+            assert_eq!(lead.next_due_at, noon().timestamp() + 48 * 3_600);
+        }
+        let again = rig.run(noon()).await.unwrap();
+        assert_eq!(
+            again.emails_created, 0,
+            "the leads moved on: nothing is due"
+        );
+        assert_eq!(rig.queue.sent().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn with_the_email_flag_off_the_emails_wait_queued_for_the_email_tick() {
+        let rig = setup("open", three_leads());
+        let run = rig.run(noon()).await.unwrap();
+        assert_eq!((run.emails_created, run.emails_enqueued), (3, 0));
+        assert!(rig.queue.sent().is_empty());
+        assert_eq!(rig.email_state("l1", 0), Some(UnitState::Ready));
+    }
+
+    #[tokio::test]
+    async fn a_lead_whose_step_cannot_render_fails_alone() {
+        let rig = setup("open", vec![lead("l1", Some("Acme")), lead("bad", None)]);
+        let run = rig.run(noon()).await.unwrap();
+        assert_eq!((run.emails_created, run.leads_failed), (1, 1));
+        let (bad, reason) = rig.lead("bad");
+        assert_eq!(bad.status, LeadStatus::Failed);
+        assert!(
+            reason.unwrap().contains("company"),
+            "the reason names the field"
+        );
+        assert_eq!(rig.email_state("bad", 0), None);
+    }
+
+    #[tokio::test]
+    async fn the_daily_limit_keeps_the_rest_waiting_for_tomorrow() {
+        let rig = setup("limited", three_leads());
+        let run = rig.run(noon()).await.unwrap();
+        assert_eq!((run.emails_created, run.leads_waiting), (2, 1));
+        let waiting = ["l1", "l2", "l3"]
+            .iter()
+            .filter(|id| rig.lead(id).0.current_step == 0)
+            .count();
+        assert_eq!(waiting, 1);
+        assert_eq!(
+            rig.campaigns.peek("c1").unwrap().status,
+            CampaignStatus::Active
+        );
+    }
+
+    #[tokio::test]
+    async fn outside_its_window_a_campaign_sends_nothing() {
+        let rig = setup("open", three_leads());
+        let evening = noon() + chrono::Duration::hours(8);
+        let run = rig.run(evening).await.unwrap();
+        assert_eq!(run, CampaignRun::default());
+        assert_eq!(rig.lead("l1").0.current_step, 0);
+    }
+
+    #[tokio::test]
+    async fn an_emails_table_that_refuses_writes_fails_no_lead_and_the_message_comes_back() {
+        let rig = setup("open", three_leads());
+        rig.emails.refuse(Operation::Create);
+        let error = rig.run(noon()).await.unwrap_err();
+        assert_eq!(error.kind, FailureKind::Infrastructure, "{error}");
+        for id in ["l1", "l2", "l3"] {
+            let (lead, _) = rig.lead(id);
+            assert_eq!(
+                (lead.status, lead.current_step),
+                (LeadStatus::Active, 0),
+                "{id}"
+            );
+        }
+        rig.emails.allow(Operation::Create);
+        assert_eq!(rig.run(noon()).await.unwrap().emails_created, 3);
+    }
+
+    #[tokio::test]
+    async fn a_run_with_too_little_time_left_starts_no_lead() {
+        let rig = setup("open", three_leads());
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let run = rig
+            .handler
+            .run("c1", Route::Legacy, noon(), Some(deadline))
+            .await
+            .unwrap();
+        assert_eq!((run.emails_created, run.leads_waiting), (0, 3));
+    }
+
+    #[tokio::test]
+    async fn the_last_step_finishes_the_leads_and_completes_the_campaign() {
+        let mut leads = three_leads();
+        for lead in &mut leads {
+            lead.current_step = 1;
+        }
+        let rig = setup("open", leads);
+        let run = rig.run(noon()).await.unwrap();
+        assert_eq!(run.emails_created, 3);
+        assert_eq!(rig.lead("l2").0.status, LeadStatus::Finished);
+        assert_eq!(
+            rig.campaigns.peek("c1").unwrap().status,
+            CampaignStatus::Completed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_campaign_is_the_message_s_fault() {
+        let rig = setup("open", Vec::new());
+        let error = rig
+            .handler
+            .run("gone", Route::Symphony, noon(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, FailureKind::Intrinsic);
+        assert!(error.reason.contains("campaign gone does not exist"));
     }
 }
