@@ -152,7 +152,7 @@ impl symphony_jobs::email::ports::Mailer for PanickingMailer {
         _: &symphony_jobs::email::Mailbox,
         _: &symphony_jobs::email::ports::OutgoingEmail,
         _: Option<std::time::Instant>,
-    ) -> Result<(), symphony_jobs::email::ports::MailError> {
+    ) -> Result<(), symphony_core::HandlerError> {
         panic!("the mailer exploded mid-send");
     }
 }

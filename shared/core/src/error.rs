@@ -82,9 +82,12 @@ pub trait Retryable {
     }
 }
 
-/// What a [`crate::MessageHandler`] fails with: a kind, a reason, and the source kept.
+/// Symphony's one classified failure: what a handler, a work source, a mailer or an SMS
+/// sender fails with. A kind (what happens to the unit next), a reason, and the source
+/// kept. It displays its reason only: a chain of them reads as one sentence, and the kind
+/// is reported on its own (dead letters, logs).
 #[derive(Debug, thiserror::Error)]
-#[error("{kind}: {reason}")]
+#[error("{reason}")]
 pub struct HandlerError {
     pub kind: FailureKind,
     pub reason: String,
@@ -217,7 +220,7 @@ mod tests {
         let error = HandlerError::from_source("reading the mailbox", Denied);
         assert_eq!(error.kind, FailureKind::Infrastructure);
         assert!(error.is_retryable());
-        assert_eq!(error.to_string(), "infrastructure: reading the mailbox");
+        assert_eq!(error.to_string(), "reading the mailbox");
     }
 
     #[test]

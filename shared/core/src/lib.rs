@@ -27,7 +27,5 @@ pub use ledger::{
     StoreError, Transition, UnitState,
 };
 pub use retry::{FailureRouteError, FailureRoutes, RetryPolicy};
-pub use tick::{
-    Claim, Due, HeldLetters, Quarantined, Tick, TickError, TickReport, WorkError, WorkSource,
-};
+pub use tick::{Claim, Due, HeldLetters, Quarantined, Tick, TickError, TickReport, WorkSource};
 pub use transport::{Delivery, Dispatcher, SyncTransport, Transport, TransportError};

@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::flags::FlagEvaluation;
 use crate::{
-    BoxError, Dispatcher, Envelope, FailureKind, FlagReader, Retryable, Route, TransportError,
+    Dispatcher, Envelope, FailureKind, FlagReader, HandlerError, Retryable, Route, TransportError,
 };
 use crate::{ErrorDetails, FailureRouteError};
 
@@ -40,39 +40,6 @@ pub struct Claim {
     pub unit_id: String,
     pub token: String,
     pub route: Route,
-}
-
-/// A work source's failure, with its retryability.
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub struct WorkError {
-    pub reason: String,
-    pub kind: FailureKind,
-    #[source]
-    pub source: Option<BoxError>,
-}
-
-impl WorkError {
-    pub fn from_source<E>(reason: impl Into<String>, source: E) -> Self
-    where
-        E: std::error::Error + Retryable + Send + Sync + 'static,
-    {
-        Self {
-            reason: reason.into(),
-            kind: source.failure_kind(),
-            source: Some(Box::new(source)),
-        }
-    }
-}
-
-impl Retryable for WorkError {
-    fn is_retryable(&self) -> bool {
-        self.kind.is_retryable()
-    }
-
-    fn failure_kind(&self) -> FailureKind {
-        self.kind
-    }
 }
 
 /// A row of due work that does not parse. The work source has quarantined it (marked it
@@ -124,14 +91,14 @@ pub trait WorkSource: Send + Sync {
     fn unit_id(&self, unit: &Self::Unit) -> String;
     /// Due units at `now` (epoch seconds), at most `limit`; rows that do not parse are
     /// quarantined and returned apart.
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Self::Unit>, WorkError>;
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Self::Unit>, HandlerError>;
     /// Units whose claim was abandoned (its owner died), at most `limit`; taken after the
     /// due ones, when the tick has room. None by default.
     async fn fetch_abandoned(
         &self,
         _now: i64,
         _limit: usize,
-    ) -> Result<Due<Self::Unit>, WorkError> {
+    ) -> Result<Due<Self::Unit>, HandlerError> {
         Ok(Due::from(Vec::new()))
     }
     /// Takes the unit for one route; `None` when someone else holds it.
@@ -140,12 +107,12 @@ pub trait WorkSource: Send + Sync {
         unit: &Self::Unit,
         route: Route,
         now: i64,
-    ) -> Result<Option<Claim>, WorkError>;
+    ) -> Result<Option<Claim>, HandlerError>;
     /// Gives the unit back for a later tick, only while `claim` still holds it (its
     /// token). `false` when it did not: the unit had moved on (`sending`, taken over...).
-    async fn release(&self, claim: &Claim) -> Result<bool, WorkError>;
+    async fn release(&self, claim: &Claim) -> Result<bool, HandlerError>;
     /// Gives up on the unit, recording why. A unit already moved on is left as it is.
-    async fn mark_failed(&self, claim: &Claim, reason: &str, now: i64) -> Result<(), WorkError>;
+    async fn mark_failed(&self, claim: &Claim, reason: &str, now: i64) -> Result<(), HandlerError>;
     /// The message that carries the unit.
     fn envelope(&self, unit: &Self::Unit, source: &str) -> Result<Envelope, crate::EnvelopeError>;
 }
@@ -204,7 +171,7 @@ impl UnitFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum TickError {
     #[error("fetching due work failed")]
-    Fetch(#[source] WorkError),
+    Fetch(#[source] HandlerError),
 }
 
 impl Retryable for TickError {
@@ -216,7 +183,7 @@ impl Retryable for TickError {
 }
 
 /// A unit, the route it was given, and what claiming it for that route gave.
-type ClaimAttempt<U> = (U, Route, Result<Option<Claim>, WorkError>);
+type ClaimAttempt<U> = (U, Route, Result<Option<Claim>, HandlerError>);
 
 /// A scheduled function's tick over one work source.
 pub struct Tick<S> {
@@ -632,7 +599,7 @@ mod tests {
         fn unit_id(&self, unit: &String) -> String {
             unit.clone()
         }
-        async fn fetch_due(&self, _: i64, limit: usize) -> Result<Due<String>, WorkError> {
+        async fn fetch_due(&self, _: i64, limit: usize) -> Result<Due<String>, HandlerError> {
             Ok(["a", "b", "c", "d"]
                 .iter()
                 .take(limit)
@@ -645,18 +612,23 @@ mod tests {
             unit: &String,
             route: Route,
             _: i64,
-        ) -> Result<Option<Claim>, WorkError> {
+        ) -> Result<Option<Claim>, HandlerError> {
             Ok((unit != "b").then(|| Claim {
                 unit_id: unit.clone(),
                 token: "t".into(),
                 route,
             }))
         }
-        async fn release(&self, claim: &Claim) -> Result<bool, WorkError> {
+        async fn release(&self, claim: &Claim) -> Result<bool, HandlerError> {
             self.released.lock().unwrap().push(claim.unit_id.clone());
             Ok(true)
         }
-        async fn mark_failed(&self, claim: &Claim, reason: &str, _: i64) -> Result<(), WorkError> {
+        async fn mark_failed(
+            &self,
+            claim: &Claim,
+            reason: &str,
+            _: i64,
+        ) -> Result<(), HandlerError> {
             self.failed
                 .lock()
                 .unwrap()
@@ -763,13 +735,13 @@ mod tests {
         fn unit_id(&self, unit: &String) -> String {
             unit.clone()
         }
-        async fn fetch_due(&self, _: i64, limit: usize) -> Result<Due<String>, WorkError> {
+        async fn fetch_due(&self, _: i64, limit: usize) -> Result<Due<String>, HandlerError> {
             Ok((0..self.due.min(limit))
                 .map(|n| format!("due-{n}"))
                 .collect::<Vec<_>>()
                 .into())
         }
-        async fn fetch_abandoned(&self, _: i64, limit: usize) -> Result<Due<String>, WorkError> {
+        async fn fetch_abandoned(&self, _: i64, limit: usize) -> Result<Due<String>, HandlerError> {
             Ok((0..self.abandoned.min(limit))
                 .map(|n| format!("abandoned-{n}"))
                 .collect::<Vec<_>>()
@@ -780,17 +752,17 @@ mod tests {
             unit: &String,
             route: Route,
             _: i64,
-        ) -> Result<Option<Claim>, WorkError> {
+        ) -> Result<Option<Claim>, HandlerError> {
             Ok(Some(Claim {
                 unit_id: unit.clone(),
                 token: "t".into(),
                 route,
             }))
         }
-        async fn release(&self, _: &Claim) -> Result<bool, WorkError> {
+        async fn release(&self, _: &Claim) -> Result<bool, HandlerError> {
             Ok(true)
         }
-        async fn mark_failed(&self, _: &Claim, _: &str, _: i64) -> Result<(), WorkError> {
+        async fn mark_failed(&self, _: &Claim, _: &str, _: i64) -> Result<(), HandlerError> {
             Ok(())
         }
         fn envelope(&self, unit: &String, source: &str) -> Result<Envelope, crate::EnvelopeError> {

@@ -12,9 +12,10 @@ use symphony_core::{Claim, Due, Route, StoreError, Transition};
 use crate::campaign::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
 use crate::campaign::{Campaign, CampaignStatus, Lead, LeadStatus};
 use crate::email::Mailbox;
-use crate::email::ports::{MailError, MailboxStore, Mailer, OutgoingEmail};
+use crate::email::ports::{MailboxStore, Mailer, OutgoingEmail};
 use crate::sms::Sequence;
-use crate::sms::ports::{OptOuts, SequenceStore, SmsError, SmsSender};
+use crate::sms::ports::{OptOuts, SequenceStore, SmsSender};
+use symphony_core::HandlerError;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every change is one push or insert: a panic elsewhere cannot leave it half-made.
@@ -129,12 +130,12 @@ impl OptOuts for MemoryOptOuts {
 /// script is used up), and keeps every email it was asked to send.
 #[derive(Debug, Default)]
 pub struct ScriptedMailer {
-    answers: Mutex<VecDeque<Result<(), MailError>>>,
+    answers: Mutex<VecDeque<Result<(), HandlerError>>>,
     attempts: Mutex<Vec<OutgoingEmail>>,
 }
 
 impl ScriptedMailer {
-    pub fn answering(answers: impl IntoIterator<Item = Result<(), MailError>>) -> Self {
+    pub fn answering(answers: impl IntoIterator<Item = Result<(), HandlerError>>) -> Self {
         Self {
             answers: Mutex::new(answers.into_iter().collect()),
             attempts: Mutex::default(),
@@ -154,7 +155,7 @@ impl Mailer for ScriptedMailer {
         _: &Mailbox,
         email: &OutgoingEmail,
         _: Option<Instant>,
-    ) -> Result<(), MailError> {
+    ) -> Result<(), HandlerError> {
         lock(&self.attempts).push(email.clone());
         lock(&self.answers).pop_front().unwrap_or(Ok(()))
     }
@@ -164,12 +165,12 @@ impl Mailer for ScriptedMailer {
 /// gets the provider id `msg-<n>`.
 #[derive(Debug, Default)]
 pub struct ScriptedSmsSender {
-    answers: Mutex<VecDeque<Result<(), SmsError>>>,
+    answers: Mutex<VecDeque<Result<(), HandlerError>>>,
     attempts: Mutex<Vec<(String, String)>>,
 }
 
 impl ScriptedSmsSender {
-    pub fn answering(answers: impl IntoIterator<Item = Result<(), SmsError>>) -> Self {
+    pub fn answering(answers: impl IntoIterator<Item = Result<(), HandlerError>>) -> Self {
         Self {
             answers: Mutex::new(answers.into_iter().collect()),
             attempts: Mutex::default(),
@@ -184,7 +185,7 @@ impl ScriptedSmsSender {
 
 #[async_trait]
 impl SmsSender for ScriptedSmsSender {
-    async fn send(&self, phone: &str, body: &str) -> Result<String, SmsError> {
+    async fn send(&self, phone: &str, body: &str) -> Result<String, HandlerError> {
         let attempt = {
             let mut attempts = lock(&self.attempts);
             attempts.push((phone.to_owned(), body.to_owned()));

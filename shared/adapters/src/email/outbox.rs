@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
 use super::smtp::build_message;
+use symphony_core::{FailureKind, HandlerError};
 use symphony_jobs::email::model::Mailbox;
-use symphony_jobs::email::ports::{MailError, Mailer, OutgoingEmail};
+use symphony_jobs::email::ports::{Mailer, OutgoingEmail};
 
 #[derive(Debug, Clone)]
 pub struct OutboxMailer {
@@ -31,10 +32,14 @@ impl Mailer for OutboxMailer {
         _: &Mailbox,
         email: &OutgoingEmail,
         _: Option<Instant>,
-    ) -> Result<(), MailError> {
+    ) -> Result<(), HandlerError> {
         let message = build_message(email)?;
         let unavailable = |e: std::io::Error| {
-            MailError::retryable("the outbox folder cannot be written", Some(Box::new(e)))
+            HandlerError::new(
+                FailureKind::Transient,
+                "the outbox folder cannot be written",
+                Some(Box::new(e)),
+            )
         };
         tokio::fs::create_dir_all(&self.folder)
             .await

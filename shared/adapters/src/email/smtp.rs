@@ -22,8 +22,9 @@ use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::sync::Mutex;
 
+use symphony_core::{FailureKind, HandlerError};
 use symphony_jobs::email::model::{Mailbox, SmtpSecurity};
-use symphony_jobs::email::ports::{MailError, Mailer, OutgoingEmail};
+use symphony_jobs::email::ports::{Mailer, OutgoingEmail};
 use symphony_jobs::secrets::{Secret, SecretRef, SecretResolver};
 
 type SmtpError = lettre::transport::smtp::Error;
@@ -103,7 +104,7 @@ impl SmtpMailer {
 
     /// The password to log in with: none without a username, empty without a reference.
     /// A secret that cannot be read is the deployment's fault, not the email's.
-    async fn password(&self, mailbox: &Mailbox) -> Result<Option<Secret>, MailError> {
+    async fn password(&self, mailbox: &Mailbox) -> Result<Option<Secret>, HandlerError> {
         if mailbox.smtp_username.is_none() {
             return Ok(None);
         }
@@ -115,7 +116,8 @@ impl SmtpMailer {
             // An empty user id, or one with a '/', would name a folder shared with others.
             let own_folder = !mailbox.user_id.is_empty() && !mailbox.user_id.contains('/');
             if !own_folder || !secret_name(id).starts_with(&owners) {
-                return Err(MailError::permanent(
+                return Err(HandlerError::new(
+                    FailureKind::Intrinsic,
                     format!(
                         "mailbox {} may only use secrets under {owners}, not {reference:?}",
                         mailbox.mailbox_id
@@ -129,7 +131,8 @@ impl SmtpMailer {
             .await
             .map(Some)
             .map_err(|e| {
-                MailError::infrastructure(
+                HandlerError::new(
+                    FailureKind::Infrastructure,
                     format!(
                         "the SMTP password of mailbox {} cannot be resolved",
                         mailbox.mailbox_id
@@ -140,9 +143,10 @@ impl SmtpMailer {
     }
 
     /// Certificate checks always on: the public roots, plus any extra root configured.
-    fn tls_parameters(&self, mailbox: &Mailbox) -> Result<TlsParameters, MailError> {
+    fn tls_parameters(&self, mailbox: &Mailbox) -> Result<TlsParameters, HandlerError> {
         let unusable = |e: SmtpError| {
-            MailError::permanent(
+            HandlerError::new(
+                FailureKind::Intrinsic,
                 format!("TLS for mailbox {} cannot be set up", mailbox.mailbox_id),
                 Some(Box::new(e)),
             )
@@ -160,12 +164,13 @@ impl SmtpMailer {
         &self,
         name: &str,
         work: impl Future<Output = Result<T, SmtpError>>,
-    ) -> Result<T, MailError> {
+    ) -> Result<T, HandlerError> {
         match tokio::time::timeout(self.step_timeout, work).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) if MAILBOX_STEPS.contains(&name) => Err(mailbox_fault(name, error)),
             Ok(Err(error)) => Err(classify(name, error)),
-            Err(_) => Err(MailError::retryable(
+            Err(_) => Err(HandlerError::new(
+                FailureKind::Transient,
                 format!(
                     "the SMTP server did not answer {name} within {:?}",
                     self.step_timeout
@@ -180,7 +185,7 @@ impl SmtpMailer {
         &self,
         mailbox: &Mailbox,
         password: &Option<Secret>,
-    ) -> Result<AsyncSmtpConnection, MailError> {
+    ) -> Result<AsyncSmtpConnection, HandlerError> {
         let address = (mailbox.smtp_host.as_str(), mailbox.smtp_port);
         let wrapper = match mailbox.smtp_security {
             SmtpSecurity::Tls => Some(self.tls_parameters(mailbox)?),
@@ -221,7 +226,7 @@ impl SmtpMailer {
     async fn connection(
         &self,
         mailbox: &Mailbox,
-    ) -> Result<(AsyncSmtpConnection, Option<Secret>), MailError> {
+    ) -> Result<(AsyncSmtpConnection, Option<Secret>), HandlerError> {
         let password = self.password(mailbox).await?;
         if let Some(mut idle) = self.take_idle(mailbox, &password).await
             && self.step("NOOP", idle.command(Noop)).await.is_ok()
@@ -297,7 +302,7 @@ impl SmtpMailer {
         envelope: &Envelope,
         content: &[u8],
         deadline: Option<Instant>,
-    ) -> Result<(), MailError> {
+    ) -> Result<(), HandlerError> {
         let mut options = Vec::new();
         let is_ascii = |address: &lettre::Address| AsRef::<str>::as_ref(address).is_ascii();
         let non_ascii = envelope.from().is_some_and(|from| !is_ascii(from))
@@ -307,7 +312,8 @@ impl SmtpMailer {
                 .server_info()
                 .supports_feature(Extension::SmtpUtfEight)
             {
-                return Err(MailError::permanent(
+                return Err(HandlerError::new(
+                    FailureKind::Intrinsic,
                     "an address is not ASCII and the server does not take SMTPUTF8",
                     None,
                 ));
@@ -319,7 +325,8 @@ impl SmtpMailer {
                 .server_info()
                 .supports_feature(Extension::EightBitMime)
             {
-                return Err(MailError::permanent(
+                return Err(HandlerError::new(
+                    FailureKind::Intrinsic,
                     "the message is not ASCII and the server does not take 8BITMIME",
                     None,
                 ));
@@ -345,7 +352,8 @@ impl SmtpMailer {
         let wait = self.reply_wait(deadline);
         let needed = self.reply_timeout.min(self.step_timeout);
         if wait < needed {
-            return Err(MailError::retryable(
+            return Err(HandlerError::new(
+                FailureKind::Transient,
                 format!("not sent: {wait:?} left to await the server's verdict, under {needed:?}"),
                 None,
             ));
@@ -355,7 +363,8 @@ impl SmtpMailer {
         // time kept to record the outcome stays whole. Nothing is handed over yet.
         let wait = self.reply_wait(deadline);
         if wait < needed {
-            return Err(MailError::retryable(
+            return Err(HandlerError::new(
+                FailureKind::Transient,
                 format!(
                     "not sent: after DATA, {wait:?} left to await the server's verdict, under {needed:?}"
                 ),
@@ -376,22 +385,26 @@ impl SmtpMailer {
             Ok(Ok(_)) => Ok(()),
             // The server answered with a code: a definite verdict, the mail was not taken.
             Ok(Err(error)) if error.status().is_some() => Err(classify("the data", error)),
-            Ok(Err(error)) if !handed_over => Err(MailError::retryable(
+            Ok(Err(error)) if !handed_over => Err(HandlerError::new(
+                FailureKind::Transient,
                 "the connection failed while the data was written, before its final dot",
                 Some(Box::new(error)),
             )),
-            Ok(Err(error)) => Err(MailError::unknown_outcome(
+            Ok(Err(error)) => Err(HandlerError::new(
+                FailureKind::UnknownOutcome,
                 format!(
                     "stage: after the data's final dot; elapsed: {} ms; the connection failed before the server's verdict",
                     elapsed.as_millis()
                 ),
                 Some(Box::new(error)),
             )),
-            Err(_) if !handed_over => Err(MailError::retryable(
+            Err(_) if !handed_over => Err(HandlerError::new(
+                FailureKind::Transient,
                 format!("the data could not be written within {wait:?}"),
                 None,
             )),
-            Err(_) => Err(MailError::unknown_outcome(
+            Err(_) => Err(HandlerError::new(
+                FailureKind::UnknownOutcome,
                 format!(
                     "stage: after the data's final dot; elapsed: {} ms; no verdict from the server within {wait:?}",
                     elapsed.as_millis()
@@ -451,7 +464,7 @@ const MAILBOX_STEPS: [&str; 3] = ["the connection", "STARTTLS", "the login"];
 
 /// A refusal at a mailbox step: never the email's fault. The email waits (released or
 /// backed off) while the fault is reported; a 4xx or a network error stays transient.
-fn mailbox_fault(step: &str, error: SmtpError) -> MailError {
+fn mailbox_fault(step: &str, error: SmtpError) -> HandlerError {
     let transient =
         error.is_transient() || !(error.is_permanent() || error.is_client() || error.is_tls());
     let reason = match error.status() {
@@ -459,9 +472,10 @@ fn mailbox_fault(step: &str, error: SmtpError) -> MailError {
         None => format!("the SMTP exchange failed at {step}"),
     };
     if transient {
-        MailError::retryable(reason, Some(Box::new(error)))
+        HandlerError::new(FailureKind::Transient, reason, Some(Box::new(error)))
     } else {
-        MailError::infrastructure(
+        HandlerError::new(
+            FailureKind::Infrastructure,
             format!("{reason}: the mailbox's settings or credentials need a fix"),
             Some(Box::new(error)),
         )
@@ -469,7 +483,7 @@ fn mailbox_fault(step: &str, error: SmtpError) -> MailError {
 }
 
 /// A 535: authentication credentials invalid.
-fn is_login_refused(error: &MailError) -> bool {
+fn is_login_refused(error: &HandlerError) -> bool {
     error
         .source
         .as_deref()
@@ -480,10 +494,11 @@ fn is_login_refused(error: &MailError) -> bool {
 
 /// Builds the MIME message. The Message-ID carries the email id, so a receiving side
 /// (and our tests) can tell which record a mail came from.
-pub fn build_message(email: &OutgoingEmail) -> Result<Message, MailError> {
+pub fn build_message(email: &OutgoingEmail) -> Result<Message, HandlerError> {
     let address = |field: &str, value: &str| {
         value.parse::<lettre::Address>().map_err(|e| {
-            MailError::permanent(
+            HandlerError::new(
+                FailureKind::Intrinsic,
                 format!("{field} is not a valid email address"),
                 Some(Box::new(e)),
             )
@@ -503,12 +518,18 @@ pub fn build_message(email: &OutgoingEmail) -> Result<Message, MailError> {
         .subject(email.subject.clone())
         .header(ContentType::TEXT_HTML)
         .body(email.html.clone())
-        .map_err(|e| MailError::permanent("the email could not be built", Some(Box::new(e))))
+        .map_err(|e| {
+            HandlerError::new(
+                FailureKind::Intrinsic,
+                "the email could not be built",
+                Some(Box::new(e)),
+            )
+        })
 }
 
 /// A failure before the final dot: a 5xx reply or a client-side error is permanent; a
 /// 4xx, a timeout or a connection failure is worth another try.
-fn classify(step: &str, error: SmtpError) -> MailError {
+fn classify(step: &str, error: SmtpError) -> HandlerError {
     let reason = match error.status() {
         Some(code) => format!("the SMTP server replied {code} to {step}"),
         None => format!("the SMTP exchange failed at {step}"),
@@ -519,14 +540,15 @@ fn classify(step: &str, error: SmtpError) -> MailError {
     // `fromEmail`, which may be the one thing wrong with it.
     let sender_refused = error.status().is_some_and(|code| code.to_string() == "530");
     if sender_refused {
-        MailError::infrastructure(
+        HandlerError::new(
+            FailureKind::Infrastructure,
             format!("{reason}: the server wants this mailbox to log in first"),
             Some(Box::new(error)),
         )
     } else if error.is_permanent() || error.is_client() {
-        MailError::permanent(reason, Some(Box::new(error)))
+        HandlerError::new(FailureKind::Intrinsic, reason, Some(Box::new(error)))
     } else {
-        MailError::retryable(reason, Some(Box::new(error)))
+        HandlerError::new(FailureKind::Transient, reason, Some(Box::new(error)))
     }
 }
 
@@ -541,7 +563,7 @@ impl Mailer for SmtpMailer {
         mailbox: &Mailbox,
         email: &OutgoingEmail,
         deadline: Option<Instant>,
-    ) -> Result<(), MailError> {
+    ) -> Result<(), HandlerError> {
         let message = build_message(email)?;
         let content = message.formatted();
         let (mut connection, password) = self.connection(mailbox).await?;

@@ -14,7 +14,8 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use symphony_aws::AwsError;
 use symphony_core::FailureKind;
 
-use symphony_jobs::sms::ports::{SmsError, SmsSender};
+use symphony_core::HandlerError;
+use symphony_jobs::sms::ports::SmsSender;
 
 /// Making the connection: nothing is sent before it is made.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -121,12 +122,12 @@ impl SmsSender for SnsSender {
         SEND_TIME
     }
 
-    async fn send(&self, phone: &str, body: &str) -> Result<String, SmsError> {
+    async fn send(&self, phone: &str, body: &str) -> Result<String, HandlerError> {
         let attribute = aws_sdk_sns::types::MessageAttributeValue::builder()
             .data_type("String")
             .string_value("Promotional")
             .build()
-            .map_err(|e| SmsError {
+            .map_err(|e| HandlerError {
                 reason: "the SMS type attribute could not be built".to_owned(),
                 kind: FailureKind::Infrastructure,
                 source: Some(Box::new(e)),
@@ -148,7 +149,7 @@ impl SmsSender for SnsSender {
                     }
                     _ => "SNS did not accept the SMS",
                 };
-                SmsError {
+                HandlerError {
                     reason: reason.to_owned(),
                     kind,
                     source: Some(Box::new(AwsError::from_sdk("Publish", e))),

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::{Ledger, LedgerRecord, Transition, UnitState};
 use crate::tick::lease_cutoff;
-use crate::{Claim, Due, Envelope, EnvelopeError, Route, WorkError, WorkSource};
+use crate::{Claim, Due, Envelope, EnvelopeError, HandlerError, Route, WorkSource};
 
 pub struct LedgerWork<R> {
     ledger: Arc<dyn Ledger<R>>,
@@ -53,22 +53,22 @@ impl<R: LedgerRecord> WorkSource for LedgerWork<R> {
         unit.unit_id().to_owned()
     }
 
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<R>, WorkError> {
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<R>, HandlerError> {
         self.ledger
             .fetch_due(now, limit)
             .await
-            .map_err(|e| WorkError::from_source(format!("fetching due {}s", R::KIND), e))
+            .map_err(|e| HandlerError::from_source(format!("fetching due {}s", R::KIND), e))
     }
 
     /// Claims older than the lease.
-    async fn fetch_abandoned(&self, now: i64, limit: usize) -> Result<Due<R>, WorkError> {
+    async fn fetch_abandoned(&self, now: i64, limit: usize) -> Result<Due<R>, HandlerError> {
         self.ledger
             .fetch_abandoned(lease_cutoff(now, self.lease), limit, now)
             .await
-            .map_err(|e| WorkError::from_source("fetching abandoned claims", e))
+            .map_err(|e| HandlerError::from_source("fetching abandoned claims", e))
     }
 
-    async fn claim(&self, unit: &R, route: Route, now: i64) -> Result<Option<Claim>, WorkError> {
+    async fn claim(&self, unit: &R, route: Route, now: i64) -> Result<Option<Claim>, HandlerError> {
         let progress = unit.progress();
         let claim = match progress.state {
             // Taken over only while still abandoned: a live owner's claim is never stolen,
@@ -84,23 +84,23 @@ impl<R: LedgerRecord> WorkSource for LedgerWork<R> {
                     .await
             }
         };
-        claim.map_err(|e| WorkError::from_source(format!("claiming the {}", R::KIND), e))
+        claim.map_err(|e| HandlerError::from_source(format!("claiming the {}", R::KIND), e))
     }
 
-    async fn release(&self, claim: &Claim) -> Result<bool, WorkError> {
+    async fn release(&self, claim: &Claim) -> Result<bool, HandlerError> {
         self.ledger
             .release(claim)
             .await
             .map(|done| done == Transition::Done)
-            .map_err(|e| WorkError::from_source(format!("releasing the {}", R::KIND), e))
+            .map_err(|e| HandlerError::from_source(format!("releasing the {}", R::KIND), e))
     }
 
-    async fn mark_failed(&self, claim: &Claim, reason: &str, now: i64) -> Result<(), WorkError> {
+    async fn mark_failed(&self, claim: &Claim, reason: &str, now: i64) -> Result<(), HandlerError> {
         self.ledger
             .fail(&claim.unit_id, reason, now)
             .await
             .map(drop)
-            .map_err(|e| WorkError::from_source(format!("marking the {} failed", R::KIND), e))
+            .map_err(|e| HandlerError::from_source(format!("marking the {} failed", R::KIND), e))
     }
 
     fn envelope(&self, unit: &R, source: &str) -> Result<Envelope, EnvelopeError> {

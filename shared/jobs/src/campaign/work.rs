@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use symphony_core::{Claim, Due, Envelope, EnvelopeError, Route, Tick, WorkError, WorkSource};
+use symphony_core::{Claim, Due, Envelope, EnvelopeError, HandlerError, Route, Tick, WorkSource};
 
 use super::CAMPAIGN_FLAG;
 use super::message::{CampaignAction, CampaignProcessingMessage};
@@ -46,11 +46,11 @@ impl WorkSource for CampaignWork {
         campaign.campaign_id.clone()
     }
 
-    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Campaign>, WorkError> {
+    async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Campaign>, HandlerError> {
         self.campaigns
             .fetch_active(limit, now)
             .await
-            .map_err(|e| WorkError::from_source("fetching active campaigns", e))
+            .map_err(|e| HandlerError::from_source("fetching active campaigns", e))
     }
 
     async fn claim(
@@ -58,28 +58,28 @@ impl WorkSource for CampaignWork {
         campaign: &Campaign,
         route: Route,
         now: i64,
-    ) -> Result<Option<Claim>, WorkError> {
+    ) -> Result<Option<Claim>, HandlerError> {
         self.campaigns
             .lease(&campaign.campaign_id, route, now, now + LEASE_SECONDS)
             .await
-            .map_err(|e| WorkError::from_source("leasing a campaign", e))
+            .map_err(|e| HandlerError::from_source("leasing a campaign", e))
     }
 
-    async fn release(&self, claim: &Claim) -> Result<bool, WorkError> {
+    async fn release(&self, claim: &Claim) -> Result<bool, HandlerError> {
         self.campaigns
             .release(claim)
             .await
             .map(|done| done == symphony_core::ledger::Transition::Done)
-            .map_err(|e| WorkError::from_source("releasing a campaign", e))
+            .map_err(|e| HandlerError::from_source("releasing a campaign", e))
     }
 
-    async fn mark_failed(&self, claim: &Claim, reason: &str, _: i64) -> Result<(), WorkError> {
+    async fn mark_failed(&self, claim: &Claim, reason: &str, _: i64) -> Result<(), HandlerError> {
         // A campaign is not given up on: record why, and let the lease run out so a later
         // tick tries again.
         self.campaigns
             .record_error(&claim.unit_id, reason)
             .await
-            .map_err(|e| WorkError::from_source("recording a campaign error", e))
+            .map_err(|e| HandlerError::from_source("recording a campaign error", e))
     }
 
     fn envelope(&self, campaign: &Campaign, source: &str) -> Result<Envelope, EnvelopeError> {

@@ -121,7 +121,7 @@ mod tests {
     use super::*;
     use crate::email::EmailStatus;
     use crate::email::model::{Mailbox, SmtpSecurity};
-    use crate::email::ports::MailError;
+
     use crate::memory::{MemoryMailboxes, ScriptedMailer};
 
     fn email(status: EmailStatus) -> EmailRecord {
@@ -150,7 +150,7 @@ mod tests {
         handler: SendEmailHandler,
     }
 
-    fn setup(status: EmailStatus, answer: Option<Result<(), MailError>>) -> Rig {
+    fn setup(status: EmailStatus, answer: Option<Result<(), HandlerError>>) -> Rig {
         let emails = Arc::new(MemoryLedger::with([email(status)]));
         let mailboxes = Arc::new(MemoryMailboxes::of([Mailbox {
             mailbox_id: "mb".into(),
@@ -184,18 +184,40 @@ mod tests {
         }
     }
 
-    fn answers() -> [(&'static str, Result<(), MailError>); 5] {
+    fn answers() -> [(&'static str, Result<(), HandlerError>); 5] {
         [
             ("accepted", Ok(())),
-            ("421", Err(MailError::retryable("421 try later", None))),
-            ("550", Err(MailError::permanent("550 no such user", None))),
+            (
+                "421",
+                Err(HandlerError::new(
+                    FailureKind::Transient,
+                    "421 try later",
+                    None,
+                )),
+            ),
+            (
+                "550",
+                Err(HandlerError::new(
+                    FailureKind::Intrinsic,
+                    "550 no such user",
+                    None,
+                )),
+            ),
             (
                 "530",
-                Err(MailError::infrastructure("530 log in first", None)),
+                Err(HandlerError::new(
+                    FailureKind::Infrastructure,
+                    "530 log in first",
+                    None,
+                )),
             ),
             (
                 "no verdict",
-                Err(MailError::unknown_outcome("no verdict after the dot", None)),
+                Err(HandlerError::new(
+                    FailureKind::UnknownOutcome,
+                    "no verdict after the dot",
+                    None,
+                )),
             ),
         ]
     }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use std::time::{Duration, Instant};
 
-use symphony_core::{BoxError, FailureKind, Retryable};
+use symphony_core::HandlerError;
 
 use super::model::Mailbox;
 
@@ -27,56 +27,6 @@ pub struct OutgoingEmail {
     pub html: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub struct MailError {
-    pub reason: String,
-    pub kind: FailureKind,
-    #[source]
-    pub source: Option<BoxError>,
-}
-
-impl MailError {
-    pub fn new(kind: FailureKind, reason: impl Into<String>, source: Option<BoxError>) -> Self {
-        Self {
-            reason: reason.into(),
-            kind,
-            source,
-        }
-    }
-
-    /// The email's own fault (a bad address, a 5xx rejection): it fails.
-    pub fn permanent(reason: impl Into<String>, source: Option<BoxError>) -> Self {
-        Self::new(FailureKind::Intrinsic, reason, source)
-    }
-
-    /// Nothing was handed over and the server may take it later (a 4xx, a timeout
-    /// before the data's final dot).
-    pub fn retryable(reason: impl Into<String>, source: Option<BoxError>) -> Self {
-        Self::new(FailureKind::Transient, reason, source)
-    }
-
-    /// Not the email's fault and nothing handed over (a secret that cannot be read).
-    pub fn infrastructure(reason: impl Into<String>, source: Option<BoxError>) -> Self {
-        Self::new(FailureKind::Infrastructure, reason, source)
-    }
-
-    /// The data's final dot was written and no verdict came back: the mail may be out.
-    pub fn unknown_outcome(reason: impl Into<String>, source: Option<BoxError>) -> Self {
-        Self::new(FailureKind::UnknownOutcome, reason, source)
-    }
-}
-
-impl Retryable for MailError {
-    fn is_retryable(&self) -> bool {
-        self.kind.is_retryable()
-    }
-
-    fn failure_kind(&self) -> FailureKind {
-        self.kind
-    }
-}
-
 /// Port: sends one email through a mailbox.
 #[async_trait]
 pub trait Mailer: Send + Sync {
@@ -93,5 +43,5 @@ pub trait Mailer: Send + Sync {
         mailbox: &Mailbox,
         email: &OutgoingEmail,
         deadline: Option<Instant>,
-    ) -> Result<(), MailError>;
+    ) -> Result<(), HandlerError>;
 }

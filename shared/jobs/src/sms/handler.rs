@@ -197,7 +197,7 @@ mod tests {
 
     use super::*;
     use crate::memory::{MemoryOptOuts, MemorySequences, ScriptedSmsSender};
-    use crate::sms::ports::SmsError;
+
     use crate::sms::{EnrollmentStatus, Sequence, SmsStep};
 
     const NOON: i64 = 1_780_315_200; // 2026-06-01 12:00 UTC
@@ -229,8 +229,8 @@ mod tests {
         }
     }
 
-    fn error(kind: FailureKind) -> SmsError {
-        SmsError {
+    fn error(kind: FailureKind) -> HandlerError {
+        HandlerError {
             reason: format!("{kind:?}"),
             kind,
             source: None,
@@ -245,7 +245,7 @@ mod tests {
 
     /// A two-step sequence (the second a day after the first), opt-outs, quiet hours from
     /// 21:00 to 08:00, and the time `at`.
-    fn setup(found: Enrollment, answer: Option<Result<(), SmsError>>, at: i64) -> Rig {
+    fn setup(found: Enrollment, answer: Option<Result<(), HandlerError>>, at: i64) -> Rig {
         let enrollments = Arc::new(MemoryLedger::with([found]));
         let sequences = MemorySequences::of([Sequence {
             sequence_id: "seq".into(),

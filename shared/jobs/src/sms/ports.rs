@@ -2,7 +2,7 @@
 //! the lifecycle's ledger ([`symphony_core::Ledger`] of [`super::Enrollment`]).
 
 use async_trait::async_trait;
-use symphony_core::{BoxError, FailureKind, Retryable};
+use symphony_core::HandlerError;
 
 use super::model::Sequence;
 use symphony_core::ledger::StoreError;
@@ -19,25 +19,6 @@ pub trait OptOuts: Send + Sync {
     async fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError>;
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub struct SmsError {
-    pub reason: String,
-    pub kind: FailureKind,
-    #[source]
-    pub source: Option<BoxError>,
-}
-
-impl Retryable for SmsError {
-    fn is_retryable(&self) -> bool {
-        self.kind.is_retryable()
-    }
-
-    fn failure_kind(&self) -> FailureKind {
-        self.kind
-    }
-}
-
 /// Port: sends one text message.
 #[async_trait]
 pub trait SmsSender: Send + Sync {
@@ -48,5 +29,5 @@ pub trait SmsSender: Send + Sync {
     }
 
     /// Returns the provider's message id.
-    async fn send(&self, phone: &str, body: &str) -> Result<String, SmsError>;
+    async fn send(&self, phone: &str, body: &str) -> Result<String, HandlerError>;
 }
