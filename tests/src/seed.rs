@@ -436,7 +436,7 @@ async fn receive_dead_letters(
             match letter.error {
                 Some(error) => DeadLetter {
                     body: letter.body,
-                    kind: error.kind,
+                    kind: error.kind.as_str().to_owned(),
                     reason: error.reason,
                     attempts: error.attempts,
                     source_queue: error.source_queue,

@@ -207,7 +207,7 @@ pub fn dead_letter_message(
                 envelope.meta.error = Some(details.clone());
                 (
                     envelope.to_body(),
-                    vec![("errorKind".to_owned(), details.kind.clone())],
+                    vec![("errorKind".to_owned(), details.kind.as_str().to_owned())],
                 )
             }
             Err(_) => (body.to_owned(), attributes_of(&details)),
@@ -239,7 +239,7 @@ pub fn error_details_of(
     if let Ok(envelope) = Envelope::from_body(Some(body)) {
         return envelope.meta.error;
     }
-    let kind = attributes.get("errorKind")?.clone();
+    let kind = symphony_core::DeadLetterKind::from_name(attributes.get("errorKind")?);
     let time = |name: &str| {
         attributes
             .get(name)
@@ -274,7 +274,7 @@ pub fn redriven_body(body: &str) -> String {
 
 fn attributes_of(details: &ErrorDetails) -> Vec<(String, String)> {
     let mut attributes = vec![
-        ("errorKind".to_owned(), details.kind.clone()),
+        ("errorKind".to_owned(), details.kind.as_str().to_owned()),
         ("errorAttempts".to_owned(), details.attempts.to_string()),
         (
             "errorFirstFailureAt".to_owned(),
@@ -399,7 +399,7 @@ mod tests {
 
     fn details(reason: &str) -> ErrorDetails {
         ErrorDetails {
-            kind: "permanent".into(),
+            kind: symphony_core::DeadLetterKind::Permanent,
             reason: reason.into(),
             attempts: 1,
             first_failure_at: Utc::now(),

@@ -9,7 +9,7 @@ use futures::{StreamExt, stream};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::clock::{Clock, SystemClock};
-use crate::envelope::ErrorDetails;
+use crate::envelope::{DeadLetterKind, ErrorDetails};
 use crate::retry::{FailureRoutes, RetryPolicy};
 use crate::{
     Envelope, EnvelopeError, FailureKind, HandlerContext, HandlerError, HandlerRegistry, Retryable,
@@ -336,13 +336,13 @@ async fn route_failure(
     let now = Utc::now();
     let details = ErrorDetails {
         kind: match error {
-            RecordError::Malformed(_) => "malformed".to_owned(),
+            RecordError::Malformed(_) => DeadLetterKind::Malformed,
             // Never ran on its last receive: its own reason, not an earlier failure's.
             RecordError::OutOfTime { .. } | RecordError::GroupBlocked { .. } if exhausted => {
-                "not-started".to_owned()
+                DeadLetterKind::NotStarted
             }
-            _ if exhausted => "exhausted".to_owned(),
-            other => other.failure_kind().as_str().to_owned(),
+            _ if exhausted => DeadLetterKind::Exhausted,
+            other => other.failure_kind().into(),
         },
         reason: match error {
             RecordError::Handler(handler) => handler.full_reason(),
@@ -534,7 +534,7 @@ mod tests {
         assert_eq!(report.dead_lettered(), 3);
         let dead = routes.dead.lock().unwrap();
         assert_eq!(dead[0].0, "malformed");
-        assert_eq!(dead[0].1.kind, "malformed");
+        assert_eq!(dead[0].1.kind, DeadLetterKind::Malformed);
         assert_eq!(
             (
                 dead[1].0.as_str(),

@@ -47,11 +47,73 @@ fn first_attempt() -> u32 {
     1
 }
 
+/// Why an envelope was given up on, as its dead letter says (`meta.error.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeadLetterKind {
+    /// The unit's own fault: trying again cannot succeed.
+    Permanent,
+    /// Handed over with no verdict: held for a person, never sent again by itself.
+    UnknownOutcome,
+    /// The body is not an envelope, or its payload is not its type.
+    Malformed,
+    /// Retried until the queue's receive count ran out; the reason is the last failure's.
+    Exhausted,
+    /// Never started on its last receive (too little time left, a blocked FIFO group).
+    NotStarted,
+    /// A retryable failure given up on at once (the queue's routes could not delay it).
+    Retryable,
+    /// A fault that was not the unit's, given up on at once.
+    Infrastructure,
+    /// A kind this version does not know (written by a newer one).
+    #[serde(other)]
+    Other,
+}
+
+impl DeadLetterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Permanent => "permanent",
+            Self::UnknownOutcome => "unknown-outcome",
+            Self::Malformed => "malformed",
+            Self::Exhausted => "exhausted",
+            Self::NotStarted => "not-started",
+            Self::Retryable => "retryable",
+            Self::Infrastructure => "infrastructure",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl DeadLetterKind {
+    /// The kind a wire name names; [`Self::Other`] for one this version does not know.
+    pub fn from_name(name: &str) -> Self {
+        serde_json::from_value(serde_json::Value::String(name.to_owned())).unwrap_or(Self::Other)
+    }
+}
+
+impl From<crate::FailureKind> for DeadLetterKind {
+    fn from(kind: crate::FailureKind) -> Self {
+        match kind {
+            crate::FailureKind::Intrinsic => Self::Permanent,
+            crate::FailureKind::UnknownOutcome => Self::UnknownOutcome,
+            crate::FailureKind::Transient => Self::Retryable,
+            crate::FailureKind::Infrastructure => Self::Infrastructure,
+        }
+    }
+}
+
+impl std::fmt::Display for DeadLetterKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why an envelope was given up on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorDetails {
-    pub kind: String,
+    pub kind: DeadLetterKind,
     pub reason: String,
     pub attempts: u32,
     pub first_failure_at: DateTime<Utc>,
@@ -128,6 +190,27 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_letter_kinds_keep_their_wire_names_and_read_unknown_ones() {
+        for kind in [
+            DeadLetterKind::Permanent,
+            DeadLetterKind::UnknownOutcome,
+            DeadLetterKind::Malformed,
+            DeadLetterKind::Exhausted,
+            DeadLetterKind::NotStarted,
+        ] {
+            let wire = serde_json::to_string(&kind).unwrap();
+            assert_eq!(wire, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<DeadLetterKind>(&wire).unwrap(), kind);
+        }
+        let newer: DeadLetterKind = serde_json::from_str("\"quarantined\"").unwrap();
+        assert_eq!(newer, DeadLetterKind::Other);
+        assert_eq!(
+            DeadLetterKind::from(crate::FailureKind::Intrinsic).as_str(),
+            crate::FailureKind::Intrinsic.as_str()
+        );
+    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]

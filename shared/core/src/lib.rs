@@ -18,7 +18,7 @@ pub mod transport;
 
 pub use batch::{BatchProcessor, BatchReport, RecordError};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use envelope::{Envelope, EnvelopeError, ErrorDetails, Message, Meta};
+pub use envelope::{DeadLetterKind, Envelope, EnvelopeError, ErrorDetails, Message, Meta};
 pub use error::{BoxError, FailureKind, HandlerError, Retryable};
 pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
 pub use handler::{HandlerContext, HandlerRegistry, MessageHandler, TypedHandler};

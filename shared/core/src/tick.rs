@@ -523,7 +523,7 @@ impl<S: WorkSource> Tick<S> {
         };
         let now = chrono::Utc::now();
         let details = ErrorDetails {
-            kind: FailureKind::UnknownOutcome.as_str().to_owned(),
+            kind: crate::DeadLetterKind::UnknownOutcome,
             reason: reason.to_owned(),
             attempts: 1,
             first_failure_at: now,

@@ -180,7 +180,7 @@ pub fn line(letter: &DeadLetter) -> String {
         or_dash(letter.message_type.as_deref()),
         or_dash(letter.unit_id.as_deref()),
         // SQS moved it after maxReceiveCount: no worker wrote details.
-        error.map_or("redriven by SQS".to_owned(), |e| e.kind.clone()),
+        error.map_or("redriven by SQS".to_owned(), |e| e.kind.as_str().to_owned()),
         error.map_or("-".to_owned(), |e| e.attempts.to_string()),
         error.map_or("-".to_owned(), |e| e.last_failure_at.to_rfc3339()),
         or_dash(error.map(|e| e.reason.as_str())),
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(line(&letter("{")), "m-1\t-\t-\tredriven by SQS\t-\t-\t-");
         let mut with_reason = letter("{");
         with_reason.error = Some(symphony_core::ErrorDetails {
-            kind: "exhausted".into(),
+            kind: symphony_core::DeadLetterKind::Exhausted,
             reason: "451 busy\n\ttry later".into(),
             attempts: 5,
             first_failure_at: chrono::DateTime::UNIX_EPOCH,
