@@ -20,6 +20,7 @@
 //! doomed and the poisoned), or held as an unknown outcome with its dead letter (every
 //! unsure one, and any a killed worker left mid-send), and was delivered at most once.
 
+use crate::world::{CampaignJob, EmailJob, SmsJob};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -458,25 +459,25 @@ impl Functions {
         ];
         Self {
             email_ticks: [
-                world.process_function_with(&email_env).await,
-                world.process_function_with(&email_env).await,
+                world.scheduled_in::<EmailJob>(&email_env).await,
+                world.scheduled_in::<EmailJob>(&email_env).await,
             ],
             campaign_ticks: [
-                world.process_campaigns().await,
-                world.process_campaigns().await,
+                world.scheduled::<CampaignJob>(&[]).await,
+                world.scheduled::<CampaignJob>(&[]).await,
             ],
             sms_ticks: [
-                world.process_sms_drip_with(&sms_tick).await,
-                world.process_sms_drip_with(&sms_tick).await,
+                world.scheduled::<SmsJob>(&sms_tick).await,
+                world.scheduled::<SmsJob>(&sms_tick).await,
             ],
             email_worker: world
-                .handle_function_with(&with_reply_wait(&[("SMTP_CA_FILE", ca)]))
+                .worker::<EmailJob>(&with_reply_wait(&[("SMTP_CA_FILE", ca)]))
                 .await,
-            campaign_worker: world.handle_campaign().await,
-            sms_worker: world.handle_sms_with(&NEVER_QUIET).await,
-            email_tick_cut: world.process_function_with(&cut_tick_env).await,
+            campaign_worker: world.worker::<CampaignJob>(&[]).await,
+            sms_worker: world.worker::<SmsJob>(&NEVER_QUIET).await,
+            email_tick_cut: world.scheduled_in::<EmailJob>(&cut_tick_env).await,
             email_worker_cut: world
-                .handle_function_with(&[("SMTP_CA_FILE", ca), ("SMTP_TIMEOUT_SECONDS", &cut_step)])
+                .worker::<EmailJob>(&[("SMTP_CA_FILE", ca), ("SMTP_TIMEOUT_SECONDS", &cut_step)])
                 .await,
         }
     }
@@ -1053,9 +1054,12 @@ async fn drain_all(world: &World, functions: &Functions, retried: &mut HashMap<J
             let campaigns = world
                 .drain_through(Job::Campaign.queue(), &functions.campaign_worker)
                 .await;
-            (campaigns, world.drain(&functions.email_worker).await)
+            (
+                campaigns,
+                world.drain::<EmailJob>(&functions.email_worker).await,
+            )
         },
-        world.drain_sms(&functions.sms_worker),
+        world.drain::<SmsJob>(&functions.sms_worker),
     );
     for (job, drained) in [
         (Job::Campaign, campaigns),

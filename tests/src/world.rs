@@ -4,16 +4,9 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use handle_campaign::HandleCampaign;
-use handle_email::HandleEmail;
-use handle_sms::HandleSms;
 use lambda_runtime::{Context, LambdaEvent};
-use process_campaigns::ProcessCampaigns;
-use process_email_queue::ProcessEmailQueue;
-use process_sms_drip::ProcessSmsDrip;
-use symphony_adapters::campaign::{CampaignTickConfig, CampaignWorkerConfig};
-use symphony_adapters::email::{EmailTickConfig, EmailWorkerConfig};
-use symphony_adapters::sms::{SmsTickConfig, SmsWorkerConfig};
+pub use symphony_adapters::job::{CampaignJob, EmailJob, SmsJob};
+use symphony_adapters::job::{Job, scheduled_function};
 use symphony_aws::{ScheduledFunction, SqsWorker};
 use symphony_core::{TickReport, WorkSource};
 use symphony_jobs::email::EMAIL_FLAG;
@@ -94,37 +87,6 @@ impl World {
         self.stack.table("FlagsTable")
     }
 
-    /// `process-email-queue`'s environment, as the template declares it.
-    pub fn process_env(&self) -> HashMap<String, String> {
-        self.function_env("ProcessEmailQueueFunction", &[])
-    }
-
-    pub async fn process_function_with(&self, env: &HashMap<String, String>) -> ProcessEmailQueue {
-        let config = EmailTickConfig::from_env(env)
-            .expect("the template's environment is a valid configuration");
-        process_email_queue::function(&config, &self.sdk)
-            .await
-            .expect("process-email-queue cannot start")
-    }
-
-    pub async fn process_function(&self) -> ProcessEmailQueue {
-        self.process_function_with(&self.process_env()).await
-    }
-
-    pub async fn handle_function(&self) -> HandleEmail {
-        self.handle_function_with(&[]).await
-    }
-
-    /// `handle-email` as the template configures it, with `overrides` on top.
-    pub async fn handle_function_with(&self, overrides: &[(&str, &str)]) -> HandleEmail {
-        let env = self.function_env("HandleEmailFunction", overrides);
-        let config = EmailWorkerConfig::from_env(&env)
-            .expect("the template's environment is a valid configuration");
-        handle_email::function(&config, &self.sdk)
-            .await
-            .expect("handle-email cannot start")
-    }
-
     pub async fn set_email_flag(&self, enabled: bool) {
         seed::set_job_flags(&self.dynamo, self.flags_table(), EMAIL_FLAG, enabled).await;
     }
@@ -144,16 +106,6 @@ impl World {
             ids.push(id);
         }
         ids
-    }
-
-    /// Runs one tick with the sample schedule event from `events/`.
-    pub async fn tick(&self, function: &ProcessEmailQueue) -> TickReport {
-        run_tick(function, "email-queue").await
-    }
-
-    /// Drains the email queue through `handle-email`.
-    pub async fn drain(&self, worker: &HandleEmail) -> DrainReport {
-        self.drain_through("EmailQueue", worker).await
     }
 
     /// Email ids of the mails the SMTP server accepted, sorted.
@@ -191,39 +143,8 @@ impl World {
 }
 
 impl World {
-    pub async fn process_campaigns(&self) -> ProcessCampaigns {
-        self.process_campaigns_with(&[]).await
-    }
-
-    /// `process-campaigns` as the template configures it, with `overrides` on top.
-    pub async fn process_campaigns_with(&self, overrides: &[(&str, &str)]) -> ProcessCampaigns {
-        let env = self.function_env("ProcessCampaignsFunction", overrides);
-        let config = CampaignTickConfig::from_env(&env)
-            .expect("the template's environment is a valid configuration");
-        process_campaigns::function(&config, &self.sdk)
-            .await
-            .expect("process-campaigns cannot start")
-    }
-
-    pub async fn handle_campaign(&self) -> HandleCampaign {
-        let env = self.stack.function_env("HandleCampaignFunction");
-        let config = CampaignWorkerConfig::from_env(&env)
-            .expect("the template's environment is a valid configuration");
-        handle_campaign::function(&config, &self.sdk)
-            .await
-            .expect("handle-campaign cannot start")
-    }
-
     pub async fn set_flag(&self, job_flag: &str, enabled: bool) {
         seed::set_job_flags(&self.dynamo, self.flags_table(), job_flag, enabled).await;
-    }
-
-    pub async fn campaign_tick(&self, function: &ProcessCampaigns) -> TickReport {
-        run_tick(function, "campaigns").await
-    }
-
-    pub async fn drain_campaigns(&self, worker: &HandleCampaign) -> DrainReport {
-        self.drain_through("CampaignQueue", worker).await
     }
 
     /// Every email record, sorted by id.
@@ -248,40 +169,79 @@ impl World {
     }
 }
 
+/// A job as the tests drive it: where the template declares its two functions and its
+/// queue, and its sample schedule event in `events/`.
+pub trait TestJob: Job {
+    const TICK_FUNCTION: &'static str;
+    const WORKER_FUNCTION: &'static str;
+    const QUEUE: &'static str;
+    const SCHEDULE_EVENT: &'static str;
+}
+
+impl TestJob for EmailJob {
+    const TICK_FUNCTION: &'static str = "ProcessEmailQueueFunction";
+    const WORKER_FUNCTION: &'static str = "HandleEmailFunction";
+    const QUEUE: &'static str = "EmailQueue";
+    const SCHEDULE_EVENT: &'static str = "email-queue";
+}
+
+impl TestJob for CampaignJob {
+    const TICK_FUNCTION: &'static str = "ProcessCampaignsFunction";
+    const WORKER_FUNCTION: &'static str = "HandleCampaignFunction";
+    const QUEUE: &'static str = "CampaignQueue";
+    const SCHEDULE_EVENT: &'static str = "campaigns";
+}
+
+impl TestJob for SmsJob {
+    const TICK_FUNCTION: &'static str = "ProcessSmsDripFunction";
+    const WORKER_FUNCTION: &'static str = "HandleSmsFunction";
+    const QUEUE: &'static str = "SmsQueue";
+    const SCHEDULE_EVENT: &'static str = "sms-drip";
+}
+
 impl World {
-    pub async fn process_sms_drip(&self) -> ProcessSmsDrip {
-        self.process_sms_drip_with(&[]).await
-    }
-
-    /// `process-sms-drip` as the template configures it, with `overrides` on top.
-    pub async fn process_sms_drip_with(&self, overrides: &[(&str, &str)]) -> ProcessSmsDrip {
-        let env = self.function_env("ProcessSmsDripFunction", overrides);
-        let config = SmsTickConfig::from_env(&env)
-            .expect("the template's environment is a valid configuration");
-        process_sms_drip::function(&config, &self.sdk)
+    /// `J`'s scheduled function as the template configures it, with `overrides` on top.
+    pub async fn scheduled<J: TestJob>(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> ScheduledFunction<J::Work> {
+        self.scheduled_in::<J>(&self.function_env(J::TICK_FUNCTION, overrides))
             .await
-            .expect("process-sms-drip cannot start")
     }
 
-    /// `handle-sms` as the template configures it, with `overrides` on top.
-    pub async fn handle_sms_with(&self, overrides: &[(&str, &str)]) -> HandleSms {
-        let env = self.function_env("HandleSmsFunction", overrides);
-        let config = SmsWorkerConfig::from_env(&env).expect("a valid configuration");
-        handle_sms::function(&config, &self.sdk)
+    /// The environment the template gives `J`'s scheduled function.
+    pub fn tick_env<J: TestJob>(&self) -> HashMap<String, String> {
+        self.function_env(J::TICK_FUNCTION, &[])
+    }
+
+    /// `J`'s scheduled function with exactly the environment `env`.
+    pub async fn scheduled_in<J: TestJob>(
+        &self,
+        env: &HashMap<String, String>,
+    ) -> ScheduledFunction<J::Work> {
+        let config = J::tick_config(env).expect("a valid configuration");
+        scheduled_function::<J>(&config, &self.sdk)
             .await
-            .expect("handle-sms cannot start")
+            .unwrap_or_else(|error| panic!("{} cannot start: {error}", J::TICK_FUNCTION))
     }
 
-    pub async fn handle_sms(&self) -> HandleSms {
-        self.handle_sms_with(&[]).await
+    /// `J`'s worker as the template configures it, with `overrides` on top.
+    pub async fn worker<J: TestJob>(&self, overrides: &[(&str, &str)]) -> SqsWorker {
+        let env = self.function_env(J::WORKER_FUNCTION, overrides);
+        let config = J::worker_config(&env).expect("a valid configuration");
+        J::worker(&config, &self.sdk)
+            .await
+            .unwrap_or_else(|error| panic!("{} cannot start: {error}", J::WORKER_FUNCTION))
     }
 
-    pub async fn sms_tick(&self, function: &ProcessSmsDrip) -> TickReport {
-        run_tick(function, "sms-drip").await
+    /// One tick of `J`'s scheduled function, with its sample schedule event.
+    pub async fn tick<J: TestJob>(&self, function: &ScheduledFunction<J::Work>) -> TickReport {
+        run_tick(function, J::SCHEDULE_EVENT).await
     }
 
-    pub async fn drain_sms(&self, worker: &HandleSms) -> DrainReport {
-        self.drain_through("SmsQueue", worker).await
+    /// Drains `J`'s queue through its worker.
+    pub async fn drain<J: TestJob>(&self, worker: &SqsWorker) -> DrainReport {
+        self.drain_through(J::QUEUE, worker).await
     }
 }
 

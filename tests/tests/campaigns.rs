@@ -9,6 +9,7 @@ use symphony_jobs::campaign::{CAMPAIGN_FLAG, CampaignStatus, LeadStatus};
 use symphony_jobs::email::{EMAIL_FLAG, EmailMessage, EmailStatus};
 use symphony_jobs::window::HourWindow;
 use symphony_tests::seed;
+use symphony_tests::world::{CampaignJob, EmailJob};
 use symphony_tests::world::{MAILBOX_ID, World};
 
 async fn seed_campaign(world: &World, campaign_id: &str, steps: usize, leads: &[&str]) {
@@ -60,11 +61,15 @@ async fn a_step_makes_one_email_per_due_lead_even_when_the_campaign_message_come
     seed::put_lead(&world.dynamo, leads, &later).await;
 
     // When a tick dispatches the campaign and its message is delivered twice
-    let report = world.campaign_tick(&world.process_campaigns().await).await;
+    let report = world
+        .tick::<CampaignJob>(&world.scheduled::<CampaignJob>(&[]).await)
+        .await;
     assert_eq!((report.due, report.dispatched), (1, 1));
     let queue = world.stack.queue("CampaignQueue");
     seed::redeliver_first(&world.sqs, &queue.url).await;
-    let drained = world.drain_campaigns(&world.handle_campaign().await).await;
+    let drained = world
+        .drain::<CampaignJob>(&world.worker::<CampaignJob>(&[]).await)
+        .await;
 
     // Then each due lead got exactly one email, on the email queue, rendered for them
     assert_eq!(drained.succeeded, 2);
@@ -97,7 +102,9 @@ async fn a_step_makes_one_email_per_due_lead_even_when_the_campaign_message_come
     );
 
     // And the email worker sends them
-    world.drain(&world.handle_function().await).await;
+    world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
     assert_eq!(world.delivered_ids(), expected);
 }
 
@@ -114,7 +121,10 @@ async fn the_daily_limit_holds_when_two_handlers_run_at_once() {
     .await;
     seed_campaign(&world, "north", 1, &["n1", "n2", "n3"]).await;
     seed_campaign(&world, "south", 1, &["s1", "s2", "s3"]).await;
-    let (one, two) = (world.handle_campaign().await, world.handle_campaign().await);
+    let (one, two) = (
+        world.worker::<CampaignJob>(&[]).await,
+        world.worker::<CampaignJob>(&[]).await,
+    );
     let queue = world.stack.queue("CampaignQueue");
     for campaign in ["north", "south"] {
         let message = symphony_jobs::campaign::CampaignProcessingMessage {
@@ -181,8 +191,12 @@ async fn outside_the_sending_window_leads_wait() {
     world.set_flag(CAMPAIGN_FLAG, true).await;
 
     // When the campaign is processed
-    world.campaign_tick(&world.process_campaigns().await).await;
-    let drained = world.drain_campaigns(&world.handle_campaign().await).await;
+    world
+        .tick::<CampaignJob>(&world.scheduled::<CampaignJob>(&[]).await)
+        .await;
+    let drained = world
+        .drain::<CampaignJob>(&world.worker::<CampaignJob>(&[]).await)
+        .await;
 
     // Then the run succeeds but makes no email: the lead waits, unchanged
     assert_eq!(drained.succeeded, 1);
@@ -201,15 +215,15 @@ async fn outside_the_sending_window_leads_wait() {
 async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
     // Given a running process-campaigns that dispatched one campaign with the flag on
     let world = World::start().await;
-    let function = world.process_campaigns().await;
+    let function = world.scheduled::<CampaignJob>(&[]).await;
     world.set_flag(CAMPAIGN_FLAG, true).await;
     seed_campaign(&world, "queued", 1, &["q"]).await;
-    let first = world.campaign_tick(&function).await;
+    let first = world.tick::<CampaignJob>(&function).await;
 
     // When the flag is turned off and a new campaign starts
     world.set_flag(CAMPAIGN_FLAG, false).await;
     seed_campaign(&world, "inline", 1, &["x", "y"]).await;
-    let second = world.campaign_tick(&function).await;
+    let second = world.tick::<CampaignJob>(&function).await;
 
     // Then the next tick processes it inline (the first, still leased, is not even taken)
     assert_eq!((first.dispatched, first.legacy), (1, 0));
@@ -231,7 +245,9 @@ async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
         seed::get_campaign(&world.dynamo, world.stack.table("CampaignsTable"), "inline").await;
     assert_eq!(campaign.status, CampaignStatus::Completed);
     // while the message queued before the rollback still drains
-    world.drain_campaigns(&world.handle_campaign().await).await;
+    world
+        .drain::<CampaignJob>(&world.worker::<CampaignJob>(&[]).await)
+        .await;
     assert_eq!(world.all_emails().await.len(), 3);
 }
 
@@ -248,7 +264,9 @@ async fn a_missing_variable_fails_that_lead_alone_and_lead_values_are_escaped() 
     seed::put_lead(&world.dynamo, leads, &sneaky).await;
     world.set_flag(CAMPAIGN_FLAG, false).await;
 
-    world.campaign_tick(&world.process_campaigns().await).await;
+    world
+        .tick::<CampaignJob>(&world.scheduled::<CampaignJob>(&[]).await)
+        .await;
 
     let emails = world.all_emails().await;
     let ids: Vec<&str> = emails.iter().map(|e| e.message.email_id.as_str()).collect();
@@ -286,11 +304,14 @@ async fn overlapping_ticks_dispatch_a_campaign_once() {
     world.set_flag(CAMPAIGN_FLAG, true).await;
     seed_campaign(&world, "busy", 1, &["l1"]).await;
     let (one, two) = (
-        world.process_campaigns().await,
-        world.process_campaigns().await,
+        world.scheduled::<CampaignJob>(&[]).await,
+        world.scheduled::<CampaignJob>(&[]).await,
     );
 
-    let (a, b) = tokio::join!(world.campaign_tick(&one), world.campaign_tick(&two));
+    let (a, b) = tokio::join!(
+        world.tick::<CampaignJob>(&one),
+        world.tick::<CampaignJob>(&two)
+    );
 
     // One dispatched it; the other found it leased (skipped) or, querying after the
     // lease, did not see it as due at all
@@ -313,8 +334,12 @@ async fn the_emails_a_campaign_creates_follow_the_email_jobs_flag() {
     seed_campaign(&world, "autumn", 1, &["a", "b"]).await;
 
     // When the campaign runs on the symphony path
-    world.campaign_tick(&world.process_campaigns().await).await;
-    world.drain_campaigns(&world.handle_campaign().await).await;
+    world
+        .tick::<CampaignJob>(&world.scheduled::<CampaignJob>(&[]).await)
+        .await;
+    world
+        .drain::<CampaignJob>(&world.worker::<CampaignJob>(&[]).await)
+        .await;
 
     // Then its emails wait, queued, for the email tick, and none is on the email queue
     let emails = world.all_emails().await;
@@ -326,7 +351,9 @@ async fn the_emails_a_campaign_creates_follow_the_email_jobs_flag() {
     assert!(queued_email_ids(&world).await.is_empty());
 
     // And the email tick sends them on its legacy path, once each
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     assert_eq!((report.legacy, report.dispatched), (2, 0), "{report:?}");
     assert_eq!(world.delivered_ids(), ["autumn.a.0", "autumn.b.0"]);
 }
@@ -339,12 +366,12 @@ async fn campaigns_beyond_the_tick_limit_get_their_turn() {
     seed_campaign(&world, "first", 1, &["a"]).await;
     seed_campaign(&world, "second", 1, &["b"]).await;
     let function = world
-        .process_campaigns_with(&[("CAMPAIGN_TICK_LIMIT", "1")])
+        .scheduled::<CampaignJob>(&[("CAMPAIGN_TICK_LIMIT", "1")])
         .await;
 
     // When two ticks run while the first campaign's lease still holds
-    let first = world.campaign_tick(&function).await;
-    let second = world.campaign_tick(&function).await;
+    let first = world.tick::<CampaignJob>(&function).await;
+    let second = world.tick::<CampaignJob>(&function).await;
 
     // Then the second tick dispatches the other campaign instead of meeting the leased one
     assert_eq!((first.dispatched, first.skipped), (1, 0), "{first:?}");
@@ -383,13 +410,13 @@ async fn ticks_take_the_campaigns_whose_last_run_is_oldest() {
         }
     }
     let function = world
-        .process_campaigns_with(&[("CAMPAIGN_TICK_LIMIT", "1")])
+        .scheduled::<CampaignJob>(&[("CAMPAIGN_TICK_LIMIT", "1")])
         .await;
 
     // When three ticks run, each taking one
     let mut order = Vec::new();
     for _ in 0..3 {
-        let report = world.campaign_tick(&function).await;
+        let report = world.tick::<CampaignJob>(&function).await;
         assert_eq!(report.dispatched, 1, "{report:?}");
         let event =
             symphony_tests::receive_event(&world.sqs, world.stack.queue("CampaignQueue"), 600)
@@ -411,8 +438,8 @@ async fn a_campaign_whose_run_was_lost_runs_again_once_its_lease_ends_and_not_be
     let world = World::start().await;
     world.set_flag(CAMPAIGN_FLAG, true).await;
     seed_campaign(&world, "orphaned", 1, &["a"]).await;
-    let function = world.process_campaigns().await;
-    let first = world.campaign_tick(&function).await;
+    let function = world.scheduled::<CampaignJob>(&[]).await;
+    let first = world.tick::<CampaignJob>(&function).await;
     assert_eq!(first.dispatched, 1, "{first:?}");
     let queue = world.stack.queue("CampaignQueue").url.clone();
     world
@@ -424,7 +451,7 @@ async fn a_campaign_whose_run_was_lost_runs_again_once_its_lease_ends_and_not_be
         .unwrap();
 
     // When a tick runs while the lease holds, and another once it has ended
-    let during = world.campaign_tick(&function).await;
+    let during = world.tick::<CampaignJob>(&function).await;
     world
         .dynamo
         .update_item()
@@ -438,7 +465,7 @@ async fn a_campaign_whose_run_was_lost_runs_again_once_its_lease_ends_and_not_be
         .send()
         .await
         .unwrap();
-    let after = world.campaign_tick(&function).await;
+    let after = world.tick::<CampaignJob>(&function).await;
 
     // Then the first leaves it alone and the second dispatches it again
     assert_eq!((during.due, during.dispatched), (0, 0), "{during:?}");
@@ -454,7 +481,7 @@ async fn a_legacy_run_with_too_little_time_left_leaves_its_leads_for_the_next_ru
     world.set_flag(CAMPAIGN_FLAG, false).await;
     world.set_flag(EMAIL_FLAG, false).await;
     seed_campaign(&world, "hurried", 1, &["a", "b"]).await;
-    let function = world.process_campaigns().await;
+    let function = world.scheduled::<CampaignJob>(&[]).await;
     let mut context = lambda_runtime::Context::default();
     context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 8_000;
 

@@ -5,6 +5,7 @@ use symphony_dlq::{Command, DlqError, run};
 use symphony_jobs::email::EMAIL_FLAG;
 use symphony_tests::seed;
 use symphony_tests::services::RefusingPort;
+use symphony_tests::world::EmailJob;
 use symphony_tests::world::{MAILBOX_ID, World};
 
 async fn dlq(world: &World, command_line: &str) -> Result<String, DlqError> {
@@ -34,9 +35,11 @@ async fn an_operator_lists_the_reasons_fixes_a_cause_and_moves_the_message_back(
     }
     let queue = world.stack.queue("EmailQueue").url.clone();
     seed::send_body(&world.sqs, &queue, "{\"id\": \"broken").await;
-    world.tick(&world.process_function().await).await;
-    let worker = world.handle_function().await;
-    world.drain(&worker).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
+    let worker = world.worker::<EmailJob>(&[]).await;
+    world.drain::<EmailJob>(&worker).await;
     assert_eq!(world.delivered_ids(), ["dl-fine"]);
 
     // When the operator lists the email DLQ
@@ -99,7 +102,7 @@ async fn an_operator_lists_the_reasons_fixes_a_cause_and_moves_the_message_back(
     );
     assert!(moved.contains("not found: nope"), "{moved}");
     assert!(moved.contains("1 moved, 2 left"), "{moved}");
-    world.drain(&worker).await;
+    world.drain::<EmailJob>(&worker).await;
     assert_eq!(world.delivered_ids(), ["dl-down", "dl-fine"]);
     assert_eq!(
         seed::dead_letters(&world.sqs, dead_letter_queue)

@@ -2,6 +2,7 @@
 //! on loopback, with the queues and tables of `template.yaml`.
 
 use std::sync::Arc;
+use symphony_tests::world::EmailJob;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
@@ -19,7 +20,9 @@ async fn a_dispatched_email_reaches_the_smtp_server() {
     let ids = world.seed_emails("email", 3).await;
 
     // When a tick runs and the worker drains the queue
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     assert_eq!(
         (report.due, report.dispatched, report.legacy, report.failed),
         (3, 3, 0, 0)
@@ -32,7 +35,9 @@ async fn a_dispatched_email_reaches_the_smtp_server() {
         world.smtp.received().is_empty(),
         "nothing is sent before the worker runs"
     );
-    let drained = world.drain(&world.handle_function().await).await;
+    let drained = world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
 
     // Then each email reached the SMTP server once, and is marked sent
     assert_eq!(drained.succeeded, 3);
@@ -55,7 +60,9 @@ async fn with_the_flag_off_the_tick_sends_inline() {
     world.set_email_flag(false).await;
     let ids = world.seed_emails("inline", 3).await;
 
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     assert_eq!((report.dispatched, report.legacy, report.failed), (0, 3, 0));
     assert_eq!(world.delivered_ids(), ids);
@@ -71,20 +78,22 @@ async fn with_the_flag_off_the_tick_sends_inline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flag_flip_takes_effect_at_the_next_tick() {
     let world = World::start().await;
-    let function = world.process_function().await;
+    let function = world.scheduled::<EmailJob>(&[]).await;
     world.set_email_flag(true).await;
     world.seed_emails("first", 2).await;
-    let first = world.tick(&function).await;
+    let first = world.tick::<EmailJob>(&function).await;
 
     // The same running function, the flag flipped between two ticks
     world.set_email_flag(false).await;
     world.seed_emails("second", 2).await;
-    let second = world.tick(&function).await;
+    let second = world.tick::<EmailJob>(&function).await;
 
     assert_eq!((first.dispatched, first.legacy), (2, 0));
     assert_eq!((second.dispatched, second.legacy), (0, 2));
     // What was queued before the rollback still drains: flags decide where new work goes.
-    world.drain(&world.handle_function().await).await;
+    world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
     assert_eq!(
         world.delivered_ids(),
         ["first-1", "first-2", "second-1", "second-2"]
@@ -97,11 +106,11 @@ async fn two_overlapping_ticks_enqueue_each_email_once() {
     world.set_email_flag(true).await;
     let ids = world.seed_emails("overlap", 40).await;
     let (one, two) = (
-        world.process_function().await,
-        world.process_function().await,
+        world.scheduled::<EmailJob>(&[]).await,
+        world.scheduled::<EmailJob>(&[]).await,
     );
 
-    let (a, b) = tokio::join!(world.tick(&one), world.tick(&two));
+    let (a, b) = tokio::join!(world.tick::<EmailJob>(&one), world.tick::<EmailJob>(&two));
 
     assert_eq!(a.dispatched + b.dispatched, 40, "{a:?}\n{b:?}");
     assert_eq!(a.failed + b.failed, 0);
@@ -143,7 +152,9 @@ async fn a_malformed_or_unknown_message_fails_alone() {
     }
 
     // When the worker drains the queue
-    let report = world.drain(&world.handle_function().await).await;
+    let report = world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
 
     // Then the valid email went out, and the two bad messages went to the dead-letter
     // queue at once, on their first receive, each with why
@@ -240,10 +251,14 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
     world
         .queue_email("deferred", "mailbox-1", "busy@example.com")
         .await;
-    world.tick(&world.process_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // When the worker drains the queue
-    let report = world.drain(&world.handle_function().await).await;
+    let report = world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
 
     // Then it was tried maxReceiveCount (5) times, and is now in the DLQ, unsent: four
     // failed deliveries came back, and the fifth, the queue's last, put it in the DLQ
@@ -276,7 +291,9 @@ async fn a_rejected_recipient_is_permanent_and_recorded() {
         .await;
     world.seed_emails("fine", 1).await;
 
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     assert_eq!((report.legacy, report.failed), (1, 1));
     let failure = &report.failures[0];
@@ -304,7 +321,9 @@ async fn a_missing_mailbox_is_permanent() {
         .queue_email("orphan", "mailbox-gone", "lead@example.com")
         .await;
 
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     assert_eq!(report.failed, 1);
     assert!(
@@ -323,12 +342,14 @@ async fn an_unreadable_flag_table_sends_the_tick_down_the_legacy_path() {
     let world = World::start().await;
     world.set_email_flag(true).await;
     let ids = world.seed_emails("fallback", 2).await;
-    let mut env = world.process_env();
+    let mut env = world.tick_env::<EmailJob>();
     env.insert("FLAGS_TABLE".into(), "no-such-table".into());
     env.insert("SYMPHONY_ENABLED".into(), "true".into());
     env.insert("SYMPHONY_EMAIL_QUEUE_ENABLED".into(), "true".into());
 
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
 
     assert_eq!((report.dispatched, report.legacy), (0, 2));
     assert!(
@@ -364,7 +385,9 @@ async fn an_oversized_email_fails_alone_with_a_clear_reason() {
     world.seed_emails("small", 2).await;
 
     // When a tick runs (the function reads the queue's limit at start)
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // Then the small ones are queued, and the big one is marked failed with the reason
     assert_eq!((report.dispatched, report.failed), (2, 1));
@@ -385,15 +408,17 @@ async fn a_redelivered_message_of_a_sent_email_sends_nothing() {
     let world = World::start().await;
     world.set_email_flag(true).await;
     world.seed_emails("once", 1).await;
-    world.tick(&world.process_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     let queue = world.stack.queue("EmailQueue");
     let body = seed::peek_bodies(&world.sqs, &queue.url).await.remove(0);
-    let worker = world.handle_function().await;
-    world.drain(&worker).await;
+    let worker = world.worker::<EmailJob>(&[]).await;
+    world.drain::<EmailJob>(&worker).await;
 
     // SQS delivers the same message again (at-least-once delivery)
     seed::send_body(&world.sqs, &queue.url, body).await;
-    let again = world.drain(&worker).await;
+    let again = world.drain::<EmailJob>(&worker).await;
 
     assert_eq!(again.succeeded, 1);
     assert_eq!(world.delivered_ids(), ["once-1"]);
@@ -415,10 +440,10 @@ async fn an_unreachable_smtp_server_is_retryable_and_the_email_waits_for_the_nex
     world
         .queue_email("later", "mailbox-down", "lead@example.com")
         .await;
-    let function = world.process_function().await;
+    let function = world.scheduled::<EmailJob>(&[]).await;
 
     // When a tick runs
-    let report = world.tick(&function).await;
+    let report = world.tick::<EmailJob>(&function).await;
 
     // Then the email is not sent, its claim is released, and it is queued again
     assert_eq!((report.legacy, report.failed), (0, 1));
@@ -427,7 +452,7 @@ async fn an_unreachable_smtp_server_is_retryable_and_the_email_waits_for_the_nex
     assert_eq!(email.status, EmailStatus::Queued);
     assert_eq!(email.claimed_by, None);
     // and the next tick takes it again
-    assert_eq!(world.tick(&function).await.due, 1);
+    assert_eq!(world.tick::<EmailJob>(&function).await.due, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,12 +461,16 @@ async fn two_copies_of_a_message_in_one_batch_send_once() {
     let world = World::start().await;
     world.set_email_flag(true).await;
     world.seed_emails("twin", 1).await;
-    world.tick(&world.process_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     let queue = world.stack.queue("EmailQueue");
     seed::redeliver_first(&world.sqs, &queue.url).await;
 
     // When the worker drains them (both land in one batch, handled concurrently)
-    let report = world.drain(&world.handle_function().await).await;
+    let report = world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
 
     // Then the mail went out once; the copy waited, found it sent, and succeeded
     assert_eq!(world.delivered_ids(), ["twin-1"]);
@@ -470,7 +499,9 @@ async fn starttls_checks_the_certificate_and_delivers_once_it_is_trusted() {
         .await;
 
     // When a tick runs without trusting that CA, the TLS handshake refuses the server
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     assert_eq!((report.legacy, report.failed), (0, 1));
     assert!(
         report.failures[0].released,
@@ -480,17 +511,21 @@ async fn starttls_checks_the_certificate_and_delivers_once_it_is_trusted() {
 
     // And when the CA is configured (SMTP_CA_FILE), the legacy path and the worker deliver
     let ca = ca.to_string_lossy().into_owned();
-    let mut env = world.process_env();
+    let mut env = world.tick_env::<EmailJob>();
     env.insert("SMTP_CA_FILE".into(), ca.clone());
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
     assert_eq!(report.legacy, 1);
     world.set_email_flag(true).await;
     world
         .queue_email("secure-2", "mailbox-tls", "lead@example.com")
         .await;
-    world.tick(&world.process_function().await).await;
     world
-        .drain(&world.handle_function_with(&[("SMTP_CA_FILE", &ca)]).await)
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
+    world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[("SMTP_CA_FILE", &ca)]).await)
         .await;
 
     let delivered = secure.delivered_ids();
@@ -505,7 +540,9 @@ async fn a_worker_near_its_deadline_starts_nothing_and_loses_nothing() {
     let world = World::start().await;
     world.set_email_flag(true).await;
     world.seed_emails("late", 2).await;
-    world.tick(&world.process_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     let queue = world.stack.queue("EmailQueue");
     let event = symphony_tests::receive_event(&world.sqs, queue, 180).await;
     let mut context = lambda_runtime::Context::default();
@@ -513,7 +550,7 @@ async fn a_worker_near_its_deadline_starts_nothing_and_loses_nothing() {
 
     // When handle-email is invoked
     let response = world
-        .handle_function()
+        .worker::<EmailJob>(&[])
         .await
         .handle(lambda_runtime::LambdaEvent::new(event, context))
         .await
@@ -533,14 +570,16 @@ async fn a_retryable_failure_comes_back_after_the_backoff() {
     world
         .queue_email("later", "mailbox-1", "busy@example.com")
         .await;
-    world.tick(&world.process_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     let queue = world.stack.queue("EmailQueue");
     let event = symphony_tests::receive_event(&world.sqs, queue, 2).await;
     assert_eq!(event.records.len(), 1);
 
     // When the worker fails it with a 30 s retry base
     let worker = world
-        .handle_function_with(&[("RETRY_BASE_SECONDS", "30")])
+        .worker::<EmailJob>(&[("RETRY_BASE_SECONDS", "30")])
         .await;
     let context = lambda_runtime::Context::default();
     let response = worker
@@ -576,7 +615,9 @@ async fn an_email_whose_send_outcome_is_unknown_is_never_sent_again() {
     let world = World::start().await;
     world.set_email_flag(true).await;
     world.seed_emails("unknown", 1).await;
-    world.tick(&world.process_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     world
         .dynamo
         .update_item()
@@ -596,7 +637,9 @@ async fn an_email_whose_send_outcome_is_unknown_is_never_sent_again() {
         .unwrap();
 
     // When the worker drains the queue
-    let report = world.drain(&world.handle_function().await).await;
+    let report = world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
 
     // Then it is never sent: each delivery backs off, and on the queue's last attempt the
     // message goes to the DLQ for an operator, saying why, with the email still `sending`
@@ -657,7 +700,9 @@ async fn a_claim_abandoned_past_its_lease_is_taken_over_and_a_live_one_is_not() 
     }
 
     // When a tick runs (lease: the template's default, an hour)
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // Then the abandoned one is taken over and sent, and the live one is left alone
     assert_eq!((report.due, report.legacy), (1, 1));
@@ -680,9 +725,11 @@ async fn a_mailbox_password_comes_from_secrets_manager_and_never_shows() {
         .await;
 
     // When a tick sends it
-    let mut env = world.process_env();
+    let mut env = world.tick_env::<EmailJob>();
     env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
 
     // Then the password logged in and the mail went out, and the password shows neither
     // in the report nor in the emails table
@@ -710,7 +757,7 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
 
     // When handle-email starts, and the secret is deleted after that
     let worker = world
-        .handle_function_with(&[("SMTP_SECRETS", &reference), ("SMTP_CA_FILE", &ca)])
+        .worker::<EmailJob>(&[("SMTP_SECRETS", &reference), ("SMTP_CA_FILE", &ca)])
         .await;
     aws_sdk_secretsmanager::Client::new(&world.sdk)
         .delete_secret()
@@ -723,8 +770,10 @@ async fn passwords_named_in_smtp_secrets_are_read_at_start_and_a_missing_one_sto
     world
         .queue_email("preloaded", "mailbox-preloaded", "lead@example.com")
         .await;
-    world.tick(&world.process_function().await).await;
-    world.drain(&worker).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
+    world.drain::<EmailJob>(&worker).await;
 
     // Then the mail still goes out, with the password read at start
     let delivered = secure.delivered_ids();
@@ -761,11 +810,13 @@ async fn a_mailbox_on_implicit_tls_sends_over_tls_from_the_first_byte() {
     world
         .queue_email("implicit-1", "mailbox-465", "lead@example.com")
         .await;
-    let mut env = world.process_env();
+    let mut env = world.tick_env::<EmailJob>();
     env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
 
     // When a tick sends it
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
 
     // Then it went out over TLS
     assert_eq!((report.legacy, report.failed), (1, 0), "{report:?}");
@@ -785,7 +836,9 @@ async fn a_mailbox_on_implicit_tls_sends_over_tls_from_the_first_byte() {
         .queue_email("implicit-2", "mailbox-plain", "lead@example.com")
         .await;
     env.insert("SMTP_TIMEOUT_SECONDS".into(), "2".into());
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
     assert_eq!((report.legacy, report.failed), (0, 1), "{report:?}");
     assert_eq!(secure.received().len(), 1);
 }
@@ -805,7 +858,7 @@ async fn seed_wrong_password(
     world
         .queue_email("login-bad", "mailbox-wrong", "lead@example.com")
         .await;
-    let mut env = world.process_env();
+    let mut env = world.tick_env::<EmailJob>();
     env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
     env.insert("SMTP_TIMEOUT_SECONDS".into(), "2".into());
     env
@@ -819,7 +872,9 @@ async fn a_refused_login_fails_no_email_and_shows_no_password() {
     let env = seed_wrong_password(&world, secure.port, &ca).await;
 
     // When a tick tries to send it
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
 
     // Then nothing is delivered, and the email is released, not failed: the mailbox's
     // credentials are at fault, not the email, and it goes once they are fixed
@@ -850,7 +905,9 @@ async fn a_server_silent_after_a_refused_login_does_not_hold_the_send() {
     let env = seed_wrong_password(&world, silent.port, &ca).await;
 
     // When a tick tries to send it
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
 
     // Then the login step is cut at the SMTP timeout, and the email goes back for a retry
     assert_eq!((report.legacy, report.failed), (0, 1));
@@ -886,11 +943,13 @@ async fn a_mailbox_cannot_log_in_with_another_users_secret() {
     world
         .queue_email("borrowed", "mailbox-borrowing", "lead@example.com")
         .await;
-    let mut env = world.process_env();
+    let mut env = world.tick_env::<EmailJob>();
     env.insert("SMTP_CA_FILE".into(), ca.to_string_lossy().into_owned());
 
     // When a tick tries to send it
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
 
     // Then nothing goes out, and the email fails for good, saying which folder it may use
     assert_eq!((report.legacy, report.failed), (0, 1), "{report:?}");

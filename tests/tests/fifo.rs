@@ -4,6 +4,7 @@
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use symphony_tests::stack::QueueRef;
+use symphony_tests::world::EmailJob;
 use symphony_tests::world::World;
 use symphony_tests::{drain_queue, seed};
 
@@ -84,9 +85,9 @@ async fn a_fifo_email_queue_groups_by_email_and_dead_letters_at_once() {
         "ProcessEmailQueueFunction",
         &[("EMAIL_QUEUE_URL", queue.url.as_str())],
     );
-    let tick = world.process_function_with(&tick_env).await;
+    let tick = world.scheduled_in::<EmailJob>(&tick_env).await;
     let worker = world
-        .handle_function_with(&[
+        .worker::<EmailJob>(&[
             ("QUEUE_URL", queue.url.as_str()),
             ("DEAD_LETTER_QUEUE_URL", dead.url.as_str()),
         ])
@@ -95,7 +96,7 @@ async fn a_fifo_email_queue_groups_by_email_and_dead_letters_at_once() {
     let ids = world.seed_emails("fifo", 3).await;
 
     // When a tick dispatches the due emails
-    let report = world.tick(&tick).await;
+    let report = world.tick::<EmailJob>(&tick).await;
 
     // Then each message is in its email's group
     assert_eq!(report.dispatched, 3);

@@ -5,6 +5,7 @@
 use symphony_core::FailureKind;
 use symphony_jobs::email::EmailStatus;
 use symphony_tests::SmtpServer;
+use symphony_tests::world::EmailJob;
 use symphony_tests::world::{MAILBOX_ID, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,7 +15,7 @@ async fn a_missing_queue_releases_the_units_and_they_go_once_it_is_back() {
     let world = World::start().await;
     world.set_email_flag(true).await;
     let ids = world.seed_emails("stranded", 3).await;
-    let function = world.process_function().await;
+    let function = world.scheduled::<EmailJob>(&[]).await;
     let queue = world.stack.queue("EmailQueue").url.clone();
     world
         .sqs
@@ -25,7 +26,7 @@ async fn a_missing_queue_releases_the_units_and_they_go_once_it_is_back() {
         .unwrap();
 
     // When a tick runs
-    let report = world.tick(&function).await;
+    let report = world.tick::<EmailJob>(&function).await;
 
     // Then every email is released, not failed, and the tick counts the fault
     assert_eq!(
@@ -54,9 +55,11 @@ async fn a_missing_queue_releases_the_units_and_they_go_once_it_is_back() {
         .send()
         .await
         .unwrap();
-    let report = world.tick(&function).await;
+    let report = world.tick::<EmailJob>(&function).await;
     assert_eq!((report.dispatched, report.failed), (3, 0), "{report:?}");
-    world.drain(&world.handle_function().await).await;
+    world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
     assert_eq!(world.delivered_ids(), ids);
 }
 
@@ -67,11 +70,13 @@ async fn an_unreadable_mailbox_table_fails_no_email() {
     let world = World::start().await;
     world.set_email_flag(false).await;
     world.seed_emails("waiting", 2).await;
-    let mut env = world.process_env();
+    let mut env = world.tick_env::<EmailJob>();
     env.insert("MAILBOXES_TABLE".into(), "no-such-table".into());
 
     // When a tick runs
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
 
     // Then both emails are back in the queue, untouched, and nothing was sent
     assert_eq!(
@@ -84,7 +89,9 @@ async fn an_unreadable_mailbox_table_fails_no_email() {
     assert!(world.delivered_ids().is_empty());
 
     // And with the table readable again they go out
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     assert_eq!((report.legacy, report.failed), (2, 0), "{report:?}");
 }
 
@@ -109,7 +116,9 @@ async fn a_missing_secret_fails_no_email() {
         .await;
 
     // When a tick runs
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // Then the email is released, not failed: the secret is the deployment's fault
     assert_eq!(
@@ -132,7 +141,9 @@ async fn a_server_wanting_a_login_the_mailbox_does_not_make_fails_no_email() {
         .await;
 
     // When a tick sends it
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // Then the email is released, not failed: every email of the mailbox would meet the
     // same refusal, until the mailbox is given its login

@@ -8,6 +8,7 @@ use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::sms::SMS_FLAG;
 use symphony_tests::logs::CapturedLogs;
 use symphony_tests::seed;
+use symphony_tests::world::{CampaignJob, EmailJob, SmsJob};
 use symphony_tests::world::{MAILBOX_ID, NEVER_QUIET, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,11 +22,17 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_se
     world.seed_emails("private", 2).await;
     let rejected = seed::queued_email("private-3", MAILBOX_ID, "bounce@example.com");
     seed::put_email(&world.dynamo, world.emails_table(), &rejected).await;
-    world.tick(&world.process_function().await).await;
-    world.drain(&world.handle_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
+    world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
     world.set_email_flag(false).await;
     world.seed_emails("legacy", 1).await;
-    world.tick(&world.process_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // and mailboxes that log in with passwords from Secrets Manager, one right (read at
     // start) and one wrong (read at first use, refused with 535)
@@ -54,7 +61,7 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_se
         &[("SMTP_CA_FILE", ca.as_str()), ("SMTP_SECRETS", &preload)],
     );
     world
-        .tick(&world.process_function_with(&login_env).await)
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&login_env).await)
         .await;
     assert_eq!(secure.delivered_ids(), ["login-right"]);
 
@@ -71,8 +78,12 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_se
         &seed::lead("c", "lead"),
     )
     .await;
-    world.campaign_tick(&world.process_campaigns().await).await;
-    world.drain_campaigns(&world.handle_campaign().await).await;
+    world
+        .tick::<CampaignJob>(&world.scheduled::<CampaignJob>(&[]).await)
+        .await;
+    world
+        .drain::<CampaignJob>(&world.worker::<CampaignJob>(&[]).await)
+        .await;
 
     world.set_flag(SMS_FLAG, true).await;
     let sequences = world.stack.table("SmsSequencesTable");
@@ -91,9 +102,11 @@ async fn info_logs_carry_no_addresses_numbers_subjects_or_bodies_and_no_log_a_se
         )
         .await;
     }
-    world.sms_tick(&world.process_sms_drip().await).await;
     world
-        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
+    world
+        .drain::<SmsJob>(&world.worker::<SmsJob>(&NEVER_QUIET).await)
         .await;
 
     // Then the INFO lines say what happened, by id

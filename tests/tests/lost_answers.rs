@@ -10,6 +10,7 @@ use symphony_jobs::email::EmailStatus;
 use symphony_jobs::sms::SMS_FLAG;
 use symphony_tests::seed;
 use symphony_tests::services::{Moto, SmtpServer};
+use symphony_tests::world::{EmailJob, SmsJob};
 use symphony_tests::world::{
     MAILBOX_ID, NEVER_QUIET, REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS, World,
 };
@@ -42,7 +43,9 @@ async fn the_legacy_path_sends_each_email_once_when_write_answers_are_lost() {
     }
 
     // When a tick runs
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // Then every email went out once and is recorded sent
     assert_eq!(
@@ -68,11 +71,15 @@ async fn the_worker_sends_each_email_once_when_write_answers_are_lost() {
             .queue_email(id, MAILBOX_ID, &format!("{id}@example.com"))
             .await;
     }
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     assert_eq!(report.dispatched, 3, "{report:?}");
 
     // When the worker drains the queue
-    let drained = world.drain(&world.handle_function().await).await;
+    let drained = world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
 
     // Then each went out once, at the first delivery, and is recorded sent
     assert_eq!(
@@ -99,10 +106,14 @@ async fn an_email_sent_but_not_recorded_is_held_with_its_dead_letter() {
     world
         .queue_email("unrecorded", MAILBOX_ID, "lead@example.com")
         .await;
-    world.tick(&world.process_function().await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // When the worker handles it
-    world.drain(&world.handle_function().await).await;
+    world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
 
     // Then the mail went out once, the email stays `sending` (nothing sends it again), and
     // its dead letter says it was accepted but not recorded, for a person to mark sent
@@ -139,11 +150,13 @@ async fn a_text_sent_but_not_recorded_is_held_with_its_dead_letter() {
         enrollment_to_item(&seed::enrollment("unrecorded", "welcome", "+15550100")),
     )
     .await;
-    world.sms_tick(&world.process_sms_drip().await).await;
+    world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
 
     // When the worker handles it
     world
-        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .drain::<SmsJob>(&world.worker::<SmsJob>(&NEVER_QUIET).await)
         .await;
 
     // Then the text went out once, and its dead letter says it was sent but not recorded

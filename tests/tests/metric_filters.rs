@@ -5,6 +5,7 @@
 use serde_json::Value;
 use symphony_tests::logs::CapturedLogs;
 use symphony_tests::stack::{load_template, resources_of_type};
+use symphony_tests::world::EmailJob;
 use symphony_tests::world::World;
 
 /// Whether a CloudWatch Logs JSON filter pattern of the form `{ $.a.b = "text" }` (a
@@ -65,13 +66,17 @@ async fn every_metric_filter_matches_the_line_its_fault_logs_and_no_ordinary_one
     let world = World::start().await;
     world.set_email_flag(true).await;
     world.seed_emails("ordinary", 1).await;
-    world.tick(&world.process_function().await).await;
-    let mut env = world.process_env();
+    world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
+    let mut env = world.tick_env::<EmailJob>();
     env.insert("FLAGS_TABLE".into(), "no-such-table".into());
     world.seed_emails("unflagged", 1).await;
-    world.tick(&world.process_function_with(&env).await).await;
+    world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
     world.seed_emails("stranded", 1).await;
-    let function = world.process_function().await;
+    let function = world.scheduled::<EmailJob>(&[]).await;
     world
         .sqs
         .delete_queue()
@@ -79,7 +84,7 @@ async fn every_metric_filter_matches_the_line_its_fault_logs_and_no_ordinary_one
         .send()
         .await
         .unwrap();
-    world.tick(&function).await;
+    world.tick::<EmailJob>(&function).await;
 
     // Then each of the template's filters selects a line the fault really logged, and
     // none of the lines of the ordinary tick

@@ -10,6 +10,7 @@ use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::email::EmailStatus;
 use symphony_jobs::sms::SMS_FLAG;
 use symphony_tests::seed;
+use symphony_tests::world::{CampaignJob, EmailJob, SmsJob};
 use symphony_tests::world::{MAILBOX_ID, World};
 
 /// The status and `lastError` of a row, read consistently.
@@ -44,7 +45,9 @@ async fn a_queued_email_without_a_subject_fails_alone() {
     let good = world.seed_emails("good", 2).await;
 
     // When a tick runs
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
 
     // Then the bad row is failed, naming the attribute, and the good ones went out
     assert_eq!((report.legacy, report.failed), (2, 1), "{report:?}");
@@ -63,7 +66,9 @@ async fn a_queued_email_without_a_subject_fails_alone() {
     }
 
     // And the next tick does not meet it again
-    let again = world.tick(&world.process_function().await).await;
+    let again = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     assert_eq!((again.due, again.failed), (0, 0), "{again:?}");
 }
 
@@ -86,7 +91,9 @@ async fn an_enrollment_in_an_unknown_time_zone_fails_alone() {
     seed::put_item(&world.dynamo, enrollments, enrollment_to_item(&good)).await;
 
     // When a tick runs
-    let report = world.sms_tick(&world.process_sms_drip().await).await;
+    let report = world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
 
     // Then the bad one is failed, naming the attribute, and the good one is dispatched
     assert_eq!((report.dispatched, report.failed), (1, 1), "{report:?}");
@@ -109,7 +116,9 @@ async fn a_campaign_with_hour_25_fails_alone() {
     seed::put_item(&world.dynamo, campaigns, campaign_to_item(&good)).await;
 
     // When a tick runs
-    let report = world.campaign_tick(&world.process_campaigns().await).await;
+    let report = world
+        .tick::<CampaignJob>(&world.scheduled::<CampaignJob>(&[]).await)
+        .await;
 
     // Then the bad one is failed, naming the attribute, and the good one is dispatched
     assert_eq!((report.dispatched, report.failed), (1, 1), "{report:?}");

@@ -9,6 +9,7 @@ use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_aws::SqsWorker;
 use symphony_core::Envelope;
 use symphony_jobs::email::EmailMessage;
+use symphony_tests::world::{CampaignJob, EmailJob, SmsJob};
 use symphony_tests::world::{NEVER_QUIET, World};
 use symphony_tests::{project_root, seed};
 
@@ -150,7 +151,7 @@ async fn the_worker_handles_the_sample_batches() {
         )
         .await;
     }
-    let worker = world.handle_function().await;
+    let worker = world.worker::<EmailJob>(&[]).await;
 
     // When handle-email is invoked with each sample, as `cargo lambda invoke` would
     assert!(
@@ -196,7 +197,7 @@ async fn the_campaign_worker_fails_only_the_bad_samples() {
         &seed::lead("campaign-spring", "lead-1"),
     )
     .await;
-    let worker = world.handle_campaign().await;
+    let worker = world.worker::<CampaignJob>(&[]).await;
 
     // When handle-campaign gets the good sample, then the bad one
     assert!(
@@ -256,7 +257,7 @@ async fn the_sms_worker_fails_only_the_bad_samples() {
         )
         .await;
     }
-    let worker = world.handle_sms_with(&NEVER_QUIET).await;
+    let worker = world.worker::<SmsJob>(&NEVER_QUIET).await;
 
     // When handle-sms gets the good sample, then the bad one
     assert!(

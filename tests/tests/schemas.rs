@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use symphony_tests::world::EmailJob;
 
 use serde_json::{Value, json};
 use symphony_core::Envelope;
@@ -135,7 +136,9 @@ async fn what_the_schema_refuses_the_handler_refuses_too() {
     }
 
     // When handle-email drains the queue
-    world.drain(&world.handle_function().await).await;
+    world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
 
     // Then nothing was sent, and each document is dead-lettered at once with a reason
     // naming what is wrong with it

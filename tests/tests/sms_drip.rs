@@ -6,6 +6,7 @@ use symphony_adapters::sms::dynamo::{enrollment_to_item, sequence_to_item};
 use symphony_core::Envelope;
 use symphony_jobs::sms::{EnrollmentStatus, SMS_FLAG, SmsDripMessage};
 use symphony_tests::seed;
+use symphony_tests::world::SmsJob;
 use symphony_tests::world::{NEVER_QUIET, REJECTED_RECIPIENTS, TEMPFAIL_RECIPIENTS, World};
 
 async fn seed_drip(world: &World, steps: usize, enrollments: &[(&str, &str)]) {
@@ -48,12 +49,14 @@ async fn each_step_reaches_sns_once_even_when_its_message_comes_twice() {
     seed_drip(&world, 2, &[("e1", "+15550100"), ("e2", "+447700900123")]).await;
 
     // When a tick dispatches them, and one message is delivered twice
-    let report = world.sms_tick(&world.process_sms_drip().await).await;
+    let report = world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
     assert_eq!((report.due, report.dispatched), (2, 2));
     let queue = world.stack.queue("SmsQueue");
     seed::redeliver_first(&world.sqs, &queue.url).await;
     let drained = world
-        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .drain::<SmsJob>(&world.worker::<SmsJob>(&NEVER_QUIET).await)
         .await;
 
     // Then SNS got exactly one text per enrollment, rendered for it
@@ -72,7 +75,13 @@ async fn each_step_reaches_sns_once_even_when_its_message_comes_twice() {
     assert_eq!((e1.current_step, e1.status), (1, EnrollmentStatus::Active));
     assert!(e1.next_send_at > Utc::now().timestamp() + 23 * 3_600);
     // and the next tick finds nothing due
-    assert_eq!(world.sms_tick(&world.process_sms_drip().await).await.due, 0);
+    assert_eq!(
+        world
+            .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+            .await
+            .due,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,9 +90,11 @@ async fn an_invalid_number_lands_in_the_dead_letter_queue_with_its_reason() {
     world.set_flag(SMS_FLAG, true).await;
     seed_drip(&world, 1, &[("bad", "555-0100"), ("good", "+15550100")]).await;
 
-    world.sms_tick(&world.process_sms_drip().await).await;
+    world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
     let drained = world
-        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .drain::<SmsJob>(&world.worker::<SmsJob>(&NEVER_QUIET).await)
         .await;
 
     // The invalid number is permanent: dead-lettered on its first receive, with the reason
@@ -133,10 +144,12 @@ async fn quiet_hours_defer_the_text_without_failing_it() {
     seed_drip(&world, 1, &[("night", "+15550100")]).await;
     let quiet = quiet_now();
     let overrides: Vec<(&str, &str)> = quiet.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let worker = world.handle_sms_with(&overrides).await;
+    let worker = world.worker::<SmsJob>(&overrides).await;
 
-    world.sms_tick(&world.process_sms_drip().await).await;
-    let drained = world.drain_sms(&worker).await;
+    world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
+    let drained = world.drain::<SmsJob>(&worker).await;
 
     // Then nothing is sent, the message succeeded, and the enrollment waits for quiet hours to end
     assert_eq!((drained.succeeded, drained.failed_deliveries), (1, 0));
@@ -164,9 +177,11 @@ async fn an_opted_out_number_is_skipped() {
     )]);
     seed::put_item(&world.dynamo, world.stack.table("SmsOptOutsTable"), opt_out).await;
 
-    world.sms_tick(&world.process_sms_drip().await).await;
     world
-        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
+    world
+        .drain::<SmsJob>(&world.worker::<SmsJob>(&NEVER_QUIET).await)
         .await;
 
     assert!(world.moto.recorded_sms().is_empty());
@@ -179,10 +194,10 @@ async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
     // Given a running process-sms-drip (no quiet hours) that dispatched one enrollment with
     // the flag on
     let world = World::start().await;
-    let function = world.process_sms_drip_with(&NEVER_QUIET).await;
+    let function = world.scheduled::<SmsJob>(&NEVER_QUIET).await;
     world.set_flag(SMS_FLAG, true).await;
     seed_drip(&world, 1, &[("queued", "+15550101")]).await;
-    let first = world.sms_tick(&function).await;
+    let first = world.tick::<SmsJob>(&function).await;
 
     // When the flag is turned off and another enrollment falls due
     world.set_flag(SMS_FLAG, false).await;
@@ -193,7 +208,7 @@ async fn a_flag_flip_sends_the_next_tick_down_the_legacy_path() {
         enrollment_to_item(&enrollment),
     )
     .await;
-    let second = world.sms_tick(&function).await;
+    let second = world.tick::<SmsJob>(&function).await;
 
     // Then the next tick handles it inline, never through the queue: the text went out
     assert_eq!((first.dispatched, first.legacy), (1, 0));
@@ -218,10 +233,10 @@ async fn the_legacy_path_keeps_quiet_hours_too() {
     seed_drip(&world, 1, &[("inline", "+15550100")]).await;
     let quiet = quiet_now();
     let overrides: Vec<(&str, &str)> = quiet.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let function = world.process_sms_drip_with(&overrides).await;
+    let function = world.scheduled::<SmsJob>(&overrides).await;
 
     // When a tick runs
-    let report = world.sms_tick(&function).await;
+    let report = world.tick::<SmsJob>(&function).await;
 
     // Then it handled the enrollment inline and deferred it past the quiet hours
     assert_eq!((report.legacy, report.failed), (1, 0), "{report:?}");
@@ -260,9 +275,11 @@ async fn an_enrollment_claim_abandoned_past_its_lease_is_taken_over_and_a_live_o
     world.set_flag(SMS_FLAG, true).await;
 
     // When a tick runs and the worker drains the queue
-    let report = world.sms_tick(&world.process_sms_drip().await).await;
+    let report = world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
     world
-        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .drain::<SmsJob>(&world.worker::<SmsJob>(&NEVER_QUIET).await)
         .await;
 
     // Then the abandoned one was taken over and its step sent once, and the live one was
@@ -299,9 +316,11 @@ async fn a_throttled_text_comes_back_and_is_sent_once() {
     seed_drip(&world, 1, &[("e1", "+15550100")]).await;
 
     // When the tick dispatches the text and the worker drains the queue
-    world.sms_tick(&world.process_sms_drip().await).await;
+    world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
     let drained = world
-        .drain_sms(&world.handle_sms_with(&NEVER_QUIET).await)
+        .drain::<SmsJob>(&world.worker::<SmsJob>(&NEVER_QUIET).await)
         .await;
 
     // Then each throttled delivery failed and came back, and the fifth sent it, once
@@ -332,11 +351,15 @@ async fn a_text_sns_took_but_did_not_confirm_is_held_and_never_sent_again() {
     seed_drip(&world, 1, &[("unsure", "+15550130"), ("fine", "+15550100")]).await;
 
     // When the tick dispatches both and the worker drains the queue, twice over
-    let worker = world.handle_sms_with(&NEVER_QUIET).await;
-    world.sms_tick(&world.process_sms_drip().await).await;
-    world.drain_sms(&worker).await;
-    let again = world.sms_tick(&world.process_sms_drip().await).await;
-    world.drain_sms(&worker).await;
+    let worker = world.worker::<SmsJob>(&NEVER_QUIET).await;
+    world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
+    world.drain::<SmsJob>(&worker).await;
+    let again = world
+        .tick::<SmsJob>(&world.scheduled::<SmsJob>(&[]).await)
+        .await;
+    world.drain::<SmsJob>(&worker).await;
 
     // Then the unsure text is held as unknown, dead-lettered once with the evidence, and
     // went out once; the fine one finished

@@ -3,6 +3,7 @@
 //! held (status `unknown`) with a dead letter for a person, and never sent again by itself.
 
 use std::time::Duration;
+use symphony_tests::world::EmailJob;
 
 use symphony_core::FailureKind;
 use symphony_jobs::email::EmailStatus;
@@ -39,12 +40,14 @@ async fn a_mail_acknowledged_late_goes_out_once_and_is_held_for_a_person() {
         .queue_email("late", "mailbox-1", "late@example.com")
         .await;
     world.seed_emails("fine", 1).await;
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     assert_eq!(report.dispatched, 2, "{report:?}");
 
     // When the worker sends them, waiting 2 s for a verdict that takes 4 s
-    let worker = world.handle_function_with(&TIMEOUTS).await;
-    world.drain(&worker).await;
+    let worker = world.worker::<EmailJob>(&TIMEOUTS).await;
+    world.drain::<EmailJob>(&worker).await;
 
     // Then the late one is held as unknown, with the evidence, and dead-lettered at once
     let email = world.email("late").await;
@@ -70,9 +73,11 @@ async fn a_mail_acknowledged_late_goes_out_once_and_is_held_for_a_person() {
 
     // And after the late verdict, further ticks and deliveries never send it again
     tokio::time::sleep(LATE_ACK).await;
-    let again = world.tick(&world.process_function().await).await;
+    let again = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     assert_eq!(again.due, 0, "{again:?}");
-    world.drain(&worker).await;
+    world.drain::<EmailJob>(&worker).await;
     assert_eq!(times_delivered(&world, "late"), 1);
     assert_eq!(times_delivered(&world, "fine-1"), 1);
     assert_eq!(world.email("fine-1").await.status, EmailStatus::Sent);
@@ -91,11 +96,13 @@ async fn a_connection_dropped_after_the_final_dot_is_held_on_the_legacy_path() {
         .queue_email("late", "mailbox-1", "late@example.com")
         .await;
     world.seed_emails("fine", 1).await;
-    let mut env = world.process_env();
+    let mut env = world.tick_env::<EmailJob>();
     env.extend(TIMEOUTS.map(|(name, value)| (name.to_owned(), value.to_owned())));
 
     // When the tick sends them inline
-    let report = world.tick(&world.process_function_with(&env).await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
 
     // Then the two unsure ones are held, neither released nor failed; the fine one is sent
     assert_eq!(
@@ -136,7 +143,9 @@ async fn a_connection_dropped_after_the_final_dot_is_held_on_the_legacy_path() {
 
     // And no later tick sends them again
     tokio::time::sleep(LATE_ACK).await;
-    let again = world.tick(&world.process_function_with(&env).await).await;
+    let again = world
+        .tick::<EmailJob>(&world.scheduled_in::<EmailJob>(&env).await)
+        .await;
     assert_eq!((again.due, again.legacy), (0, 0), "{again:?}");
     assert_eq!(times_delivered(&world, "dropped"), 1);
     assert_eq!(times_delivered(&world, "late"), 1);

@@ -16,6 +16,7 @@ use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::email::{EMAIL_FLAG, EmailStatus};
 use symphony_jobs::sms::{EnrollmentStatus, SMS_FLAG};
 use symphony_tests::seed;
+use symphony_tests::world::{CampaignJob, EmailJob, SmsJob};
 use symphony_tests::world::{MAILBOX_ID, World};
 
 #[tokio::main]
@@ -89,12 +90,12 @@ async fn email_queue(world: &World) -> usize {
     seed::put_email(&world.dynamo, world.emails_table(), &rejected).await;
     ids.push(rejected.message.email_id.clone());
 
-    let process = world.process_function().await;
-    let report = world.tick(&process).await;
+    let process = world.scheduled::<EmailJob>(&[]).await;
+    let report = world.tick::<EmailJob>(&process).await;
     println!("2. process-email-queue tick → {}", summary(&report));
 
-    let worker = world.handle_function().await;
-    let drained = world.drain(&worker).await;
+    let worker = world.worker::<EmailJob>(&[]).await;
+    let drained = world.drain::<EmailJob>(&worker).await;
     println!(
         "3. handle-email drained the queue in {} batch(es): {} handled, {} failed deliveries",
         drained.batches, drained.succeeded, drained.failed_deliveries
@@ -126,7 +127,7 @@ async fn email_queue(world: &World) -> usize {
     world.set_email_flag(false).await;
     world.seed_emails("later", 3).await;
     let before = world.smtp.received().len();
-    let report = world.tick(&process).await;
+    let report = world.tick::<EmailJob>(&process).await;
     println!("5. process-email-queue tick → {}", summary(&report));
     println!(
         "   email queue depth now {}: the legacy path sent them inline",
@@ -159,11 +160,13 @@ async fn campaigns(world: &World) {
     no_company.fields.clear();
     seed::put_lead(&world.dynamo, leads, &no_company).await;
 
-    let process = world.process_campaigns().await;
-    let report = world.campaign_tick(&process).await;
+    let process = world.scheduled::<CampaignJob>(&[]).await;
+    let report = world.tick::<CampaignJob>(&process).await;
     println!("2. process-campaigns tick → {}", summary(&report));
     let before = world.smtp.received().len();
-    let drained = world.drain_campaigns(&world.handle_campaign().await).await;
+    let drained = world
+        .drain::<CampaignJob>(&world.worker::<CampaignJob>(&[]).await)
+        .await;
     println!(
         "3. handle-campaign drained the campaign queue: {} handled, {} failed",
         drained.succeeded, drained.failed_deliveries
@@ -177,7 +180,9 @@ async fn campaigns(world: &World) {
             lead.current_step
         );
     }
-    let emails = world.drain(&world.handle_function().await).await;
+    let emails = world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
     println!(
         "4. handle-email drained the emails the campaign created: {} sent",
         emails.succeeded
@@ -198,16 +203,20 @@ async fn campaigns(world: &World) {
     for lead in ["dee", "eve"] {
         seed::put_lead(&world.dynamo, leads, &seed::lead("autumn", lead)).await;
     }
-    let report = world.campaign_tick(&process).await;
+    let report = world.tick::<CampaignJob>(&process).await;
     println!("6. process-campaigns tick → {}", summary(&report));
     println!("   (\"spring\" is left out: the first tick's lease on it has not run out yet)");
     let before = world.smtp.received().len();
-    let report = world.tick(&world.process_function().await).await;
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
     println!(
         "7. its emails follow the email flag (off): left queued, sent inline by the email tick → {}",
         summary(&report)
     );
-    world.drain(&world.handle_function().await).await;
+    world
+        .drain::<EmailJob>(&world.worker::<EmailJob>(&[]).await)
+        .await;
     print_mail(world, before);
     let autumn = seed::get_campaign(&world.dynamo, campaigns, "autumn").await;
     println!("   campaign autumn is now {}", autumn.status.as_str());
@@ -248,10 +257,12 @@ async fn sms_drip(world: &World) -> usize {
     )]);
     seed::put_item(&world.dynamo, world.stack.table("SmsOptOutsTable"), opt_out).await;
 
-    let process = world.process_sms_drip().await;
-    let report = world.sms_tick(&process).await;
+    let process = world.scheduled::<SmsJob>(&[]).await;
+    let report = world.tick::<SmsJob>(&process).await;
     println!("2. process-sms-drip tick → {}", summary(&report));
-    let drained = world.drain_sms(&world.handle_sms().await).await;
+    let drained = world
+        .drain::<SmsJob>(&world.worker::<SmsJob>(&[]).await)
+        .await;
     println!(
         "3. handle-sms drained the SMS queue: {} handled, {} failed deliveries",
         drained.succeeded, drained.failed_deliveries
@@ -277,7 +288,7 @@ async fn sms_drip(world: &World) -> usize {
     later.time_zone = day;
     seed::put_item(&world.dynamo, enrollments, enrollment_to_item(&later)).await;
     let before = world.moto.recorded_sms().len();
-    let report = world.sms_tick(&process).await;
+    let report = world.tick::<SmsJob>(&process).await;
     println!("5. process-sms-drip tick → {}", summary(&report));
     print_texts(world, before);
     dead
