@@ -452,3 +452,64 @@ impl SendQuota for MemoryQuota {
         Ok(Quota::Reserved)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::contract;
+    use crate::campaign::{CampaignStep, Lead};
+    use crate::window::HourWindow;
+
+    fn campaign(id: &str, status: CampaignStatus) -> Campaign {
+        Campaign {
+            campaign_id: id.into(),
+            user_id: "u".into(),
+            status,
+            mailbox_id: "mb".into(),
+            from_name: "Ada".into(),
+            from_email: "ada@example.com".into(),
+            time_zone: chrono_tz::Tz::UTC,
+            window: HourWindow::new(0, 24).unwrap(),
+            steps: vec![CampaignStep {
+                subject: "s".into(),
+                html: "h".into(),
+                delay_hours: 0,
+            }],
+        }
+    }
+
+    fn lead(id: &str, due_at: i64, status: LeadStatus) -> Lead {
+        Lead {
+            campaign_id: "c1".into(),
+            lead_id: id.into(),
+            email: format!("{id}@example.com"),
+            first_name: "Kim".into(),
+            last_name: String::new(),
+            fields: BTreeMap::new(),
+            current_step: 0,
+            next_due_at: due_at,
+            status,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_memory_campaign_adapters_keep_the_contract() {
+        let (active, paused) = (
+            campaign("c1", CampaignStatus::Active),
+            campaign("c2", CampaignStatus::Paused),
+        );
+        let campaigns = MemoryCampaigns::of([active.clone(), paused.clone()]);
+        contract::check_campaigns(&campaigns, &active, &paused).await;
+
+        let now = chrono::Utc::now().timestamp();
+        let leads = [
+            lead("due", now - 60, LeadStatus::Active),
+            lead("waiting", now + 3_600, LeadStatus::Active),
+            lead("done", now - 60, LeadStatus::Finished),
+        ];
+        let store = MemoryLeads::of(leads.clone());
+        contract::check_leads(&store, &leads[0], &leads[1], &leads[2]).await;
+
+        contract::check_quota(&MemoryQuota::default(), "mb").await;
+    }
+}

@@ -1,6 +1,7 @@
 //! Campaign processing: `process-campaigns` dispatches one message per active campaign,
 //! `handle-campaign` turns each due lead's next step into an email on the email queue.
 
+pub mod contract;
 pub mod handler;
 pub mod message;
 pub mod model;
