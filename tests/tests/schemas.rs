@@ -214,3 +214,18 @@ fn the_bad_campaign_and_sms_samples_do_not_validate() {
         results[5]
     );
 }
+
+#[test]
+fn the_schema_lists_every_dead_letter_kind_the_code_writes() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(project_root().join("docs/schemas/envelope.schema.json"))
+            .expect("the schema is readable"),
+    )
+    .expect("the schema is JSON");
+    let listed = &schema["$defs"]["ErrorDetails"]["properties"]["kind"]["enum"];
+    let known: Vec<&str> = symphony_core::DeadLetterKind::KNOWN
+        .iter()
+        .map(|kind| kind.as_str())
+        .collect();
+    assert_eq!(listed, &json!(known));
+}

@@ -192,3 +192,30 @@ impl Job for CampaignJob {
         config.tick(sdk).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error type a failed tick raises is part of the contract operators alarm on.
+    #[test]
+    fn each_job_s_tick_failure_is_the_one_the_contract_names() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/contracts.md");
+        let contract = std::fs::read_to_string(path).unwrap();
+        for name in [
+            EmailJob::TICK_FAILED,
+            SmsJob::TICK_FAILED,
+            CampaignJob::TICK_FAILED,
+        ] {
+            assert!(
+                contract.contains(&format!("`{name}`")),
+                "{name} is not in the contract"
+            );
+        }
+        let flags = [EmailJob::FLAG, SmsJob::FLAG, CampaignJob::FLAG];
+        assert!(
+            flags.iter().all(|flag| contract.contains(flag)),
+            "{flags:?}"
+        );
+    }
+}

@@ -47,9 +47,9 @@ fn first_attempt() -> u32 {
     1
 }
 
-/// Why an envelope was given up on, as its dead letter says (`meta.error.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Why an envelope was given up on, as its dead letter says (`meta.error.kind`). On the
+/// wire, its name (`"permanent"`, `"not-started"`...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DeadLetterKind {
     /// The unit's own fault: trying again cannot succeed.
     Permanent,
@@ -65,13 +65,23 @@ pub enum DeadLetterKind {
     Retryable,
     /// A fault that was not the unit's, given up on at once.
     Infrastructure,
-    /// A kind this version does not know (written by a newer one).
-    #[serde(other)]
-    Other,
+    /// A kind this version does not know (written by a newer one), kept as written.
+    Other(String),
 }
 
 impl DeadLetterKind {
-    pub fn as_str(self) -> &'static str {
+    /// Every kind this version writes, in the order `docs/schemas` lists them.
+    pub const KNOWN: [DeadLetterKind; 7] = [
+        Self::Permanent,
+        Self::UnknownOutcome,
+        Self::Malformed,
+        Self::Exhausted,
+        Self::NotStarted,
+        Self::Retryable,
+        Self::Infrastructure,
+    ];
+
+    pub fn as_str(&self) -> &str {
         match self {
             Self::Permanent => "permanent",
             Self::UnknownOutcome => "unknown-outcome",
@@ -80,15 +90,29 @@ impl DeadLetterKind {
             Self::NotStarted => "not-started",
             Self::Retryable => "retryable",
             Self::Infrastructure => "infrastructure",
-            Self::Other => "other",
+            Self::Other(name) => name,
         }
+    }
+
+    /// The kind a wire name names; one this version does not know is kept as written.
+    pub fn from_name(name: &str) -> Self {
+        Self::KNOWN
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .unwrap_or_else(|| Self::Other(name.to_owned()))
     }
 }
 
-impl DeadLetterKind {
-    /// The kind a wire name names; [`Self::Other`] for one this version does not know.
-    pub fn from_name(name: &str) -> Self {
-        serde_json::from_value(serde_json::Value::String(name.to_owned())).unwrap_or(Self::Other)
+impl Serialize for DeadLetterKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DeadLetterKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(Self::from_name(&name))
     }
 }
 
@@ -193,19 +217,28 @@ mod tests {
 
     #[test]
     fn dead_letter_kinds_keep_their_wire_names_and_read_unknown_ones() {
-        for kind in [
-            DeadLetterKind::Permanent,
-            DeadLetterKind::UnknownOutcome,
-            DeadLetterKind::Malformed,
-            DeadLetterKind::Exhausted,
-            DeadLetterKind::NotStarted,
-        ] {
-            let wire = serde_json::to_string(&kind).unwrap();
-            assert_eq!(wire, format!("\"{}\"", kind.as_str()));
-            assert_eq!(serde_json::from_str::<DeadLetterKind>(&wire).unwrap(), kind);
+        let wire: Vec<String> = DeadLetterKind::KNOWN
+            .iter()
+            .map(|kind| serde_json::to_string(kind).unwrap())
+            .collect();
+        assert_eq!(
+            wire,
+            [
+                "\"permanent\"",
+                "\"unknown-outcome\"",
+                "\"malformed\"",
+                "\"exhausted\"",
+                "\"not-started\"",
+                "\"retryable\"",
+                "\"infrastructure\"",
+            ]
+        );
+        for (kind, text) in DeadLetterKind::KNOWN.iter().zip(&wire) {
+            assert_eq!(&serde_json::from_str::<DeadLetterKind>(text).unwrap(), kind);
         }
         let newer: DeadLetterKind = serde_json::from_str("\"quarantined\"").unwrap();
-        assert_eq!(newer, DeadLetterKind::Other);
+        assert_eq!(newer, DeadLetterKind::Other("quarantined".into()));
+        assert_eq!(serde_json::to_string(&newer).unwrap(), "\"quarantined\"");
         assert_eq!(
             DeadLetterKind::from(crate::FailureKind::Intrinsic).as_str(),
             crate::FailureKind::Intrinsic.as_str()

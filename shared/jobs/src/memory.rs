@@ -246,7 +246,9 @@ impl CampaignStore for MemoryCampaigns {
                 (last_run, campaign.clone())
             })
             .collect();
-        active.sort_by_key(|(last_run, _)| *last_run);
+        active.sort_by(|(a_run, a), (b_run, b)| {
+            (a_run, &a.campaign_id).cmp(&(b_run, &b.campaign_id))
+        });
         Ok(Due::from(
             active
                 .into_iter()
@@ -312,16 +314,22 @@ impl CampaignStore for MemoryCampaigns {
     }
 
     async fn record_error(&self, campaign_id: &str, reason: &str) -> Result<(), StoreError> {
-        lock(&self.errors).insert(campaign_id.to_owned(), reason.to_owned());
+        // As the table's conditional write: only a campaign that exists keeps a reason.
+        if lock(&self.campaigns).contains_key(campaign_id) {
+            let kept =
+                symphony_core::ledger::truncate(reason, symphony_core::ledger::MAX_REASON_BYTES);
+            lock(&self.errors).insert(campaign_id.to_owned(), kept.to_owned());
+        }
         Ok(())
     }
 }
 
-/// The leads table in memory, or one that refuses every write.
+/// The leads table in memory.
 #[derive(Debug, Default)]
 pub struct MemoryLeads {
     leads: Mutex<BTreeMap<(String, String), Lead>>,
-    reasons: Mutex<HashMap<String, String>>,
+    /// Why each failed lead failed, by (campaign, lead).
+    reasons: Mutex<HashMap<(String, String), String>>,
 }
 
 impl MemoryLeads {
@@ -341,7 +349,8 @@ impl MemoryLeads {
         let lead = lock(&self.leads)
             .get(&(campaign_id.to_owned(), lead_id.to_owned()))
             .cloned()?;
-        let reason = lock(&self.reasons).get(lead_id).cloned();
+        let key = (campaign_id.to_owned(), lead_id.to_owned());
+        let reason = lock(&self.reasons).get(&key).cloned();
         Some((lead, reason))
     }
 
@@ -417,7 +426,10 @@ impl LeadStore for MemoryLeads {
             |stored| stored.status = LeadStatus::Failed,
         );
         if moved == Transition::Done {
-            lock(&self.reasons).insert(lead.lead_id.clone(), reason.to_owned());
+            let key = (lead.campaign_id.clone(), lead.lead_id.clone());
+            let kept =
+                symphony_core::ledger::truncate(reason, symphony_core::ledger::MAX_REASON_BYTES);
+            lock(&self.reasons).insert(key, kept.to_owned());
         }
         Ok(moved)
     }

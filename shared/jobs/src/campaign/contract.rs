@@ -140,7 +140,18 @@ pub async fn check_leads(store: &dyn LeadStore, due: &Lead, waiting: &Lead, fini
         store.all_settled(campaign).await.expect("reads"),
         "no active lead is left"
     );
-    assert_eq!(finished.status, LeadStatus::Finished);
+    let after = store.due(campaign, now + 90_000, 100).await.expect("reads");
+    assert!(
+        after
+            .units
+            .iter()
+            .all(|lead| lead.status == LeadStatus::Active),
+        "a finished or failed lead is never due"
+    );
+    assert!(
+        after.units.is_empty(),
+        "every lead of the campaign has ended"
+    );
 }
 
 /// Reservations of a mailbox's day are idempotent per email and never pass the limit.
