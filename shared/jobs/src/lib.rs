@@ -1,5 +1,8 @@
 //! Symphony's jobs: each old cron route's messages, handlers, work source and legacy path.
 
+#[macro_use]
+mod names;
+
 pub mod campaign;
 pub mod email;
 pub mod memory;

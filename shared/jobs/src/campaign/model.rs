@@ -1,42 +1,18 @@
 //! Campaigns and their leads, as stored in DynamoDB (see `docs/data-model.md`).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use chrono_tz::Tz;
 
 use crate::window::HourWindow;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CampaignStatus {
-    Active,
-    Paused,
-    Completed,
-    /// Quarantined: the record does not parse; `lastError` names the attribute.
-    Failed,
-}
-
-impl CampaignStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Paused => "paused",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl FromStr for CampaignStatus {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "active" => Ok(Self::Active),
-            "paused" => Ok(Self::Paused),
-            "completed" => Ok(Self::Completed),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown campaign status {other:?}")),
-        }
+stored_names! {
+    pub enum CampaignStatus ("campaign status") {
+        Active => "active",
+        Paused => "paused",
+        Completed => "completed",
+        /// Quarantined: the record does not parse; `lastError` names the attribute.
+        Failed => "failed",
     }
 }
 
@@ -62,42 +38,15 @@ pub struct Campaign {
     pub steps: Vec<CampaignStep>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeadStatus {
-    Active,
-    Replied,
-    Unsubscribed,
-    Bounced,
-    Finished,
-    /// A step could not be rendered for this lead; `lastError` says why.
-    Failed,
-}
-
-impl LeadStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Replied => "replied",
-            Self::Unsubscribed => "unsubscribed",
-            Self::Bounced => "bounced",
-            Self::Finished => "finished",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl FromStr for LeadStatus {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "active" => Ok(Self::Active),
-            "replied" => Ok(Self::Replied),
-            "unsubscribed" => Ok(Self::Unsubscribed),
-            "bounced" => Ok(Self::Bounced),
-            "finished" => Ok(Self::Finished),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown lead status {other:?}")),
-        }
+stored_names! {
+    pub enum LeadStatus ("lead status") {
+        Active => "active",
+        Replied => "replied",
+        Unsubscribed => "unsubscribed",
+        Bounced => "bounced",
+        Finished => "finished",
+        /// A step could not be rendered for this lead; `lastError` says why.
+        Failed => "failed",
     }
 }
 

@@ -1,6 +1,5 @@
 //! The email job's records, as stored in DynamoDB (see `docs/data-model.md`).
 
-use std::fmt;
 use std::str::FromStr;
 
 use symphony_core::ledger::{LedgerRecord, Progress, StatusNames, UnitState};
@@ -9,57 +8,24 @@ use symphony_core::{Envelope, EnvelopeError, Route};
 use super::message::EmailMessage;
 use crate::secrets::SecretRef;
 
-/// Where an email is in its life: `queued` → `claimed` → `sending` → `sent`, or `failed`,
-/// or `unknown` when a send's outcome could not be known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailStatus {
-    /// Due work, waiting for a tick.
-    Queued,
-    /// Owned by one path (symphony or legacy) until it is sent or released.
-    Claimed,
-    /// One delivery is talking to the mail server right now. Only one can: the move from
-    /// `claimed` is conditional. A send that fails goes back to `claimed`.
-    Sending,
-    Sent,
-    /// Given up on; `lastError` says why.
-    Failed,
-    /// The data went to the mail server and no verdict came back: the mail may be out.
-    /// Out of every tick's and worker's reach; an operator decides (mark sent, or send
-    /// again). `lastError` holds the evidence.
-    Unknown,
-}
-
-impl EmailStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Claimed => "claimed",
-            Self::Sending => "sending",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for EmailStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EmailStatus {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "queued" => Ok(Self::Queued),
-            "claimed" => Ok(Self::Claimed),
-            "sending" => Ok(Self::Sending),
-            "sent" => Ok(Self::Sent),
-            "failed" => Ok(Self::Failed),
-            "unknown" => Ok(Self::Unknown),
-            other => Err(format!("unknown email status {other:?}")),
-        }
+stored_names! {
+    /// Where an email is in its life: `queued` → `claimed` → `sending` → `sent`, or `failed`,
+    /// or `unknown` when a send's outcome could not be known.
+    pub enum EmailStatus ("email status") {
+        /// Due work, waiting for a tick.
+        Queued => "queued",
+        /// Owned by one path (symphony or legacy) until it is sent or released.
+        Claimed => "claimed",
+        /// One delivery is talking to the mail server right now. Only one can: the move from
+        /// `claimed` is conditional. A send that fails goes back to `claimed`.
+        Sending => "sending",
+        Sent => "sent",
+        /// Given up on; `lastError` says why.
+        Failed => "failed",
+        /// The data went to the mail server and no verdict came back: the mail may be out.
+        /// Out of every tick's and worker's reach; an operator decides (mark sent, or send
+        /// again). `lastError` holds the evidence.
+        Unknown => "unknown",
     }
 }
 
@@ -104,8 +70,8 @@ impl EmailStatus {
 impl LedgerRecord for EmailRecord {
     const KIND: &'static str = "email";
     const STATUS: StatusNames = StatusNames {
-        ready: "queued",
-        done: "sent",
+        ready: EmailStatus::Queued.as_str(),
+        done: EmailStatus::Sent.as_str(),
         stopped: None,
     };
     const HAS_STEPS: bool = false;

@@ -1,7 +1,6 @@
 //! Drip sequences and enrollments, as stored in DynamoDB (see `docs/data-model.md`).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use chrono_tz::Tz;
 use symphony_core::ledger::{LedgerRecord, Progress, StatusNames, UnitState};
@@ -24,50 +23,21 @@ pub struct Sequence {
     pub steps: Vec<SmsStep>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnrollmentStatus {
-    /// Waiting for its next step.
-    Active,
-    /// Owned by one path while its step is being sent.
-    Claimed,
-    /// One delivery is handing the step to SNS right now; a failed send goes back to claimed.
-    Sending,
-    OptedOut,
-    Finished,
-    /// Given up on; `lastError` says why.
-    Failed,
-    /// The step was handed to SNS and no answer came: it may be out. Out of every tick's
-    /// and worker's reach; an operator decides. `lastError` holds the evidence.
-    Unknown,
-}
-
-impl EnrollmentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Claimed => "claimed",
-            Self::Sending => "sending",
-            Self::OptedOut => "opted_out",
-            Self::Finished => "finished",
-            Self::Failed => "failed",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
-impl FromStr for EnrollmentStatus {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "active" => Ok(Self::Active),
-            "claimed" => Ok(Self::Claimed),
-            "sending" => Ok(Self::Sending),
-            "opted_out" => Ok(Self::OptedOut),
-            "finished" => Ok(Self::Finished),
-            "failed" => Ok(Self::Failed),
-            "unknown" => Ok(Self::Unknown),
-            other => Err(format!("unknown enrollment status {other:?}")),
-        }
+stored_names! {
+    pub enum EnrollmentStatus ("enrollment status") {
+        /// Waiting for its next step.
+        Active => "active",
+        /// Owned by one path while its step is being sent.
+        Claimed => "claimed",
+        /// One delivery is handing the step to SNS right now; a failed send goes back to claimed.
+        Sending => "sending",
+        OptedOut => "opted_out",
+        Finished => "finished",
+        /// Given up on; `lastError` says why.
+        Failed => "failed",
+        /// The step was handed to SNS and no answer came: it may be out. Out of every tick's
+        /// and worker's reach; an operator decides. `lastError` holds the evidence.
+        Unknown => "unknown",
     }
 }
 
@@ -119,9 +89,9 @@ impl EnrollmentStatus {
 impl LedgerRecord for Enrollment {
     const KIND: &'static str = "enrollment";
     const STATUS: StatusNames = StatusNames {
-        ready: "active",
-        done: "finished",
-        stopped: Some("opted_out"),
+        ready: EnrollmentStatus::Active.as_str(),
+        done: EnrollmentStatus::Finished.as_str(),
+        stopped: Some(EnrollmentStatus::OptedOut.as_str()),
     };
     const HAS_STEPS: bool = true;
 
