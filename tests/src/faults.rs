@@ -1122,6 +1122,10 @@ async fn kill_a_worker_mid_batch(
         _ = handling => {}
         () = watch => {}
     }
+    // A write already sent when the worker died still lands (DynamoDB applies what it
+    // received): a unit another record's delivery was taking for sending may turn
+    // `sending` just after the kill. Counted once those writes have landed.
+    tokio::time::sleep(IN_FLIGHT_WRITES).await;
     // Those the kill caught talking to the server are left `sending`: only they may be
     // held for it.
     let caught: Vec<String> = sending_ids(world, job, &in_batch)
@@ -1144,6 +1148,9 @@ async fn kill_a_worker_mid_batch(
     }
     mid_send
 }
+
+/// How long a write sent before a kill may take to land on moto.
+const IN_FLIGHT_WRITES: Duration = Duration::from_millis(500);
 
 /// Which of `ids` (a job's units) are `sending`. A campaign's units are its leads'
 /// emails, created and enqueued by its worker, never sent by it: none. One query of the
