@@ -220,13 +220,21 @@ impl FlagReader {
     }
 }
 
-/// The flag table in memory, for fast tests of what reads flags.
+/// The flag table in memory, for fast tests of what reads flags; or, told to, a table
+/// that cannot be read.
 #[derive(Debug, Default)]
 pub struct MemoryFlagStore {
     flags: std::sync::Mutex<HashMap<String, FlagRecord>>,
+    unreadable: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryFlagStore {
+    /// From now on every read fails, as a table that is missing or denies access.
+    pub fn refuse(&self) {
+        self.unreadable
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Sets a flag, as an operator writing its item would.
     pub fn set(&self, name: &str, enabled: bool, rollout_percent: u8) {
         self.flags
@@ -245,6 +253,12 @@ impl MemoryFlagStore {
 #[async_trait]
 impl FlagStore for MemoryFlagStore {
     async fn read(&self, names: &[&str]) -> Result<HashMap<String, FlagRecord>, FlagStoreError> {
+        if self.unreadable.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(FlagStoreError::Unreadable {
+                table: "memory flags".to_owned(),
+                source: "AccessDenied".into(),
+            });
+        }
         let flags = self
             .flags
             .lock()

@@ -202,13 +202,20 @@ impl Dispatcher {
 }
 
 /// A queue in memory: it accepts every envelope and keeps it, for fast tests of what
-/// dispatches.
+/// dispatches; or, told to, refuses every send as a queue that denies access does.
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     sent: std::sync::Mutex<Vec<Envelope>>,
+    refusing: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryQueue {
+    /// From now on every send is refused (AccessDenied).
+    pub fn refuse(&self) {
+        self.refusing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Every envelope it accepted, in order.
     pub fn sent(&self) -> Vec<Envelope> {
         self.sent
@@ -221,6 +228,18 @@ impl MemoryQueue {
 #[async_trait]
 impl Transport for MemoryQueue {
     async fn send(&self, envelopes: Vec<Envelope>) -> Vec<Delivery> {
+        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+            return envelopes
+                .iter()
+                .map(|envelope| Delivery {
+                    envelope_id: envelope.id.clone(),
+                    result: Err(TransportError::Request {
+                        retryable: false,
+                        source: "AccessDenied: the memory queue refuses sends".into(),
+                    }),
+                })
+                .collect();
+        }
         let deliveries = envelopes
             .iter()
             .map(|envelope| Delivery {

@@ -666,6 +666,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_email_queue_that_refuses_sends_leaves_the_emails_queued_for_the_email_tick() {
+        let rig = setup("open", three_leads());
+        rig.flags.set(GLOBAL_FLAG, true, 100);
+        rig.flags.set(EMAIL_FLAG, true, 100);
+        rig.queue.refuse();
+        let run = rig.run(noon()).await.unwrap();
+        assert_eq!((run.emails_created, run.emails_enqueued), (3, 0));
+        for id in ["l1", "l2", "l3"] {
+            assert_eq!(
+                rig.email_state(id, 0),
+                Some(UnitState::Ready),
+                "{id} released"
+            );
+            assert_eq!(
+                rig.lead(id).0.current_step,
+                1,
+                "{id} moved on: its email exists"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_flag_table_falls_back_and_the_emails_wait_queued() {
+        let rig = setup("open", three_leads());
+        rig.flags.set(GLOBAL_FLAG, true, 100);
+        rig.flags.set(EMAIL_FLAG, true, 100);
+        rig.flags.refuse();
+        let run = rig.run(noon()).await.unwrap();
+        assert_eq!(
+            (run.emails_created, run.emails_enqueued),
+            (3, 0),
+            "legacy, the fallback"
+        );
+        assert!(rig.queue.sent().is_empty());
+        assert_eq!(rig.email_state("l2", 0), Some(UnitState::Ready));
+    }
+
+    #[tokio::test]
     async fn a_missing_campaign_is_the_message_s_fault() {
         let rig = setup("open", Vec::new());
         let error = rig
