@@ -8,5 +8,4 @@ pub mod email;
 pub mod job;
 pub mod secrets_manager;
 pub mod sms;
-pub mod store;
 pub mod wiring;

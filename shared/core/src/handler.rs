@@ -38,12 +38,8 @@ impl HandlerContext {
 
     /// Refuses to start work that needs `needed` when less is left before the deadline:
     /// a retryable failure, so the unit comes back, with nothing handed over.
-    pub fn ensure_time_for(&self, needed: std::time::Duration) -> Result<(), HandlerError> {
-        self.ensure_time_for_at(needed, std::time::Instant::now())
-    }
-
-    /// [`Self::ensure_time_for`], with the time now read from the caller's clock.
-    pub fn ensure_time_for_at(
+    /// `now` is read from the caller's clock.
+    pub fn ensure_time_for(
         &self,
         needed: std::time::Duration,
         now: std::time::Instant,

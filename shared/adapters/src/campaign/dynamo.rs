@@ -6,10 +6,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_core::{Claim, Due, Route};
 
-use crate::store::{
-    Item, MAX_ERROR_BYTES, StoreError, Table, Transition, key, n, read_list_of_maps, read_n,
-    read_optional_n, read_optional_s, read_s, read_string_map, s, truncate,
+use symphony_aws::table::{
+    Item, Table, key, n, read_list_of_maps, read_n, read_optional_n, read_optional_s, read_s,
+    read_string_map, s,
 };
+use symphony_core::ledger::{MAX_REASON_BYTES, StoreError, Transition, truncate};
 use symphony_jobs::campaign::model::{Campaign, CampaignStatus, CampaignStep, Lead, LeadStatus};
 use symphony_jobs::campaign::ports::{CampaignStore, LeadNext, LeadStore, Quota, SendQuota};
 use symphony_jobs::window::{HourWindow, parse_zone};
@@ -263,7 +264,7 @@ impl CampaignStore for DynamoCampaignStore {
             campaign_id,
             "SET lastError = :reason",
             "attribute_exists(campaignId)",
-            vec![(":reason", s(truncate(reason, MAX_ERROR_BYTES)))],
+            vec![(":reason", s(truncate(reason, MAX_REASON_BYTES)))],
         )
         .await
         .map(drop)
@@ -391,7 +392,7 @@ impl LeadStore for DynamoLeadStore {
             vec![
                 (":active", s(LeadStatus::Active.as_str())),
                 (":failed", s(LeadStatus::Failed.as_str())),
-                (":reason", s(truncate(reason, MAX_ERROR_BYTES))),
+                (":reason", s(truncate(reason, MAX_REASON_BYTES))),
             ],
         )
         .await

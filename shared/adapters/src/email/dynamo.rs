@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use symphony_aws::{DynamoLedger, LedgerLayout};
 
-use crate::store::{Item, StoreError, Table, n, read_n, read_optional_s, read_route, read_s, s};
+use symphony_aws::table::{
+    Item, Table, key, n, read_n, read_optional_n, read_optional_s, read_route, read_s, s,
+};
+use symphony_core::StoreError;
 use symphony_jobs::email::message::EmailMessage;
 use symphony_jobs::email::model::{EmailRecord, Mailbox, SmtpSecurity};
 use symphony_jobs::email::ports::MailboxStore;
@@ -99,7 +102,7 @@ pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
         smtp_password: read_optional_s(item, "smtpPasswordRef")?
             .map(|reference| reference.parse())
             .transpose()?,
-        daily_limit: crate::store::read_optional_n(item, "dailyLimit")?
+        daily_limit: read_optional_n(item, "dailyLimit")?
             .map(|limit| {
                 u32::try_from(limit).map_err(|_| format!("dailyLimit {limit} is out of range"))
             })
@@ -110,7 +113,7 @@ pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
 #[async_trait]
 impl MailboxStore for DynamoMailboxStore {
     async fn get(&self, mailbox_id: &str) -> Result<Option<Mailbox>, StoreError> {
-        let key = crate::store::key(&[("mailboxId", mailbox_id)]);
+        let key = key(&[("mailboxId", mailbox_id)]);
         self.table.get(key, mailbox_from_item).await
     }
 }

@@ -7,10 +7,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_aws::{DynamoLedger, LedgerLayout};
 
-use crate::store::{
-    Item, StoreError, Table, key, n, read_list_of_maps, read_n, read_optional_s, read_route,
-    read_s, read_string_map, s,
+use symphony_aws::table::{
+    Item, Table, key, n, read_list_of_maps, read_n, read_optional_s, read_route, read_s,
+    read_string_map, s,
 };
+use symphony_core::StoreError;
 use symphony_jobs::sms::model::{Enrollment, Sequence, SmsStep};
 use symphony_jobs::sms::ports::{OptOuts, SequenceStore};
 use symphony_jobs::window::parse_zone;

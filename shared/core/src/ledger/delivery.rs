@@ -131,8 +131,7 @@ impl<R: LedgerRecord> SendOnce<'_, R> {
         S: Future<Output = Result<T, HandlerError>>,
     {
         let (kind, unit_id) = (R::KIND, self.unit_id);
-        let unit = describe::<R>(unit_id, self.step);
-        context.ensure_time_for_at(least_time, self.clock.now())?;
+        context.ensure_time_for(least_time, self.clock.now())?;
         let turn = self
             .ledger
             .begin_send(unit_id, self.step, self.clock.epoch_seconds())
@@ -162,7 +161,8 @@ impl<R: LedgerRecord> SendOnce<'_, R> {
             // It is out, but the record says `sending`, where nothing takes it again. Held,
             // so it is dead-lettered with what happened: a person records it as sent.
             Err(error) => Err(HandlerError::unknown_outcome(format!(
-                "{unit} was handed over, but could not be recorded as sent ({}); it stays sending",
+                "{} was handed over, but could not be recorded as sent ({}); it stays sending",
+                describe::<R>(unit_id, self.step),
                 chain(&error)
             ))),
         }
@@ -170,7 +170,6 @@ impl<R: LedgerRecord> SendOnce<'_, R> {
 
     async fn after_failed_send(&self, error: HandlerError) -> HandlerError {
         let (kind, unit_id) = (R::KIND, self.unit_id);
-        let unit = describe::<R>(unit_id, self.step);
         match error.kind {
             // It may be out: hold it where no tick or delivery sends it again. Should the
             // hold fail, it stays `sending`, which is out of reach too.
@@ -189,7 +188,8 @@ impl<R: LedgerRecord> SendOnce<'_, R> {
                 // Left `sending`, where nothing takes it again: say so as held, so it is
                 // dead-lettered for a person rather than stuck unseen.
                 Err(abort) => HandlerError::unknown_outcome(format!(
-                    "{unit} was not handed over ({}), but could not be put back to claimed ({}); it stays sending",
+                    "{} was not handed over ({}), but could not be put back to claimed ({}); it stays sending",
+                    describe::<R>(unit_id, self.step),
                     error.full_reason(),
                     chain(&abort)
                 )),
