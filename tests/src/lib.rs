@@ -24,5 +24,10 @@ pub fn project_root() -> PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+    // The package under test may sit deeper (tools/symphony): the root holds template.yaml.
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("template.yaml").is_file())
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
 }

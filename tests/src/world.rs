@@ -7,6 +7,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Context, LambdaEvent};
 pub use symphony_adapters::job::{CampaignJob, EmailJob, SmsJob};
 use symphony_adapters::job::{Job, scheduled_function};
+use symphony_adapters::wiring::metrics_sink;
 use symphony_aws::{ScheduledFunction, SqsWorker};
 use symphony_core::{TickReport, WorkSource};
 use symphony_jobs::email::EMAIL_FLAG;
@@ -220,18 +221,26 @@ impl World {
         env: &HashMap<String, String>,
     ) -> ScheduledFunction<J::Work> {
         let config = J::tick_config(env).expect("a valid configuration");
-        scheduled_function::<J>(&config, &self.sdk)
+        let function = scheduled_function::<J>(&config, &self.sdk)
             .await
-            .unwrap_or_else(|error| panic!("{} cannot start: {error}", J::TICK_FUNCTION))
+            .unwrap_or_else(|error| panic!("{} cannot start: {error}", J::TICK_FUNCTION));
+        match metrics_sink(env, &self.sdk, false) {
+            Some(sink) => function.with_metrics(J::NAME, sink),
+            None => function,
+        }
     }
 
     /// `J`'s worker as the template configures it, with `overrides` on top.
     pub async fn worker<J: TestJob>(&self, overrides: &[(&str, &str)]) -> SqsWorker {
         let env = self.function_env(J::WORKER_FUNCTION, overrides);
         let config = J::worker_config(&env).expect("a valid configuration");
-        J::worker(&config, &self.sdk)
+        let worker = J::worker(&config, &self.sdk)
             .await
-            .unwrap_or_else(|error| panic!("{} cannot start: {error}", J::WORKER_FUNCTION))
+            .unwrap_or_else(|error| panic!("{} cannot start: {error}", J::WORKER_FUNCTION));
+        match metrics_sink(&env, &self.sdk, false) {
+            Some(sink) => worker.with_metrics(J::NAME, sink),
+            None => worker,
+        }
     }
 
     /// One tick of `J`'s scheduled function, with its sample schedule event.

@@ -98,6 +98,14 @@ fn every_sample_event_parses_as_the_event_its_name_says() {
                     .all(|r| r.message_id.is_some() && r.body.is_some()),
                 "{name}"
             );
+        } else if name.starts_with("example-function-url-") {
+            let request =
+                lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                request.uri().path().starts_with("/api/symphony/"),
+                "{name}: {}",
+                request.uri()
+            );
         } else if name.starts_with("example-eventbridge-") {
             let event: EventBridgeEvent =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -115,6 +123,8 @@ fn every_sample_event_parses_as_the_event_its_name_says() {
             "example-eventbridge-campaigns.json",
             "example-eventbridge-email-queue.json",
             "example-eventbridge-sms-drip.json",
+            "example-function-url-health.json",
+            "example-function-url-metrics.json",
             "example-sqs-campaign-bad.json",
             "example-sqs-campaign.json",
             "example-sqs-email-mixed.json",

@@ -44,7 +44,7 @@ fn a_broken_template_fails_the_lint() {
     let broken = text
         .replace("Runtime: provided.al2023", "Runtime: provided.al2099")
         .replace("Default: rate(1 minute)", "Default: every minute")
-        .replace("BatchSize: 10\n", "BatchSize: 50000\n")
+        .replace("BatchSize: !Ref EmailBatchSize", "BatchSize: 50000")
         .replace("VisibilityTimeout: 540", "VisibilityTimeout: 99999");
     assert_ne!(
         broken, text,
@@ -83,7 +83,7 @@ fn every_queue_is_wired_as_lambda_advises() {
             !function["Role"].is_null(),
             "{id} must have its own least-privilege role"
         );
-        for (_, event) in function["Events"].as_mapping().unwrap() {
+        for (_, event) in function["Events"].as_mapping().into_iter().flatten() {
             if event["Type"].as_str() != Some("SQS") {
                 continue;
             }
@@ -222,7 +222,7 @@ fn no_function_policy_uses_a_wildcard_action_or_resource() {
         }
     }
     // Every statement of every role: a new grant is reviewed here
-    assert_eq!(checked, 48, "statements checked");
+    assert_eq!(checked, 59, "statements checked");
     for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
         assert!(
             function["Policies"].is_null(),
@@ -313,8 +313,74 @@ fn every_queue_dead_letter_queue_and_function_has_an_alarm_that_notifies_someone
         }
     }
     assert_eq!(queues, 6);
-    for (id, _) in resources_of_type(&template, "AWS::Serverless::Function") {
-        assert!(watches(&id, "Errors"), "no alarm on {id}'s errors");
+    // What each metric-math alarm reads: (metric, job, path)
+    let mut reads: Vec<(String, String, String)> = Vec::new();
+    for (_, alarm) in &alarms {
+        for query in alarm["Metrics"].as_sequence().into_iter().flatten() {
+            let metric = &query["MetricStat"]["Metric"];
+            let dimension = |name: &str| {
+                metric["Dimensions"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .find(|d| d["Name"].as_str() == Some(name))
+                    .and_then(|d| d["Value"].as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if let Some(name) = metric["MetricName"].as_str() {
+                reads.push((name.to_owned(), dimension("Job"), dimension("Path")));
+            }
+        }
+    }
+    let read = |metric: &str, job: &str, path: &str| {
+        reads
+            .iter()
+            .any(|(m, j, p)| m == metric && j == job && p == path)
+    };
+    for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        let scheduled = function["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .any(|(_, event)| event["Type"].as_str() == Some("Schedule"));
+        let worker = function["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .any(|(_, event)| event["Type"].as_str() == Some("SQS"));
+        if worker {
+            // A record's failure never fails a worker: its units' error rate alarms, and
+            // Errors still catches a worker that cannot start, crashes or times out.
+            assert!(watches(&id, "Errors"), "no alarm on {id}'s errors");
+            // The job is the worker's binary without `handle-` (Metadata sits beside
+            // Properties).
+            let job = template["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("handle-")
+                .to_owned();
+            for path in ["symphony", "legacy"] {
+                assert!(
+                    read("Succeeded", &job, path) && read("FailedIntrinsic", &job, path),
+                    "no error-rate alarm on {job}'s {path} path"
+                );
+            }
+        } else {
+            assert!(watches(&id, "Errors"), "no alarm on {id}'s errors");
+        }
+        if scheduled {
+            assert!(
+                watches(&id, "Invocations"),
+                "no alarm on {id} missing its runs"
+            );
+        }
+    }
+    for job in ["email", "sms"] {
+        assert!(
+            read("FailedUnknown", job, "symphony") && read("FailedUnknown", job, "legacy"),
+            "no alarm on {job} units held as unknown outcomes"
+        );
     }
     assert!(
         alarms
@@ -429,12 +495,128 @@ fn cloudwatch_can_publish_to_the_encrypted_alarm_topic() {
 fn no_function_may_read_a_password_from_its_environment() {
     let template = load_template();
     let functions = resources_of_type(&template, "AWS::Serverless::Function");
-    assert_eq!(functions.len(), 6);
+    assert_eq!(functions.len(), 7);
     for (id, function) in functions {
         let variables = &function["Environment"]["Variables"];
         assert!(
             variables[symphony_jobs::secrets::LOCAL_SECRETS_SETTING].is_null(),
             "{id} allows env: password references"
         );
+    }
+}
+
+#[test]
+fn every_tuning_parameter_reaches_what_it_tunes() {
+    let template = load_template();
+    let resources = &template["Resources"];
+    let refers_to = |value: &serde_norway::Value, parameter: &str| target(value) == Some(parameter);
+    for (job, worker, queue_event) in [
+        ("Email", "HandleEmailFunction", "EmailQueue"),
+        ("Campaign", "HandleCampaignFunction", "CampaignQueue"),
+        ("Sms", "HandleSmsFunction", "SmsQueue"),
+    ] {
+        let function = &resources[worker]["Properties"];
+        let source = &function["Events"][queue_event]["Properties"];
+        for (value, parameter) in [
+            (&source["BatchSize"], format!("{job}BatchSize")),
+            (
+                &source["MaximumBatchingWindowInSeconds"],
+                format!("{job}BatchingWindowSeconds"),
+            ),
+            (
+                &source["ScalingConfig"]["MaximumConcurrency"],
+                format!("{job}MaximumConcurrency"),
+            ),
+            (
+                &function["Environment"]["Variables"]["BATCH_CONCURRENCY"],
+                format!("{job}BatchConcurrency"),
+            ),
+        ] {
+            assert!(
+                !template["Parameters"][parameter.as_str()].is_null(),
+                "no parameter {parameter}"
+            );
+            assert!(
+                refers_to(value, &parameter),
+                "{worker}: {parameter} is not wired"
+            );
+        }
+    }
+    for (tick, limit_variable, limit, schedule) in [
+        (
+            "ProcessEmailQueueFunction",
+            "EMAIL_TICK_LIMIT",
+            "EmailTickLimit",
+            "EmailSchedule",
+        ),
+        (
+            "ProcessCampaignsFunction",
+            "CAMPAIGN_TICK_LIMIT",
+            "CampaignTickLimit",
+            "CampaignSchedule",
+        ),
+        (
+            "ProcessSmsDripFunction",
+            "SMS_TICK_LIMIT",
+            "SmsTickLimit",
+            "SmsSchedule",
+        ),
+    ] {
+        let function = &resources[tick]["Properties"];
+        assert!(
+            refers_to(&function["Environment"]["Variables"][limit_variable], limit),
+            "{tick}: {limit} is not wired"
+        );
+        assert!(
+            refers_to(
+                &function["Events"]["Tick"]["Properties"]["Schedule"],
+                schedule
+            ),
+            "{tick}: {schedule} is not wired"
+        );
+        // The health endpoint judges a missed run by the same schedule.
+        let api = &resources["SymphonyApiFunction"]["Properties"]["Environment"]["Variables"];
+        let variable = format!(
+            "{}_SCHEDULE",
+            limit_variable.trim_end_matches("_TICK_LIMIT")
+        );
+        assert!(
+            refers_to(&api[variable.as_str()], schedule),
+            "symphony-api does not read {schedule}"
+        );
+    }
+}
+
+#[test]
+fn the_operator_endpoints_need_aws_credentials() {
+    let template = load_template();
+    let api = &template["Resources"]["SymphonyApiFunction"]["Properties"];
+    assert_eq!(
+        api["FunctionUrlConfig"]["AuthType"].as_str(),
+        Some("AWS_IAM")
+    );
+    // and the only function URL is that one
+    for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        if id != "SymphonyApiFunction" {
+            assert!(function["FunctionUrlConfig"].is_null(), "{id} has a URL");
+        }
+    }
+    // Its role may only read
+    let role = &template["Resources"]["SymphonyApiRole"]["Properties"];
+    for statement in statements(role) {
+        for action in strings(&statement["Action"]) {
+            let reads = [
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "sqs:GetQueueUrl",
+                "sqs:GetQueueAttributes",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ];
+            assert!(
+                reads.contains(&action.as_str()),
+                "symphony-api may {action}"
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@ use symphony_core::{Tick, WorkSource};
 use crate::campaign::{CampaignTickConfig, CampaignWorkerConfig};
 use crate::email::{EmailTickConfig, EmailWorkerConfig};
 use crate::sms::{SmsTickConfig, SmsWorkerConfig};
-use crate::wiring::{InitError, sqs_worker};
+use crate::wiring::{InitError, metrics_sink, sqs_worker};
 
 /// One job: a scheduled function that finds due work (`process-<job>`) and a worker that
 /// handles its messages (`handle-<job>`).
@@ -20,6 +20,8 @@ use crate::wiring::{InitError, sqs_worker};
 pub trait Job: Send + Sync + 'static {
     /// The job's flag in the flag table.
     const FLAG: &'static str;
+    /// As in queue names and metrics: `email`, `campaign`, `sms`.
+    const NAME: &'static str;
     /// The error type a failed tick raises, in its logs and the metric filters.
     const TICK_FAILED: &'static str;
 
@@ -57,7 +59,10 @@ pub async fn run_scheduled<J: Job>() -> Result<(), lambda_runtime::Error> {
     symphony_aws::telemetry::init();
     let config = J::tick_config(&ProcessEnv)?;
     let sdk = symphony_aws::load_sdk_config().await;
-    let function = scheduled_function::<J>(&config, &sdk).await?;
+    let mut function = scheduled_function::<J>(&config, &sdk).await?;
+    if let Some(sink) = metrics_sink(&ProcessEnv, &sdk, true) {
+        function = function.with_metrics(J::NAME, sink);
+    }
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }
 
@@ -66,7 +71,10 @@ pub async fn run_worker<J: Job>() -> Result<(), lambda_runtime::Error> {
     symphony_aws::telemetry::init();
     let config = J::worker_config(&ProcessEnv)?;
     let sdk = symphony_aws::load_sdk_config().await;
-    let function = J::worker(&config, &sdk).await?;
+    let mut function = J::worker(&config, &sdk).await?;
+    if let Some(sink) = metrics_sink(&ProcessEnv, &sdk, true) {
+        function = function.with_metrics(J::NAME, sink);
+    }
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }
 
@@ -77,6 +85,7 @@ pub struct EmailJob;
 #[async_trait]
 impl Job for EmailJob {
     const FLAG: &'static str = symphony_jobs::email::EMAIL_FLAG;
+    const NAME: &'static str = "email";
     const TICK_FAILED: &'static str = "EmailTickFailed";
     type Work = symphony_jobs::email::EmailWork;
     type WorkerConfig = EmailWorkerConfig;
@@ -117,6 +126,7 @@ pub struct SmsJob;
 #[async_trait]
 impl Job for SmsJob {
     const FLAG: &'static str = symphony_jobs::sms::SMS_FLAG;
+    const NAME: &'static str = "sms";
     const TICK_FAILED: &'static str = "SmsDripTickFailed";
     type Work = symphony_jobs::sms::SmsWork;
     type WorkerConfig = SmsWorkerConfig;
@@ -156,6 +166,7 @@ pub struct CampaignJob;
 #[async_trait]
 impl Job for CampaignJob {
     const FLAG: &'static str = symphony_jobs::campaign::CAMPAIGN_FLAG;
+    const NAME: &'static str = "campaign";
     const TICK_FAILED: &'static str = "CampaignTickFailed";
     type Work = symphony_jobs::campaign::CampaignWork;
     type WorkerConfig = CampaignWorkerConfig;

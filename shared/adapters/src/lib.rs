@@ -6,6 +6,7 @@
 pub mod campaign;
 pub mod email;
 pub mod job;
+pub mod operations;
 pub mod secrets_manager;
 pub mod sms;
 pub mod wiring;

@@ -40,6 +40,8 @@ pub struct TickSettings {
     /// The job's dead-letter queue (`LEGACY_DEAD_LETTER_QUEUE_URL`), for the units the legacy path
     /// holds (unknown outcomes); without it, their records alone hold the evidence.
     pub dead_letter_queue_url: Option<String>,
+    /// Where held units' dead letters are indexed (`OPERATIONS_TABLE`).
+    pub operations_table: Option<String>,
 }
 
 impl TickSettings {
@@ -66,6 +68,7 @@ impl TickSettings {
             tick_limit,
             flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, job_flag])?,
             dead_letter_queue_url: env.get("LEGACY_DEAD_LETTER_QUEUE_URL"),
+            operations_table: env.get("OPERATIONS_TABLE"),
         })
     }
 
@@ -94,7 +97,15 @@ impl TickSettings {
         // Without its DLQ a tick still sends: held units keep their evidence in their
         // records, and the fault is said where the alarms look.
         match SqsHeldLetters::connect(aws_sdk_sqs::Client::new(sdk), url).await {
-            Ok(letters) => Ok(tick.with_held_letters(Arc::new(letters))),
+            Ok(mut letters) => {
+                if let Some(table) = &self.operations_table {
+                    letters = letters.with_index(symphony_aws::OperationsTable::new(
+                        aws_sdk_dynamodb::Client::new(sdk),
+                        table,
+                    ));
+                }
+                Ok(tick.with_held_letters(Arc::new(letters)))
+            }
             Err(error) => {
                 tracing::error!(error = %symphony_core::error::chain(&error), "INFRASTRUCTURE FAULT: the dead-letter queue for held units cannot be read; going on without it");
                 Ok(tick)
@@ -104,6 +115,36 @@ impl TickSettings {
 }
 
 /// A registry holding one job's handler. A registration that fails stops the start.
+/// Where a function's figures go: Embedded Metric Format lines on stdout when `emf` (in
+/// Lambda), and the operations table named by `OPERATIONS_TABLE` when it is set. `None`
+/// when neither.
+pub fn metrics_sink(
+    env: &dyn EnvSource,
+    sdk: &SdkConfig,
+    emf: bool,
+) -> Option<Arc<dyn symphony_core::MetricsSink>> {
+    let mut sinks: Vec<Arc<dyn symphony_core::MetricsSink>> = Vec::new();
+    if emf {
+        let namespace = env
+            .get("METRICS_NAMESPACE")
+            .unwrap_or_else(|| symphony_aws::telemetry::DEFAULT_NAMESPACE.to_owned());
+        sinks.push(Arc::new(symphony_aws::telemetry::EmfSink::stdout(
+            namespace,
+        )));
+    }
+    if let Some(table) = env.get("OPERATIONS_TABLE") {
+        sinks.push(Arc::new(symphony_aws::OperationsTable::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            table,
+        )));
+    }
+    match sinks.len() {
+        0 => None,
+        1 => sinks.pop(),
+        _ => Some(Arc::new(symphony_core::metrics::Fanout(sinks))),
+    }
+}
+
 pub fn registry_of<M: Message, H: TypedHandler<M> + 'static>(
     handler: H,
 ) -> Result<HandlerRegistry, InitError> {
@@ -117,6 +158,8 @@ pub struct WorkerQueues {
     pub queue_url: String,
     pub dead_letter_queue_url: String,
     pub retry: RetryPolicy,
+    /// Where dead letters are indexed (`OPERATIONS_TABLE`).
+    pub operations_table: Option<String>,
 }
 
 impl WorkerQueues {
@@ -158,6 +201,7 @@ impl WorkerQueues {
                 // Set from the queue's redrive policy when the worker starts.
                 max_attempts: None,
             },
+            operations_table: env.get("OPERATIONS_TABLE"),
         }))
     }
 }
@@ -178,12 +222,18 @@ pub async fn sqs_worker(
     if symphony_aws::sqs::is_fifo_queue(&queues.queue_url) {
         worker = worker.fifo();
     }
-    let routes = SqsFailureRoutes::connect(
+    let mut routes = SqsFailureRoutes::connect(
         aws_sdk_sqs::Client::new(sdk),
         &queues.queue_url,
         &queues.dead_letter_queue_url,
     )
     .await?;
+    if let Some(table) = &queues.operations_table {
+        routes = routes.with_index(symphony_aws::OperationsTable::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            table,
+        ));
+    }
     let policy = RetryPolicy {
         max_attempts: symphony_core::FailureRoutes::max_receive_count(&routes).await,
         ..queues.retry

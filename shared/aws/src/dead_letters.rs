@@ -111,9 +111,11 @@ impl DeadLetterQueue {
     /// details, and deletes them from the dead-letter queue; the rest stay. A message is
     /// sent before it is deleted: a failure in between leaves a copy in both queues,
     /// which the handlers' idempotency makes harmless, rather than in neither.
+    /// `progress` hears of each message moved: it, how many so far, and of how many.
     pub async fn redrive(
         &self,
         select: impl Fn(&DeadLetter) -> bool,
+        mut progress: impl FnMut(&DeadLetter, usize, usize),
     ) -> Result<RedriveReport, AwsError> {
         let letters = self.receive_all().await?;
         let (chosen, others): (Vec<DeadLetter>, Vec<DeadLetter>) =
@@ -150,8 +152,33 @@ impl DeadLetterQueue {
                 .await
                 .map_err(|e| AwsError::from_sdk("DeleteMessage", e))?;
             report.moved.push(letter.message_id.clone());
+            progress(letter, report.moved.len(), chosen.len());
         }
         Ok(report)
+    }
+
+    /// Deletes the messages `select` picks from the dead-letter queue (they are gone for
+    /// good: their units' records keep why); the rest stay. Returns the ids deleted.
+    pub async fn remove(
+        &self,
+        select: impl Fn(&DeadLetter) -> bool,
+    ) -> Result<Vec<String>, AwsError> {
+        let letters = self.receive_all().await?;
+        let (chosen, others): (Vec<DeadLetter>, Vec<DeadLetter>) =
+            letters.into_iter().partition(|letter| select(letter));
+        self.release(&others).await?;
+        let mut removed = Vec::with_capacity(chosen.len());
+        for letter in &chosen {
+            self.client
+                .delete_message()
+                .queue_url(&self.dead_letter_url)
+                .receipt_handle(&letter.receipt_handle)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DeleteMessage", e))?;
+            removed.push(letter.message_id.clone());
+        }
+        Ok(removed)
     }
 
     /// Receives until the queue has nothing visible left (long polls, so an empty answer

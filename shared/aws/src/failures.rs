@@ -13,6 +13,7 @@ use symphony_core::{Envelope, ErrorDetails, FailureRouteError, FailureRoutes, He
 use tracing::debug;
 
 use crate::AwsError;
+use crate::operations::DeadLetterIndex;
 use crate::sqs::{FifoIds, is_fifo_queue, maximum_message_size, queue_attribute};
 
 /// An error reason is cut to this many bytes first, whatever the room.
@@ -33,6 +34,7 @@ pub struct SqsFailureRoutes {
     max_receive_count: Arc<Mutex<(Option<u32>, Instant)>>,
     /// How long a `maxReceiveCount` read is trusted before it is read again.
     refresh: Duration,
+    index: Option<DeadLetterIndex>,
 }
 
 /// A redrive policy changed in place reaches warm workers within this time.
@@ -57,7 +59,14 @@ impl SqsFailureRoutes {
             max_message_bytes,
             max_receive_count: Arc::new(Mutex::new((max_receive_count, Instant::now()))),
             refresh: MAX_RECEIVE_COUNT_REFRESH,
+            index: None,
         })
+    }
+
+    /// Indexes each dead letter in the operations table.
+    pub fn with_index(mut self, table: crate::OperationsTable) -> Self {
+        self.index = Some(DeadLetterIndex::new(table, &self.dead_letter_url));
+        self
     }
 
     /// Reads `maxReceiveCount` again once a read is older than `refresh`.
@@ -86,6 +95,7 @@ pub struct SqsHeldLetters {
     client: aws_sdk_sqs::Client,
     dead_letter_url: String,
     max_message_bytes: usize,
+    index: Option<DeadLetterIndex>,
 }
 
 impl SqsHeldLetters {
@@ -100,7 +110,14 @@ impl SqsHeldLetters {
             client,
             dead_letter_url,
             max_message_bytes,
+            index: None,
         })
+    }
+
+    /// Indexes each held unit's dead letter in the operations table.
+    pub fn with_index(mut self, table: crate::OperationsTable) -> Self {
+        self.index = Some(DeadLetterIndex::new(table, &self.dead_letter_url));
+        self
     }
 }
 
@@ -115,15 +132,20 @@ impl HeldLetters for SqsHeldLetters {
             group: envelope.meta.correlation_id.clone(),
             deduplication: envelope.id.clone(),
         });
-        send_dead_letter(
+        let body = envelope.to_body();
+        let message_id = send_dead_letter(
             &self.client,
             &self.dead_letter_url,
-            &envelope.to_body(),
+            &body,
             details,
             self.max_message_bytes,
             fifo,
         )
-        .await
+        .await?;
+        if let Some(index) = &self.index {
+            index.add(&message_id, &body, details).await;
+        }
+        Ok(())
     }
 }
 
@@ -135,7 +157,7 @@ async fn send_dead_letter(
     details: &ErrorDetails,
     max_message_bytes: usize,
     fifo: Option<FifoIds>,
-) -> Result<(), FailureRouteError> {
+) -> Result<String, FailureRouteError> {
     let Some((message, attributes)) = dead_letter_message(body, details, max_message_bytes) else {
         return Err(FailureRouteError {
             reason: "the message and its error details do not fit the dead-letter queue".to_owned(),
@@ -156,13 +178,13 @@ async fn send_dead_letter(
             .map_err(|e| route_error("an error detail could not be built", e))?;
         request = request.message_attributes(name, value);
     }
-    request.send().await.map_err(|e| {
+    let sent = request.send().await.map_err(|e| {
         route_error(
             "sending to the dead-letter queue failed",
             AwsError::from_sdk("SendMessage", e),
         )
     })?;
-    Ok(())
+    Ok(sent.message_id().unwrap_or_default().to_owned())
 }
 
 /// `maxReceiveCount` of a queue's `RedrivePolicy` attribute (JSON; AWS returns the number
@@ -339,15 +361,20 @@ impl FailureRoutes for SqsFailureRoutes {
         details: &ErrorDetails,
     ) -> Result<(), FailureRouteError> {
         let fifo = is_fifo_queue(&self.dead_letter_url).then(|| dead_letter_fifo_ids(record));
-        send_dead_letter(
+        let body = record.body.as_deref().unwrap_or_default();
+        let message_id = send_dead_letter(
             &self.client,
             &self.dead_letter_url,
-            record.body.as_deref().unwrap_or_default(),
+            body,
             details,
             self.max_message_bytes,
             fifo,
         )
-        .await
+        .await?;
+        if let Some(index) = &self.index {
+            index.add(&message_id, body, details).await;
+        }
+        Ok(())
     }
 
     async fn retry_later(

@@ -8,10 +8,10 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use symphony_core::{
-    BatchProcessor, FailureRoutes, HandlerContext, HandlerRegistry, RetryPolicy, Route, Tick,
-    TickReport, WorkSource,
+    BatchProcessor, FailureRoutes, HandlerContext, HandlerRegistry, Heartbeat, MetricsSink,
+    RetryPolicy, Route, Sample, Tick, TickReport, WorkSource,
 };
-use tracing::info;
+use tracing::{info, warn};
 
 /// The invocation's deadline (epoch milliseconds in the Lambda context) as an instant;
 /// none when the context has none (a local drain, a test).
@@ -30,11 +30,23 @@ pub struct ScheduledFunction<S> {
     tick: Tick<S>,
     /// The `errorType` Lambda reports when a tick fails.
     error_type: &'static str,
+    /// The job's name in metrics, and where each tick's figures go.
+    metrics: Option<(&'static str, Arc<dyn MetricsSink>)>,
 }
 
 impl<S: WorkSource> ScheduledFunction<S> {
     pub fn new(tick: Tick<S>, error_type: &'static str) -> Self {
-        Self { tick, error_type }
+        Self {
+            tick,
+            error_type,
+            metrics: None,
+        }
+    }
+
+    /// Writes each tick's figures (per path, as `job`'s) and a heartbeat to `sink`.
+    pub fn with_metrics(mut self, job: &'static str, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = Some((job, sink));
+        self
     }
 
     /// Fails only when the due work cannot be fetched; nothing was claimed then, and the
@@ -44,13 +56,31 @@ impl<S: WorkSource> ScheduledFunction<S> {
         event: LambdaEvent<EventBridgeEvent>,
     ) -> Result<TickReport, Diagnostic> {
         info!(request_id = %event.context.request_id, scheduled_at = ?event.payload.time, "tick started");
-        self.tick
-            .run_until(chrono::Utc::now().timestamp(), deadline_of(&event.context))
-            .await
-            .map_err(|error| Diagnostic {
-                error_type: self.error_type.to_owned(),
-                error_message: symphony_core::error::chain(&error),
-            })
+        let started = std::time::Instant::now();
+        let at = chrono::Utc::now();
+        let result = self
+            .tick
+            .run_until(at.timestamp(), deadline_of(&event.context))
+            .await;
+        if let Some((job, sink)) = &self.metrics {
+            let beat = Heartbeat {
+                function: self.tick.name().to_owned(),
+                job: (*job).to_owned(),
+                at,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                ok: result.is_ok(),
+                summary: result.as_ref().map(summary_of).unwrap_or_default(),
+            };
+            let samples = result
+                .as_ref()
+                .map(|report| report.figures.clone().samples(job, at))
+                .unwrap_or_default();
+            write_metrics(sink.as_ref(), &samples, Some(&beat)).await;
+        }
+        result.map_err(|error| Diagnostic {
+            error_type: self.error_type.to_owned(),
+            error_message: symphony_core::error::chain(&error),
+        })
     }
 }
 
@@ -58,13 +88,22 @@ impl<S: WorkSource> ScheduledFunction<S> {
 #[derive(Debug, Clone)]
 pub struct SqsWorker {
     processor: BatchProcessor,
+    /// The job (its flag name) and where each batch's figures go.
+    metrics: Option<(&'static str, Arc<dyn MetricsSink>)>,
 }
 
 impl SqsWorker {
     pub fn new(registry: HandlerRegistry, concurrency: usize) -> Self {
         Self {
             processor: BatchProcessor::new(Arc::new(registry), concurrency),
+            metrics: None,
         }
+    }
+
+    /// Writes each batch's figures, as `job`'s symphony path, to `sink`.
+    pub fn with_metrics(mut self, job: &'static str, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = Some((job, sink));
+        self
     }
 
     /// For a FIFO queue: records of one message group in order (see `BatchProcessor::fifo`).
@@ -101,10 +140,59 @@ impl SqsWorker {
         if let Some(deadline) = deadline_of(&event.context) {
             context = context.with_deadline(deadline);
         }
-        Ok(self
-            .processor
-            .process(&event.payload, &context)
-            .await
-            .response)
+        let report = self.processor.process(&event.payload, &context).await;
+        if let Some((job, sink)) = &self.metrics {
+            let samples = report
+                .figures(Route::Symphony)
+                .samples(job, chrono::Utc::now());
+            write_metrics(sink.as_ref(), &samples, None).await;
+        }
+        Ok(report.response)
+    }
+}
+
+/// The tick's counts, for its heartbeat.
+fn summary_of(report: &TickReport) -> std::collections::BTreeMap<String, u64> {
+    [
+        ("due", report.due),
+        ("dispatched", report.dispatched),
+        ("legacy", report.legacy),
+        ("failed", report.failed),
+        ("skipped", report.skipped),
+        ("held", report.held),
+        ("notClaimed", report.not_claimed),
+        ("takenOver", report.taken_over),
+        ("infrastructureFaults", report.infrastructure_faults),
+    ]
+    .into_iter()
+    .map(|(name, count)| (name.to_owned(), count as u64))
+    .collect()
+}
+
+/// The longest figures may hold up an answer: the batch response (or the tick report) is
+/// what settles the units, and must not wait on a slow metrics write.
+pub const METRICS_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Figures are the operator's, not the units': a failure to write them, or a write slower
+/// than [`METRICS_WRITE_LIMIT`], is said at WARN and changes nothing for the work.
+async fn write_metrics(sink: &dyn MetricsSink, samples: &[Sample], beat: Option<&Heartbeat>) {
+    let writes = async {
+        futures::join!(sink.record(samples), async {
+            match beat {
+                Some(beat) => sink.heartbeat(beat).await,
+                None => Ok(()),
+            }
+        })
+    };
+    match tokio::time::timeout(METRICS_WRITE_LIMIT, writes).await {
+        Ok((recorded, beaten)) => {
+            for failure in [recorded.err(), beaten.err()].into_iter().flatten() {
+                warn!(error = %symphony_core::error::chain(&failure), "could not write metrics; the work is unaffected");
+            }
+        }
+        Err(_) => warn!(
+            limit_ms = METRICS_WRITE_LIMIT.as_millis(),
+            "metrics not written in time; the work is unaffected"
+        ),
     }
 }

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use symphony_core::Ending;
 use symphony_core::ledger::{
-    Ledger, LedgerRecord, MAX_REASON_BYTES, Next, StoreError, Transition, UnitState, closing_state,
-    truncate,
+    Ledger, LedgerRecord, MAX_REASON_BYTES, Next, StoreError, Transition, UnitState, Verdict,
+    closing_state, truncate,
 };
 use symphony_core::{Claim, Due, Route};
 
@@ -111,6 +111,7 @@ impl<R: LedgerRecord> DynamoLedger<R> {
 
 const CLAIMED: &str = "claimed";
 const SENDING: &str = "sending";
+const UNKNOWN: &str = "unknown";
 /// Given back: ready again, owned by no one.
 const RELEASED: &str = "REMOVE claimToken, claimedAt, claimedBy";
 /// Ended: no claim is left to hold, but `claimedBy` says which path ended it.
@@ -272,6 +273,72 @@ impl<R: LedgerRecord> Ledger<R> for DynamoLedger<R> {
             ],
         )
         .await
+    }
+
+    async fn held(&self, limit: usize) -> Result<Vec<R>, StoreError> {
+        let page = i32::try_from(limit).unwrap_or(i32::MAX);
+        // A listing for a person: a row that does not parse fails it, naming the row,
+        // rather than being quarantined by a read.
+        self.table
+            .query(limit, self.from_item, |query| {
+                query
+                    .index_name(self.layout.due_index)
+                    .key_condition_expression("#status = :unknown")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":unknown", s(UNKNOWN))
+                    .limit(page)
+            })
+            .await
+    }
+
+    async fn resolve(
+        &self,
+        unit_id: &str,
+        step: usize,
+        verdict: Verdict,
+        now: i64,
+    ) -> Result<Transition, StoreError> {
+        let mut values = vec![(":unknown", s(UNKNOWN)), (":now", n(now))];
+        let condition = self.at_step("#status = :unknown", step, &mut values);
+        let step_attribute = self.layout.step_attribute;
+        // The evidence stays in `lastError`; `resolvedAt` says a person decided.
+        let update = match verdict {
+            Verdict::Sent(Next::Done) => {
+                values.push((":done", s(R::STATUS.done)));
+                let mut update = format!(
+                    "SET #status = :done, {} = :now, resolvedAt = :now",
+                    self.layout.done_at
+                );
+                if let Some(attribute) = step_attribute {
+                    values.push((":next", step_value(step + 1)));
+                    update.push_str(&format!(", {attribute} = :next"));
+                }
+                update.push_str(&format!(" {ENDED}, heldAt"));
+                update
+            }
+            Verdict::Sent(Next::Step { .. }) if !R::HAS_STEPS => return Ok(Transition::Conflict),
+            Verdict::Sent(Next::Step { index, due_at }) => {
+                values.extend([(":ready", s(R::STATUS.ready)), (":at", n(due_at))]);
+                let mut update = format!(
+                    "SET #status = :ready, {} = :at, resolvedAt = :now",
+                    self.layout.due_attribute
+                );
+                if let Some(attribute) = step_attribute {
+                    values.push((":next", step_value(index)));
+                    update.push_str(&format!(", {attribute} = :next"));
+                }
+                update.push_str(&format!(" {RELEASED}, sendingSince, heldAt"));
+                update
+            }
+            Verdict::Resend => {
+                values.push((":ready", s(R::STATUS.ready)));
+                format!(
+                    "SET #status = :ready, {} = :now, resolvedAt = :now {RELEASED}, sendingSince, heldAt",
+                    self.layout.due_attribute
+                )
+            }
+        };
+        self.update(unit_id, &update, &condition, values).await
     }
 
     async fn finish(

@@ -61,6 +61,25 @@ pub struct RecordOutcome {
     pub result: Result<(), RecordError>,
     /// A failed record that went to the dead-letter queue, and so is acknowledged.
     pub dead_lettered: bool,
+    /// How long its handler ran; none when it never started.
+    pub handle_ms: Option<u64>,
+    /// From when its unit was due (or dispatched) to done; only for a record that succeeded.
+    pub latency_ms: Option<u64>,
+}
+
+impl RecordOutcome {
+    /// A record that never reached its handler.
+    fn unhandled(message_id: String, attempt: u32, error: RecordError) -> Self {
+        Self {
+            message_id,
+            message_type: None,
+            attempt,
+            result: Err(error),
+            dead_lettered: false,
+            handle_ms: None,
+            latency_ms: None,
+        }
+    }
 }
 
 /// What happened to a batch: the response for SQS and each record's outcome.
@@ -81,6 +100,32 @@ impl BatchReport {
 
     pub fn dead_lettered(&self) -> usize {
         self.outcomes.iter().filter(|o| o.dead_lettered).count()
+    }
+
+    /// The batch's figures on `route`: a record that reached its handler (or could not be
+    /// read) was processed; one never started is only given back.
+    pub fn figures(&self, route: crate::Route) -> crate::metrics::Recorder {
+        let mut recorder = crate::metrics::Recorder::default();
+        let figures = recorder.path(route);
+        for outcome in &self.outcomes {
+            let started = !matches!(
+                outcome.result,
+                Err(RecordError::OutOfTime { .. } | RecordError::GroupBlocked { .. })
+            );
+            match &outcome.result {
+                Ok(()) => figures.counts.succeeded += 1,
+                Err(error) if started => figures.counts.fail(error.failure_kind()),
+                Err(_) => {}
+            }
+            figures.counts.processed += u64::from(started);
+            if outcome.dead_lettered {
+                figures.counts.dead_lettered += 1;
+            } else if outcome.result.is_err() {
+                figures.counts.retried += 1;
+            }
+            figures.time(outcome.latency_ms, outcome.handle_ms);
+        }
+        recorder
     }
 }
 
@@ -224,15 +269,13 @@ impl BatchProcessor {
                 for position in positions {
                     let record = &event.records[position];
                     let outcome = match &blocked_by {
-                        Some(first) => RecordOutcome {
-                            message_id: record.message_id.clone().unwrap_or_default(),
-                            message_type: None,
-                            attempt: receive_count(record),
-                            result: Err(RecordError::GroupBlocked {
+                        Some(first) => RecordOutcome::unhandled(
+                            record.message_id.clone().unwrap_or_default(),
+                            receive_count(record),
+                            RecordError::GroupBlocked {
                                 blocked_by: first.clone(),
-                            }),
-                            dead_lettered: false,
-                        },
+                            },
+                        ),
                         None => self.process_record(record, context).await,
                     };
                     if outcome.result.is_err() && blocked_by.is_none() {
@@ -261,16 +304,14 @@ impl BatchProcessor {
                 let remaining = deadline.saturating_duration_since(self.clock.now());
                 if remaining < self.deadline_margin {
                     warn!(remaining_ms = remaining.as_millis(), "too little time left; record not started");
-                    return RecordOutcome {
-                        message_id: message_id.clone(),
-                        message_type: None,
+                    return RecordOutcome::unhandled(
+                        message_id.clone(),
                         attempt,
-                        result: Err(RecordError::OutOfTime {
+                        RecordError::OutOfTime {
                             remaining_ms: remaining.as_millis(),
                             margin_ms: self.deadline_margin.as_millis(),
-                        }),
-                        dead_lettered: false,
-                    };
+                        },
+                    );
                 }
             }
             let envelope = match Envelope::from_body(record.body.as_deref()) {
@@ -280,17 +321,17 @@ impl BatchProcessor {
                 }
                 Err(error) => {
                     warn!(error = %crate::redact::personal_data(&error.to_string()), "malformed message");
-                    return RecordOutcome {
-                        message_id: message_id.clone(),
-                        message_type: None,
-                        attempt,
-                        result: Err(error.into()),
-                        dead_lettered: false,
-                    };
+                    return RecordOutcome::unhandled(message_id.clone(), attempt, error.into());
                 }
             };
             tracing::Span::current().record("message_type", envelope.message_type.as_str());
+            let started = std::time::Instant::now();
             let result = self.registry.dispatch(&envelope, context).await;
+            let handle_ms = u64::try_from(started.elapsed().as_millis()).ok();
+            let latency_ms = result.as_ref().ok().and_then(|()| {
+                let from = envelope.meta.due_at.unwrap_or(envelope.meta.created_at);
+                crate::metrics::elapsed_ms(from, Utc::now())
+            });
             match &result {
                 Ok(()) => info!("message handled"),
                 // Not the message's fault: said at ERROR, where the alarms look.
@@ -305,6 +346,8 @@ impl BatchProcessor {
                 attempt,
                 result: result.map_err(RecordError::from),
                 dead_lettered: false,
+                handle_ms,
+                latency_ms,
             }
         }
         .instrument(span)

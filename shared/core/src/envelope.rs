@@ -38,6 +38,9 @@ pub struct Meta {
     /// Ask the queue to hold the message until then (SQS `DelaySeconds`, at most 15 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_at: Option<DateTime<Utc>>,
+    /// When the unit was due (set by a scheduled tick): latency is counted from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
     /// Set only on a dead-lettered envelope: why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetails>,
@@ -178,6 +181,7 @@ impl Envelope {
                 source: source.to_owned(),
                 attempt: 1,
                 deliver_at: None,
+                due_at: None,
                 error: None,
             },
             id,

@@ -163,6 +163,16 @@ pub enum Next {
     Step { index: usize, due_at: i64 },
 }
 
+/// A person's verdict on a unit held as an unknown outcome (`symphony unknown resolve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It went out (the provider's log or the recipient says so): it moves on as a send
+    /// would have moved it.
+    Sent(Next),
+    /// It did not go out: ready again at the same step, due at once.
+    Resend,
+}
+
 /// How a claimed unit ends without a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -225,6 +235,17 @@ pub trait Ledger<R: LedgerRecord>: Send + Sync {
         &self,
         unit_id: &str,
         evidence: &str,
+        now: i64,
+    ) -> Result<Transition, StoreError>;
+    /// Units held as unknown outcomes, oldest due first, at most `limit`.
+    async fn held(&self, limit: usize) -> Result<Vec<R>, StoreError>;
+    /// Unknown at `step` → what a person decided. [`Transition::Conflict`] when it is not
+    /// (or no longer) held at that step: nothing is changed then.
+    async fn resolve(
+        &self,
+        unit_id: &str,
+        step: usize,
+        verdict: Verdict,
         now: i64,
     ) -> Result<Transition, StoreError>;
     /// Sending at `step` → done, or ready at a later step (a unit sent once has none:

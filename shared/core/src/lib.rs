@@ -11,6 +11,7 @@ pub mod error;
 pub mod flags;
 pub mod handler;
 pub mod ledger;
+pub mod metrics;
 pub mod redact;
 pub mod retry;
 pub mod tick;
@@ -24,8 +25,9 @@ pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
 pub use handler::{HandlerContext, HandlerRegistry, MessageHandler, TypedHandler};
 pub use ledger::{
     Ending, Ledger, LedgerRecord, LedgerWork, MemoryLedger, Next, Progress, StatusNames,
-    StoreError, Transition, UnitState,
+    StoreError, Transition, UnitState, Verdict,
 };
+pub use metrics::{Heartbeat, MetricsSink, Sample};
 pub use retry::{FailureRouteError, FailureRoutes, RetryPolicy};
 pub use tick::{Claim, Due, HeldLetters, Quarantined, Tick, TickError, TickReport, WorkSource};
 pub use transport::{Delivery, Dispatcher, SyncTransport, Transport, TransportError};

@@ -89,6 +89,10 @@ pub trait WorkSource: Send + Sync {
     fn flag(&self) -> &'static str;
     /// The id the rollout bucket and the claim use.
     fn unit_id(&self, unit: &Self::Unit) -> String;
+    /// When the unit was due (epoch seconds), if the source knows: latency counts from it.
+    fn due_at(&self, _unit: &Self::Unit) -> Option<i64> {
+        None
+    }
     /// Due units at `now` (epoch seconds), at most `limit`; rows that do not parse are
     /// quarantined and returned apart.
     async fn fetch_due(&self, now: i64, limit: usize) -> Result<Due<Self::Unit>, HandlerError>;
@@ -143,6 +147,9 @@ pub struct TickReport {
     pub flags: FlagEvaluation,
     /// Per failed unit: id and reason. Never addresses or bodies.
     pub failures: Vec<UnitFailure>,
+    /// The figures per path, for the metrics (not part of the response).
+    #[serde(skip)]
+    pub figures: crate::metrics::Recorder,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -233,6 +240,11 @@ impl<S: WorkSource> Tick<S> {
         self
     }
 
+    /// The scheduled function's name, e.g. `process-email-queue`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     pub fn source(&self) -> &S {
         &self.source
     }
@@ -317,10 +329,16 @@ impl<S: WorkSource> Tick<S> {
             infrastructure_faults: 0,
             flags: flags.clone(),
             failures: Vec::new(),
+            figures: crate::metrics::Recorder::default(),
         };
         for row in quarantined {
             error!(unit_id = %row.unit_id, reason = %row.reason, "POISON ROW quarantined: marked failed, the tick goes on");
             report.failed += 1;
+            report
+                .figures
+                .path(flags.route(&row.unit_id))
+                .counts
+                .fail(FailureKind::Intrinsic);
             report.failures.push(UnitFailure {
                 route: flags.route(&row.unit_id),
                 unit_id: row.unit_id,
@@ -370,6 +388,9 @@ impl<S: WorkSource> Tick<S> {
                     let reason = crate::error::chain(&failure);
                     warn!(unit_id = %unit_id, error = %reason, "claim failed; the unit stays due");
                     report.failed += 1;
+                    let counts = &mut report.figures.path(route).counts;
+                    counts.fail(failure.kind);
+                    counts.retried += 1;
                     if failure.kind == FailureKind::Infrastructure {
                         report.infrastructure_faults += 1;
                     }
@@ -430,12 +451,16 @@ impl<S: WorkSource> Tick<S> {
         let mut owners = Vec::with_capacity(claimed.len());
         for (unit, claim) in claimed {
             match self.source.envelope(&unit, self.name) {
-                Ok(envelope) => {
+                Ok(mut envelope) => {
+                    envelope.meta.due_at = self
+                        .source
+                        .due_at(&unit)
+                        .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0));
                     envelopes.push(envelope);
                     owners.push(claim);
                 }
                 Err(failure) => {
-                    self.give_up(&claim, crate::error::chain(&failure), now, report)
+                    self.give_up_unsent(&claim, crate::error::chain(&failure), now, report)
                         .await
                 }
             }
@@ -445,16 +470,24 @@ impl<S: WorkSource> Tick<S> {
             // One at a time, each settled before the next starts: a held unit's dead
             // letter is written at once, not lost with an invocation cut later.
             for (envelope, claim) in envelopes.into_iter().zip(owners) {
+                let started = Instant::now();
                 // The dispatcher answers exactly once per envelope (`Missing` if the
                 // transport did not).
                 for delivery in dispatcher
                     .dispatch_until(vec![envelope.clone()], deadline)
                     .await
                 {
-                    delivered += usize::from(
-                        self.settle(delivery.result, &claim, Some(&envelope), now, report)
-                            .await,
-                    );
+                    let done = self
+                        .settle(delivery.result, &claim, Some(&envelope), now, report)
+                        .await;
+                    if done {
+                        let handle_ms = u64::try_from(started.elapsed().as_millis()).ok();
+                        report
+                            .figures
+                            .path(claim.route)
+                            .time(latency_ms(&envelope), handle_ms);
+                    }
+                    delivered += usize::from(done);
                 }
             }
         } else {
@@ -480,17 +513,38 @@ impl<S: WorkSource> Tick<S> {
         report: &mut TickReport,
     ) -> bool {
         let failure = match result {
-            Ok(()) => return true,
+            Ok(()) => {
+                let counts = &mut report.figures.path(claim.route).counts;
+                match claim.route {
+                    Route::Symphony => counts.dispatched += 1,
+                    Route::Legacy => {
+                        counts.processed += 1;
+                        counts.succeeded += 1;
+                    }
+                }
+                return true;
+            }
             Err(failure) => failure,
         };
         let kind = failure.failure_kind();
         let reason = transport_reason(&failure);
+        let counts = &mut report.figures.path(claim.route).counts;
+        counts.fail(kind);
+        // A legacy unit was handled (and ended); a symphony one only failed to be queued.
+        if claim.route == Route::Legacy && envelope.is_some() {
+            counts.processed += 1;
+        }
+        if kind.is_retryable() {
+            counts.retried += 1;
+        }
         match kind {
             // The handler held the unit (it may have gone out): neither released nor
             // failed, so no tick sends it again.
             FailureKind::UnknownOutcome => {
                 warn!(unit_id = %claim.unit_id, route = %claim.route, reason = %reason, "outcome unknown; the unit is held for a person");
-                self.dead_letter_held(envelope, claim, &reason).await;
+                if self.dead_letter_held(envelope, claim, &reason).await {
+                    report.figures.path(claim.route).counts.dead_lettered += 1;
+                }
                 report.held += 1;
                 report
                     .failures
@@ -517,9 +571,15 @@ impl<S: WorkSource> Tick<S> {
         false
     }
 
-    async fn dead_letter_held(&self, envelope: Option<&Envelope>, claim: &Claim, reason: &str) {
+    /// True when the held unit's dead letter was written.
+    async fn dead_letter_held(
+        &self,
+        envelope: Option<&Envelope>,
+        claim: &Claim,
+        reason: &str,
+    ) -> bool {
         let (Some(letters), Some(envelope)) = (&self.held_letters, envelope) else {
-            return;
+            return false;
         };
         let now = chrono::Utc::now();
         let details = ErrorDetails {
@@ -530,11 +590,31 @@ impl<S: WorkSource> Tick<S> {
             last_failure_at: now,
             source_queue: None,
         };
-        if let Err(failure) = letters.put(envelope, &details).await {
-            // The record may hold no evidence (its write is what failed): the reason is said
-            // here, where the alarm looks, so it is not lost with the dead letter.
-            error!(unit_id = %claim.unit_id, held_because = %reason, error = %crate::error::chain(&failure), "INFRASTRUCTURE FAULT: could not dead-letter a held unit");
+        match letters.put(envelope, &details).await {
+            Ok(()) => true,
+            Err(failure) => {
+                // The record may hold no evidence (its write is what failed): the reason is
+                // said here, where the alarm looks, so it is not lost with the dead letter.
+                error!(unit_id = %claim.unit_id, held_because = %reason, error = %crate::error::chain(&failure), "INFRASTRUCTURE FAULT: could not dead-letter a held unit");
+                false
+            }
         }
+    }
+
+    /// Gives up on a unit whose message could not be built (settle counts its own).
+    async fn give_up_unsent(
+        &self,
+        claim: &Claim,
+        reason: String,
+        now: i64,
+        report: &mut TickReport,
+    ) {
+        report
+            .figures
+            .path(claim.route)
+            .counts
+            .fail(FailureKind::Intrinsic);
+        self.give_up(claim, reason, now, report).await;
     }
 
     async fn give_up(&self, claim: &Claim, reason: String, now: i64, report: &mut TickReport) {
@@ -543,6 +623,12 @@ impl<S: WorkSource> Tick<S> {
         }
         count_failure(claim, FailureKind::Intrinsic, reason, false, report);
     }
+}
+
+/// From when the unit was due (or, lacking it, dispatched) to now.
+fn latency_ms(envelope: &Envelope) -> Option<u64> {
+    let from = envelope.meta.due_at.unwrap_or(envelope.meta.created_at);
+    crate::metrics::elapsed_ms(from, chrono::Utc::now())
 }
 
 fn transport_reason(failure: &TransportError) -> String {

@@ -3,7 +3,7 @@
 //! job's records. It uses times near epoch second 1,000,000, so rows of other tests in a
 //! shared table are never due in it, and ids under its own prefix.
 
-use super::{Ending, Ledger, LedgerRecord, Next, Transition, UnitState};
+use super::{Ending, Ledger, LedgerRecord, Next, Transition, UnitState, Verdict};
 use crate::Route;
 
 const T0: i64 = 1_000_000;
@@ -23,6 +23,12 @@ pub async fn check<R: LedgerRecord + std::fmt::Debug + PartialEq>(
     defers_to_a_later_due_time(ledger, &ready(&id("defer"), 0, T0)).await;
     holds_only_what_is_sending(ledger, &ready(&id("hold"), 0, T0)).await;
     fails_only_what_is_owned(ledger, &ready(&id("fail"), 0, T0)).await;
+    resolves_held_units_as_a_person_decides(
+        ledger,
+        &ready(&id("resend"), 0, T0),
+        &ready(&id("went-out"), 0, T0),
+    )
+    .await;
     takes_over_only_abandoned_claims(ledger, &ready(&id("abandoned"), 0, T0 - 40)).await;
     closes_without_sending(
         ledger,
@@ -247,6 +253,119 @@ async fn defers_to_a_later_due_time<R: LedgerRecord>(ledger: &dyn Ledger<R>, rec
     assert!(
         due.units.iter().any(|due| due.unit_id() == unit),
         "a deferred unit is due at its time"
+    );
+}
+
+async fn held<R: LedgerRecord>(ledger: &dyn Ledger<R>, unit_id: &str) -> Option<usize> {
+    let held = ledger.held(1_000).await.expect("lists held units");
+    held.iter()
+        .find(|record| record.unit_id() == unit_id)
+        .map(|record| record.progress().step)
+}
+
+async fn resolves_held_units_as_a_person_decides<R: LedgerRecord>(
+    ledger: &dyn Ledger<R>,
+    resend: &R,
+    went_out: &R,
+) {
+    for record in [resend, went_out] {
+        let unit = record.unit_id();
+        created(ledger, record).await;
+        assert_eq!(
+            ledger
+                .resolve(unit, 0, Verdict::Resend, T0)
+                .await
+                .expect("writes"),
+            Transition::Conflict,
+            "only a held unit is resolved"
+        );
+        claimed(ledger, unit, T0).await;
+        assert_eq!(
+            ledger.begin_send(unit, 0, T0).await.expect("writes"),
+            Transition::Done
+        );
+        let hold = ledger.hold_unknown(unit, "no verdict after the data", T0);
+        assert_eq!(hold.await.expect("writes"), Transition::Done);
+        assert_eq!(
+            held(ledger, unit).await,
+            Some(0),
+            "{unit} is listed as held"
+        );
+    }
+    if R::HAS_STEPS {
+        let wrong_step = ledger.resolve(resend.unit_id(), 1, Verdict::Resend, T0);
+        assert_eq!(wrong_step.await.expect("writes"), Transition::Conflict);
+    }
+    let unit = resend.unit_id();
+    let later = T0 + 600;
+    assert_eq!(
+        ledger
+            .resolve(unit, 0, Verdict::Resend, later)
+            .await
+            .expect("writes"),
+        Transition::Done
+    );
+    let progress = read(ledger, unit).await.expect("exists").progress();
+    assert_eq!(
+        (progress.state, progress.step, progress.due_at),
+        (UnitState::Ready, 0, later),
+        "to be resent it is ready at its step, due at once"
+    );
+    assert_eq!(held(ledger, unit).await, None);
+    assert_eq!(
+        ledger
+            .resolve(unit, 0, Verdict::Resend, later)
+            .await
+            .expect("writes"),
+        Transition::Conflict,
+        "resolved once"
+    );
+    assert!(
+        ledger
+            .claim(unit, 0, Route::Symphony, later)
+            .await
+            .expect("writes")
+            .is_some(),
+        "a unit to resend is claimed as any ready one"
+    );
+
+    let unit = went_out.unit_id();
+    if R::HAS_STEPS {
+        // It went out: the drip moves on to its next step, as a send would have moved it
+        let next = Next::Step {
+            index: 1,
+            due_at: later + 3_600,
+        };
+        let sent = ledger.resolve(unit, 0, Verdict::Sent(next), later);
+        assert_eq!(sent.await.expect("writes"), Transition::Done);
+        let progress = read(ledger, unit).await.expect("exists").progress();
+        assert_eq!(
+            (progress.state, progress.step, progress.due_at),
+            (UnitState::Ready, 1, later + 3_600)
+        );
+        assert_eq!(held(ledger, unit).await, None);
+        assert_eq!(
+            ledger
+                .claim(unit, 0, Route::Legacy, later + 3_600)
+                .await
+                .expect("writes"),
+            None,
+            "the step that went out is never sent again"
+        );
+        return;
+    }
+    let sent = ledger.resolve(unit, 0, Verdict::Sent(Next::Done), later);
+    assert_eq!(sent.await.expect("writes"), Transition::Done);
+    let progress = read(ledger, unit).await.expect("exists").progress();
+    assert_eq!(progress.state, UnitState::Done);
+    assert_eq!(held(ledger, unit).await, None);
+    assert_eq!(
+        ledger
+            .claim(unit, progress.step, Route::Legacy, later)
+            .await
+            .expect("writes"),
+        None,
+        "a unit that went out is never sent again"
     );
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{
     Ending, Ledger, LedgerRecord, MAX_REASON_BYTES, Next, StoreError, Transition, UnitState,
-    truncate,
+    Verdict, truncate,
 };
 use crate::{Claim, Due, Route};
 
@@ -27,6 +27,8 @@ pub enum Operation {
     BeginSend,
     AbortSend,
     HoldUnknown,
+    Held,
+    Resolve,
     Finish,
     Close,
     Fail,
@@ -370,6 +372,60 @@ impl<R: LedgerRecord> Ledger<R> for MemoryLedger<R> {
                     progress.state = UnitState::Unknown;
                     progress.last_error = Some(truncate(evidence, MAX_REASON_BYTES).to_owned());
                 })
+            },
+        )
+    }
+
+    async fn held(&self, limit: usize) -> Result<Vec<R>, StoreError> {
+        let state = self.lock();
+        self.check(&state, Operation::Held)?;
+        let mut held: Vec<R> = state
+            .entries
+            .values()
+            .filter(|entry| in_state(entry, UnitState::Unknown))
+            .map(|entry| entry.record.clone())
+            .collect();
+        held.sort_by_key(|record| record.progress().due_at);
+        held.truncate(limit);
+        Ok(held)
+    }
+
+    async fn resolve(
+        &self,
+        unit_id: &str,
+        step: usize,
+        verdict: Verdict,
+        now: i64,
+    ) -> Result<Transition, StoreError> {
+        if matches!(verdict, Verdict::Sent(Next::Step { .. })) && !R::HAS_STEPS {
+            return Ok(Transition::Conflict);
+        }
+        self.apply(
+            Operation::Resolve,
+            unit_id,
+            |entry| at(entry, UnitState::Unknown, step),
+            |entry| {
+                set(entry, |progress| match verdict {
+                    Verdict::Sent(Next::Done) => {
+                        progress.state = UnitState::Done;
+                        if R::HAS_STEPS {
+                            progress.step = step + 1;
+                        }
+                    }
+                    Verdict::Sent(Next::Step { index, due_at }) => {
+                        progress.state = UnitState::Ready;
+                        progress.step = index;
+                        progress.due_at = due_at;
+                        progress.claimed_by = None;
+                    }
+                    Verdict::Resend => {
+                        progress.state = UnitState::Ready;
+                        progress.due_at = now;
+                        progress.claimed_by = None;
+                    }
+                });
+                entry.claim_token = None;
+                entry.claimed_at = None;
             },
         )
     }

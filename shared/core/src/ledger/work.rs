@@ -68,6 +68,10 @@ impl<R: LedgerRecord> WorkSource for LedgerWork<R> {
             .map_err(|e| HandlerError::from_source("fetching abandoned claims", e))
     }
 
+    fn due_at(&self, unit: &R) -> Option<i64> {
+        Some(unit.progress().due_at)
+    }
+
     async fn claim(&self, unit: &R, route: Route, now: i64) -> Result<Option<Claim>, HandlerError> {
         let progress = unit.progress();
         let claim = match progress.state {
