@@ -114,7 +114,11 @@ impl Stack {
             }
             Value::Tagged(tagged) if tagged.tag == "Ref" => {
                 let target = tagged.value.as_str().unwrap_or_default();
-                if let Some(table) = self.tables.get(target) {
+                if target == "AWS::StackName" {
+                    self.name.clone()
+                } else if target == "AWS::Region" {
+                    "us-east-1".to_owned()
+                } else if let Some(table) = self.tables.get(target) {
                     table.clone()
                 } else if let Some(queue) = self.queues.get(target) {
                     queue.url.clone()

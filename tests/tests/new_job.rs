@@ -312,6 +312,7 @@ async fn a_fourth_job_written_by_the_recipe_sends_each_unit_once_on_both_paths()
         flag_defaults: FlagDefaults::default(),
         dead_letter_queue_url: None,
         operations_table: None,
+        known: Default::default(),
     };
     let work = LedgerWork::new(reminders.clone(), FLAG, Duration::from_secs(3_600));
     let tick = settings

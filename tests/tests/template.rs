@@ -105,10 +105,21 @@ fn every_queue_is_wired_as_lambda_advises() {
                 visibility >= 6 * timeout,
                 "{queue_id}: visibility {visibility}s < 6 × {id}'s timeout {timeout}s"
             );
+            // The count the queue redrives at is the one its worker is given.
+            let variables = &function["Environment"]["Variables"];
             assert_eq!(
-                queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
-                Some(5),
+                target(&queue["RedrivePolicy"]["maxReceiveCount"]),
+                Some("MaxReceiveCount"),
                 "{queue_id}"
+            );
+            assert_eq!(
+                target(&variables["MAX_RECEIVE_COUNT"]),
+                Some("MaxReceiveCount"),
+                "{id}"
+            );
+            assert_eq!(
+                template["Parameters"]["MaxReceiveCount"]["Default"].as_u64(),
+                Some(5)
             );
         }
     }
@@ -618,5 +629,29 @@ fn the_operator_endpoints_need_aws_credentials() {
                 "symphony-api may {action}"
             );
         }
+    }
+}
+
+#[test]
+fn every_queue_size_a_function_is_given_is_the_queues_own() {
+    // A function told the queues' MaximumMessageSize asks SQS for nothing at start: the
+    // value must be the one the queues are created with.
+    let template = load_template();
+    for (id, queue) in resources_of_type(&template, "AWS::SQS::Queue") {
+        assert_eq!(
+            target(&queue["MaximumMessageSize"]),
+            Some("QueueMaximumMessageBytes"),
+            "{id}"
+        );
+    }
+    for (id, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        if id == "SymphonyApiFunction" {
+            continue;
+        }
+        assert_eq!(
+            target(&function["Environment"]["Variables"]["QUEUE_MAX_MESSAGE_BYTES"]),
+            Some("QueueMaximumMessageBytes"),
+            "{id}"
+        );
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use symphony_aws::{
-    AwsError, DynamoFlagStore, SqsFailureRoutes, SqsHeldLetters, SqsTransport, SqsWorker,
+    AwsError, DynamoFlagStore, KnownQueueLimits, SqsFailureRoutes, SqsHeldLetters, SqsTransport,
+    SqsWorker,
 };
 use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG};
@@ -42,6 +43,8 @@ pub struct TickSettings {
     pub dead_letter_queue_url: Option<String>,
     /// Where held units' dead letters are indexed (`OPERATIONS_TABLE`).
     pub operations_table: Option<String>,
+    /// The queues' limits as the deployment states them: no SQS call at start.
+    pub known: KnownQueueLimits,
 }
 
 impl TickSettings {
@@ -69,6 +72,7 @@ impl TickSettings {
             flag_defaults: FlagDefaults::from_env(env, &[GLOBAL_FLAG, job_flag])?,
             dead_letter_queue_url: env.get("LEGACY_DEAD_LETTER_QUEUE_URL"),
             operations_table: env.get("OPERATIONS_TABLE"),
+            known: KnownQueueLimits::from_env(env)?,
         })
     }
 
@@ -81,7 +85,12 @@ impl TickSettings {
         legacy: HandlerRegistry,
         sdk: &SdkConfig,
     ) -> Result<Tick<S>, InitError> {
-        let queue = SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.queue_url).await?;
+        let queue = SqsTransport::connect_known(
+            aws_sdk_sqs::Client::new(sdk),
+            &self.queue_url,
+            &self.known,
+        )
+        .await?;
         let flags = DynamoFlagStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.flags_table);
         let tick = Tick::new(
             name,
@@ -96,7 +105,7 @@ impl TickSettings {
         };
         // Without its DLQ a tick still sends: held units keep their evidence in their
         // records, and the fault is said where the alarms look.
-        match SqsHeldLetters::connect(aws_sdk_sqs::Client::new(sdk), url).await {
+        match SqsHeldLetters::connect_known(aws_sdk_sqs::Client::new(sdk), url, &self.known).await {
             Ok(mut letters) => {
                 if let Some(table) = &self.operations_table {
                     letters = letters.with_index(symphony_aws::OperationsTable::new(
@@ -160,6 +169,8 @@ pub struct WorkerQueues {
     pub retry: RetryPolicy,
     /// Where dead letters are indexed (`OPERATIONS_TABLE`).
     pub operations_table: Option<String>,
+    /// The queues' limits as the deployment states them: no SQS call at start.
+    pub known: KnownQueueLimits,
 }
 
 impl WorkerQueues {
@@ -202,6 +213,7 @@ impl WorkerQueues {
                 max_attempts: None,
             },
             operations_table: env.get("OPERATIONS_TABLE"),
+            known: KnownQueueLimits::from_env(env)?,
         }))
     }
 }
@@ -222,10 +234,11 @@ pub async fn sqs_worker(
     if symphony_aws::sqs::is_fifo_queue(&queues.queue_url) {
         worker = worker.fifo();
     }
-    let mut routes = SqsFailureRoutes::connect(
+    let mut routes = SqsFailureRoutes::connect_known(
         aws_sdk_sqs::Client::new(sdk),
         &queues.queue_url,
         &queues.dead_letter_queue_url,
+        &queues.known,
     )
     .await?;
     if let Some(table) = &queues.operations_table {

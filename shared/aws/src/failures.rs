@@ -14,7 +14,7 @@ use tracing::debug;
 
 use crate::AwsError;
 use crate::operations::DeadLetterIndex;
-use crate::sqs::{FifoIds, is_fifo_queue, maximum_message_size, queue_attribute};
+use crate::sqs::{FifoIds, KnownQueueLimits, is_fifo_queue, maximum_message_size, queue_attribute};
 
 /// An error reason is cut to this many bytes first, whatever the room.
 pub const MAX_REASON_BYTES: usize = 1_024;
@@ -48,16 +48,50 @@ impl SqsFailureRoutes {
         queue_url: impl Into<String>,
         dead_letter_url: impl Into<String>,
     ) -> Result<Self, AwsError> {
+        Self::connect_known(
+            client,
+            queue_url,
+            dead_letter_url,
+            &KnownQueueLimits::default(),
+        )
+        .await
+    }
+
+    /// The same, asking SQS only for what `known` does not state: with both known, no call
+    /// at start (`maxReceiveCount` is still read again, on a failure, once `refresh` old).
+    pub async fn connect_known(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        dead_letter_url: impl Into<String>,
+        known: &KnownQueueLimits,
+    ) -> Result<Self, AwsError> {
         let queue_url = queue_url.into();
-        let max_receive_count = read_max_receive_count(&client, &queue_url).await?;
+        // A stated count is trusted until the first failing batch, which reads the live
+        // one (a policy changed in place is followed even by short-lived containers);
+        // start itself makes no call.
+        let (max_receive_count, read_at) = match known.max_receive_count {
+            Some(count) => (
+                Some(count),
+                Instant::now()
+                    .checked_sub(MAX_RECEIVE_COUNT_REFRESH)
+                    .unwrap_or_else(Instant::now),
+            ),
+            None => (
+                read_max_receive_count(&client, &queue_url).await?,
+                Instant::now(),
+            ),
+        };
         let dead_letter_url = dead_letter_url.into();
-        let max_message_bytes = maximum_message_size(&client, &dead_letter_url).await?;
+        let max_message_bytes = match known.max_message_bytes {
+            Some(size) => size,
+            None => maximum_message_size(&client, &dead_letter_url).await?,
+        };
         Ok(Self {
             client,
             queue_url,
             dead_letter_url,
             max_message_bytes,
-            max_receive_count: Arc::new(Mutex::new((max_receive_count, Instant::now()))),
+            max_receive_count: Arc::new(Mutex::new((max_receive_count, read_at))),
             refresh: MAX_RECEIVE_COUNT_REFRESH,
             index: None,
         })
@@ -104,8 +138,20 @@ impl SqsHeldLetters {
         client: aws_sdk_sqs::Client,
         dead_letter_url: impl Into<String>,
     ) -> Result<Self, AwsError> {
+        Self::connect_known(client, dead_letter_url, &KnownQueueLimits::default()).await
+    }
+
+    /// The same, with no call when `known` states the size.
+    pub async fn connect_known(
+        client: aws_sdk_sqs::Client,
+        dead_letter_url: impl Into<String>,
+        known: &KnownQueueLimits,
+    ) -> Result<Self, AwsError> {
         let dead_letter_url = dead_letter_url.into();
-        let max_message_bytes = maximum_message_size(&client, &dead_letter_url).await?;
+        let max_message_bytes = match known.max_message_bytes {
+            Some(size) => size,
+            None => maximum_message_size(&client, &dead_letter_url).await?,
+        };
         Ok(Self {
             client,
             dead_letter_url,

@@ -11,7 +11,7 @@ use symphony_core::{
     BatchProcessor, FailureRoutes, HandlerContext, HandlerRegistry, Heartbeat, MetricsSink,
     RetryPolicy, Route, Sample, Tick, TickReport, WorkSource,
 };
-use tracing::{info, warn};
+use tracing::warn;
 
 /// The invocation's deadline (epoch milliseconds in the Lambda context) as an instant;
 /// none when the context has none (a local drain, a test).
@@ -55,7 +55,7 @@ impl<S: WorkSource> ScheduledFunction<S> {
         &self,
         event: LambdaEvent<EventBridgeEvent>,
     ) -> Result<TickReport, Diagnostic> {
-        info!(request_id = %event.context.request_id, scheduled_at = ?event.payload.time, "tick started");
+        tracing::debug!(request_id = %event.context.request_id, scheduled_at = ?event.payload.time, "tick started");
         let started = std::time::Instant::now();
         let at = chrono::Utc::now();
         let result = self

@@ -19,4 +19,4 @@ pub use lambda::{ScheduledFunction, SqsWorker};
 pub use ledger::{DynamoLedger, LedgerLayout};
 pub use operations::OperationsTable;
 pub use sdk::{AwsError, load_sdk_config};
-pub use sqs::{SqsLimits, SqsTransport};
+pub use sqs::{KnownQueueLimits, SqsLimits, SqsTransport};

@@ -231,15 +231,74 @@ pub struct SqsTransport<C = aws_sdk_sqs::Client> {
     fifo: bool,
 }
 
+/// Queue limits the deployment states (`template.yaml` sets them on the queues and gives
+/// them to the functions), so a function need not ask SQS for them when it starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KnownQueueLimits {
+    /// Every queue's `MaximumMessageSize` (`QUEUE_MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: Option<usize>,
+    /// The worker queue's redrive `maxReceiveCount` (`MAX_RECEIVE_COUNT`).
+    pub max_receive_count: Option<u32>,
+}
+
+impl KnownQueueLimits {
+    /// `QUEUE_MAX_MESSAGE_BYTES` (1,024 to 1,048,576) and `MAX_RECEIVE_COUNT` (at least 1),
+    /// each optional: unset, it is read from SQS when first needed.
+    pub fn from_env(
+        env: &dyn symphony_core::config::EnvSource,
+    ) -> Result<Self, symphony_core::config::ConfigError> {
+        use symphony_core::config::{ConfigError, parsed_or};
+        let invalid = |name: &str, value: String, reason: &str| ConfigError::Invalid {
+            name: name.to_owned(),
+            value,
+            reason: reason.to_owned(),
+        };
+        let size = parsed_or(env, "QUEUE_MAX_MESSAGE_BYTES", 0_usize)?;
+        if size != 0 && !(1_024..=SQS_MAX_REQUEST_BYTES).contains(&size) {
+            return Err(invalid(
+                "QUEUE_MAX_MESSAGE_BYTES",
+                size.to_string(),
+                "must be from 1024 to 1048576, as SQS allows",
+            ));
+        }
+        let receives = parsed_or(env, "MAX_RECEIVE_COUNT", 0_u32)?;
+        if receives > 1_000 {
+            return Err(invalid(
+                "MAX_RECEIVE_COUNT",
+                receives.to_string(),
+                "must be from 1 to 1000, as SQS allows",
+            ));
+        }
+        Ok(Self {
+            max_message_bytes: (size != 0).then_some(size),
+            max_receive_count: (receives != 0).then_some(receives),
+        })
+    }
+}
+
 impl SqsTransport<aws_sdk_sqs::Client> {
     /// Builds the transport for a queue, reading the queue's own `MaximumMessageSize`.
     pub async fn connect(
         client: aws_sdk_sqs::Client,
         queue_url: impl Into<String>,
     ) -> Result<Self, AwsError> {
+        Self::connect_known(client, queue_url, &KnownQueueLimits::default()).await
+    }
+
+    /// The same, asking SQS only for what `known` does not state: with the size known, no
+    /// call at all.
+    pub async fn connect_known(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        known: &KnownQueueLimits,
+    ) -> Result<Self, AwsError> {
         let queue_url = queue_url.into();
+        let max_message_bytes = match known.max_message_bytes {
+            Some(size) => size,
+            None => maximum_message_size(&client, &queue_url).await?,
+        };
         let limits = SqsLimits {
-            max_message_bytes: maximum_message_size(&client, &queue_url).await?,
+            max_message_bytes,
             ..SqsLimits::default()
         };
         debug!(
@@ -732,5 +791,32 @@ mod tests {
             "{requests:?}"
         );
         assert_eq!(requests.len(), 2);
+    }
+
+    #[test]
+    fn queue_limits_stated_by_the_deployment_are_read_and_checked() {
+        use symphony_core::config::from_pairs;
+        let known = KnownQueueLimits::from_env(&from_pairs(&[
+            ("QUEUE_MAX_MESSAGE_BYTES", "262144"),
+            ("MAX_RECEIVE_COUNT", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(known.max_message_bytes, Some(262_144));
+        assert_eq!(known.max_receive_count, Some(5));
+        assert_eq!(
+            KnownQueueLimits::from_env(&from_pairs(&[])).unwrap(),
+            KnownQueueLimits::default(),
+            "unset: read from SQS when needed"
+        );
+        for (name, value) in [
+            ("QUEUE_MAX_MESSAGE_BYTES", "2000000"),
+            ("QUEUE_MAX_MESSAGE_BYTES", "ten"),
+            ("MAX_RECEIVE_COUNT", "-1"),
+        ] {
+            let error = KnownQueueLimits::from_env(&from_pairs(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(name), "{name}={value}: {error}");
+        }
     }
 }

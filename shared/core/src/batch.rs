@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{StreamExt, stream};
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::envelope::{DeadLetterKind, ErrorDetails};
@@ -154,6 +154,9 @@ impl std::fmt::Debug for BatchProcessor {
     }
 }
 
+/// The batch's INFO line names at most this many failed records.
+const MAX_IDS_LOGGED: usize = 20;
+
 /// Time kept in hand by default: enough to finish a record that just started and answer.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
@@ -201,6 +204,7 @@ impl BatchProcessor {
     }
 
     pub async fn process(&self, event: &SqsEvent, context: &HandlerContext) -> BatchReport {
+        let started = std::time::Instant::now();
         let mut outcomes: Vec<RecordOutcome> = if self.fifo {
             self.process_by_group(event, context).await
         } else {
@@ -234,11 +238,23 @@ impl BatchProcessor {
             response.batch_item_failures.push(failure);
         }
         let report = BatchReport { response, outcomes };
+        // The batch's one INFO line: its counts, how long it took, and which records
+        // failed, comma-separated (a started one also has its WARN line with the reason).
+        let failed_ids: Vec<&str> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.result.is_err())
+            .take(MAX_IDS_LOGGED)
+            .map(|o| o.message_id.as_str())
+            .collect();
+        let failed_ids = failed_ids.join(",");
         info!(
             records = report.outcomes.len(),
             succeeded = report.succeeded(),
             failed = report.failed(),
             dead_lettered = report.dead_lettered(),
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            failed_ids = %failed_ids,
             "batch processed"
         );
         report
@@ -296,14 +312,17 @@ impl BatchProcessor {
     async fn process_record(&self, record: &SqsMessage, context: &HandlerContext) -> RecordOutcome {
         let message_id = record.message_id.clone().unwrap_or_default();
         let attempt = receive_count(record);
-        let span = info_span!("record", message_id = %message_id, attempt, message_type = tracing::field::Empty);
-        async {
+        // Only at DEBUG: a span per record costs more than the record's own decoding, and
+        // every WARN line below names its message itself.
+        let span = debug_span!("record", message_id = %message_id, attempt, message_type = tracing::field::Empty);
+        let record_span = span.clone();
+        let handling = async {
             // Checked as the record starts: a record the Lambda timeout would cut off is
             // left for a later delivery instead of being lost mid-way.
             if let Some(deadline) = context.deadline {
                 let remaining = deadline.saturating_duration_since(self.clock.now());
                 if remaining < self.deadline_margin {
-                    warn!(remaining_ms = remaining.as_millis(), "too little time left; record not started");
+                    warn!(message_id = %message_id, attempt, remaining_ms = remaining.as_millis(), "too little time left; record not started");
                     return RecordOutcome::unhandled(
                         message_id.clone(),
                         attempt,
@@ -320,11 +339,11 @@ impl BatchProcessor {
                     envelope
                 }
                 Err(error) => {
-                    warn!(error = %crate::redact::personal_data(&error.to_string()), "malformed message");
+                    warn!(message_id = %message_id, attempt, error = %crate::redact::personal_data(&error.to_string()), "malformed message");
                     return RecordOutcome::unhandled(message_id.clone(), attempt, error.into());
                 }
             };
-            tracing::Span::current().record("message_type", envelope.message_type.as_str());
+            record_span.record("message_type", envelope.message_type.as_str());
             let started = std::time::Instant::now();
             let result = self.registry.dispatch(&envelope, context).await;
             let handle_ms = u64::try_from(started.elapsed().as_millis()).ok();
@@ -333,12 +352,14 @@ impl BatchProcessor {
                 crate::metrics::elapsed_ms(from, Utc::now())
             });
             match &result {
-                Ok(()) => info!("message handled"),
+                Ok(()) => debug!("message handled"),
                 // Not the message's fault: said at ERROR, where the alarms look.
                 Err(error) if error.kind == FailureKind::Infrastructure => {
-                    error!(kind = %error.kind, error = %error.full_reason(), "INFRASTRUCTURE FAULT: message backed off")
+                    error!(message_id = %message_id, attempt, message_type = %envelope.message_type, kind = %error.kind, error = %error.full_reason(), "INFRASTRUCTURE FAULT: message backed off")
                 }
-                Err(error) => warn!(kind = %error.kind, error = %error.full_reason(), "message failed"),
+                Err(error) => {
+                    warn!(message_id = %message_id, attempt, message_type = %envelope.message_type, kind = %error.kind, error = %error.full_reason(), "message failed")
+                }
             }
             RecordOutcome {
                 message_id: message_id.clone(),
@@ -349,9 +370,14 @@ impl BatchProcessor {
                 handle_ms,
                 latency_ms,
             }
+        };
+        // Entering a disabled span on every poll is work for nothing: most of the time
+        // (INFO), the record runs bare.
+        if span.is_disabled() {
+            handling.await
+        } else {
+            handling.instrument(span).await
         }
-        .instrument(span)
-        .await
     }
 }
 

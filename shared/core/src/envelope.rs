@@ -20,8 +20,38 @@ pub struct Envelope {
     pub id: String,
     #[serde(rename = "type")]
     pub message_type: String,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
     pub meta: Meta,
+}
+
+/// A payload kept as the JSON text it arrived as: it is decoded once, into its type, by
+/// the handler that takes it (not first into a generic JSON value, then again).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<serde_json::value::RawValue>);
+
+impl Payload {
+    /// Encodes a value as a payload.
+    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload as a generic JSON value (for tests and tools, not the worker path).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for Payload {
+    /// Same JSON, whatever the spacing.
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get() || self.to_value() == other.to_value()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,7 +199,7 @@ impl Envelope {
         source: &str,
         correlation_id: Option<String>,
     ) -> Result<Self, EnvelopeError> {
-        let payload = serde_json::to_value(message).map_err(|source| EnvelopeError::Encode {
+        let payload = Payload::from_value(message).map_err(|source| EnvelopeError::Encode {
             message_type: M::TYPE,
             source,
         })?;
@@ -205,7 +235,7 @@ impl Envelope {
     /// Decodes the payload as `M`. A payload of the wrong shape can never succeed, so the
     /// error is permanent; serde's message names the offending field.
     pub fn decode<M: Message>(&self) -> Result<M, HandlerError> {
-        M::deserialize(&self.payload).map_err(|error| {
+        serde_json::from_str::<M>(self.payload.get()).map_err(|error| {
             HandlerError::new(
                 crate::error::FailureKind::Intrinsic,
                 format!("invalid {} payload: {error}", M::TYPE),
@@ -321,7 +351,7 @@ mod tests {
             None,
         )
         .unwrap();
-        envelope.payload = serde_json::json!({ "userId": 7 });
+        envelope.payload = Payload::from_value(&serde_json::json!({ "userId": 7 })).unwrap();
         let error = envelope.decode::<Ping>().unwrap_err();
         assert!(!crate::Retryable::is_retryable(&error));
         assert!(
@@ -329,7 +359,7 @@ mod tests {
             "{}",
             error.reason()
         );
-        envelope.payload = serde_json::json!({});
+        envelope.payload = Payload::from_value(&serde_json::json!({})).unwrap();
         assert!(
             envelope
                 .decode::<Ping>()

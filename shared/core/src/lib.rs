@@ -19,7 +19,7 @@ pub mod transport;
 
 pub use batch::{BatchProcessor, BatchReport, RecordError};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use envelope::{DeadLetterKind, Envelope, EnvelopeError, ErrorDetails, Message, Meta};
+pub use envelope::{DeadLetterKind, Envelope, EnvelopeError, ErrorDetails, Message, Meta, Payload};
 pub use error::{BoxError, FailureKind, HandlerError, Retryable};
 pub use flags::{FlagEvaluation, FlagReader, FlagStore, Route};
 pub use handler::{HandlerContext, HandlerRegistry, MessageHandler, TypedHandler};

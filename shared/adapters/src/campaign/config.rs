@@ -35,6 +35,8 @@ pub struct CampaignWorkerConfig {
     pub batch_concurrency: usize,
     /// The worker's own queues, for routing its failures (`QUEUE_URL`, `DEAD_LETTER_QUEUE_URL`).
     pub queues: Option<WorkerQueues>,
+    /// The queues' limits as the deployment states them: no SQS call at start.
+    pub known: symphony_aws::KnownQueueLimits,
 }
 
 impl CampaignWorkerConfig {
@@ -51,6 +53,7 @@ impl CampaignWorkerConfig {
             leads_per_run: parsed_or(env, "CAMPAIGN_LEADS_PER_RUN", 200_usize)?.max(1),
             batch_concurrency: parsed_or(env, "BATCH_CONCURRENCY", 2_usize)?,
             queues: WorkerQueues::from_env(env)?,
+            known: symphony_aws::KnownQueueLimits::from_env(env)?,
         })
     }
 
@@ -58,8 +61,12 @@ impl CampaignWorkerConfig {
     pub async fn registry(&self, sdk: &SdkConfig) -> Result<HandlerRegistry, InitError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let dynamo_for_flags = dynamo.clone();
-        let email_queue =
-            SqsTransport::connect(aws_sdk_sqs::Client::new(sdk), &self.email_queue_url).await?;
+        let email_queue = SqsTransport::connect_known(
+            aws_sdk_sqs::Client::new(sdk),
+            &self.email_queue_url,
+            &self.known,
+        )
+        .await?;
         let handler = ProcessCampaignHandler::new(
             Arc::new(DynamoCampaignStore::new(
                 dynamo.clone(),

@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::{Ledger, LedgerRecord, Next, Transition, UnitState, describe};
 use crate::error::chain;
@@ -42,7 +42,7 @@ pub async fn take_turn<R: LedgerRecord>(
         .ok_or_else(|| HandlerError::permanent(format!("{kind} {unit_id} does not exist")))?;
     let progress = record.progress();
     if R::HAS_STEPS && progress.step != step {
-        info!(unit_id, kind, step, "step already done; redelivery ignored");
+        debug!(unit_id, kind, step, "step already done; redelivery ignored");
         return Ok(Turn::AlreadyDone(record));
     }
     match progress.state {
@@ -60,7 +60,7 @@ pub async fn take_turn<R: LedgerRecord>(
             }
         }
         UnitState::Done | UnitState::Stopped => {
-            info!(unit_id, kind, "already done; redelivery ignored");
+            debug!(unit_id, kind, "already done; redelivery ignored");
             Ok(Turn::AlreadyDone(record))
         }
         UnitState::Failed => Err(HandlerError::permanent(format!(

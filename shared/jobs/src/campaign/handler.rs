@@ -10,7 +10,7 @@ use symphony_core::{
     Clock, Dispatcher, Envelope, FailureKind, FlagReader, HandlerContext, HandlerError, Ledger,
     Retryable, Route, SystemClock, TypedHandler,
 };
-use tracing::{error, info, warn};
+use tracing::{debug, error, warn};
 
 use super::message::CampaignProcessingMessage;
 use super::model::{Campaign, CampaignStatus, Lead, LeadStatus};
@@ -125,7 +125,7 @@ impl ProcessCampaignHandler {
                 HandlerError::permanent(format!("campaign {campaign_id} does not exist"))
             })?;
         if campaign.status != CampaignStatus::Active {
-            info!(
+            debug!(
                 campaign_id,
                 status = campaign.status.as_str(),
                 "campaign not active; nothing to do"
@@ -141,7 +141,7 @@ impl ProcessCampaignHandler {
                 HandlerError::permanent(format!("mailbox {} does not exist", campaign.mailbox_id))
             })?;
         if !campaign.window.is_open(now, campaign.time_zone) {
-            info!(campaign_id, opens_at = %campaign.window.next_open(now, campaign.time_zone), "outside the sending window; leads wait");
+            debug!(campaign_id, opens_at = %campaign.window.next_open(now, campaign.time_zone), "outside the sending window; leads wait");
             return Ok(run);
         }
 
@@ -187,7 +187,7 @@ impl ProcessCampaignHandler {
                 Ok(LeadStep::Next) => {}
                 Ok(LeadStep::QuotaFull) => {
                     run.leads_waiting = leads.len() - position;
-                    info!(campaign_id, mailbox_id = %mailbox.mailbox_id, waiting = run.leads_waiting, "daily limit reached");
+                    debug!(campaign_id, mailbox_id = %mailbox.mailbox_id, waiting = run.leads_waiting, "daily limit reached");
                     break;
                 }
                 Err(error) if error.kind == FailureKind::Intrinsic => {
@@ -229,9 +229,9 @@ impl ProcessCampaignHandler {
                 .complete(campaign_id)
                 .await
                 .map_err(|e| HandlerError::from_source("completing the campaign", e))?;
-            info!(campaign_id, "campaign completed");
+            debug!(campaign_id, "campaign completed");
         }
-        info!(
+        debug!(
             campaign_id,
             emails_created = run.emails_created,
             emails_enqueued = run.emails_enqueued,

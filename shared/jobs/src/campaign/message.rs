@@ -47,8 +47,10 @@ mod tests {
             action: CampaignAction::Process,
         };
         let mut envelope = Envelope::wrap(&message, "test", None).unwrap();
-        assert_eq!(envelope.payload["action"], "process");
-        envelope.payload["action"] = serde_json::json!("archive");
+        let mut payload = envelope.payload.to_value();
+        assert_eq!(payload["action"], "process");
+        payload["action"] = serde_json::json!("archive");
+        envelope.payload = symphony_core::Payload::from_value(&payload).unwrap();
         let error = envelope.decode::<CampaignProcessingMessage>().unwrap_err();
         assert!(error.reason().contains("archive"), "{}", error.reason());
     }

@@ -8,7 +8,7 @@ use symphony_core::ledger::delivery::{SendOnce, Turn, guarded, take_turn};
 use symphony_core::{
     Clock, Envelope, HandlerContext, HandlerError, Ledger, Next, SystemClock, TypedHandler,
 };
-use tracing::info;
+use tracing::debug;
 
 use super::message::EmailMessage;
 use super::model::EmailRecord;
@@ -90,7 +90,7 @@ impl SendEmailHandler {
         };
         once.run(context, self.mailer.least_time(), send, |_, _| Next::Done)
             .await?;
-        info!(email_id = %id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent");
+        debug!(email_id = %id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent");
         Ok(())
     }
 }

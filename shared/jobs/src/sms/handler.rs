@@ -8,7 +8,7 @@ use symphony_core::ledger::delivery::{SendOnce, Turn, guarded, take_turn};
 use symphony_core::{
     Clock, Ending, Envelope, HandlerContext, HandlerError, Ledger, Next, SystemClock, TypedHandler,
 };
-use tracing::info;
+use tracing::debug;
 
 use super::message::SmsDripMessage;
 use super::model::Enrollment;
@@ -93,7 +93,7 @@ impl SendSmsHandler {
                 .close(id, message.step, Ending::Stopped, now.timestamp())
                 .await
                 .map_err(|e| HandlerError::from_source("recording the opt-out", e))?;
-            info!(enrollment_id = id, "number opted out; enrollment stopped");
+            debug!(enrollment_id = id, "number opted out; enrollment stopped");
             return Ok(SmsOutcome::OptedOut);
         }
         if !self.allowed_hours.is_open(now, enrollment.time_zone) {
@@ -102,7 +102,7 @@ impl SendSmsHandler {
                 .defer(id, send_at.timestamp())
                 .await
                 .map_err(|e| HandlerError::from_source("deferring past quiet hours", e))?;
-            info!(enrollment_id = id, send_at = %send_at, "quiet hours for the recipient; deferred");
+            debug!(enrollment_id = id, send_at = %send_at, "quiet hours for the recipient; deferred");
             return Ok(SmsOutcome::Deferred);
         }
 
@@ -123,7 +123,7 @@ impl SendSmsHandler {
                 .close(id, message.step, Ending::Done, now.timestamp())
                 .await
                 .map_err(|e| HandlerError::from_source("finishing the enrollment", e))?;
-            info!(
+            debug!(
                 enrollment_id = id,
                 step = message.step,
                 "step past the end of its sequence; enrollment finished"
@@ -164,7 +164,7 @@ impl SendSmsHandler {
         let provider_id = once
             .run(context, self.sender.least_time(), send, next)
             .await?;
-        info!(enrollment_id = id, step = message.step, provider_id = %provider_id, route = %context.route, "sms sent");
+        debug!(enrollment_id = id, step = message.step, provider_id = %provider_id, route = %context.route, "sms sent");
         Ok(SmsOutcome::Sent)
     }
 }
