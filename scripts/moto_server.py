@@ -33,6 +33,10 @@ meet the same answer).
 queue whose URL ends with SUFFIX with AccessDenied, as a missing grant or a Deny in the
 queue's policy would.
 
+Every request is counted by service and operation (`DynamoDB.UpdateItem`, `SQS.SendMessageBatch`,
+`SNS.Publish`...): `GET /_symphony/requests` answers the counts as JSON and
+`DELETE /_symphony/requests` sets them back to zero (the calls-per-unit bench).
+
 Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES] [--sns-unsure PREFIX]
        [--sns-drop PREFIX] [--secrets-throttle COUNT] [--dynamodb-lose-answers EVERY]
        [--dynamodb-refuse-updates TEXT] [--sqs-refuse-sends SUFFIX:COUNT]
@@ -64,6 +68,42 @@ def sms_request(environ):
     environ["wsgi.input"] = io.BytesIO(body)
     form = parse_qs(body.decode("utf-8", "replace"))
     return form, (form.get("PhoneNumber") or [""])[0]
+
+
+class CountRequests:
+    """Counts each request by service and operation; serves the counts."""
+
+    def __init__(self, app):
+        self.app = app
+        self.counts = {}
+        self.lock = threading.Lock()
+
+    def operation(self, environ):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            service, _, name = target.partition(".")
+            service = "DynamoDB" if service.startswith("DynamoDB") else service.replace("Amazon", "")
+            return f"{service}.{name}"
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or ["?"])[0]
+        host = environ.get("HTTP_AUTHORIZATION", "")
+        service = host.split("/")[3] if host.count("/") >= 3 else "query"
+        return f"{service.upper() if service in ('sns', 'sqs') else service}.{action}"
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/_symphony/requests":
+            with self.lock:
+                if environ.get("REQUEST_METHOD") == "DELETE":
+                    self.counts = {}
+                body = json.dumps(self.counts).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        name = self.operation(environ)
+        with self.lock:
+            self.counts[name] = self.counts.get(name, 0) + 1
+        return self.app(environ, start_response)
 
 
 class OneAtATime:
@@ -266,7 +306,7 @@ def main():
     if "--sqs-refuse-sends" in options:
         suffix, count = options["--sqs-refuse-sends"].rsplit(":", 1)
         app = RefuseSomeSends(app, suffix, int(count))
-    run_simple(host, port, OneAtATime(app), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(host, port, OneAtATime(CountRequests(app)), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":
