@@ -31,3 +31,17 @@ pub fn project_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or(manifest)
 }
+
+/// A process's peak resident set so far, in KiB (`VmHWM`; 0 when it cannot be read): the
+/// benchmarks' memory figure.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

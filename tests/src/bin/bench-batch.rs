@@ -177,26 +177,61 @@ fn install_logs() {
 }
 
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    symphony_tests::peak_rss_kib(std::process::id())
+}
+
+/// What every variant is given: the event as text and parsed, and the processor.
+struct Fixture {
+    text: String,
+    event: SqsEvent,
+    processor: BatchProcessor,
+    context: HandlerContext,
+}
+
+impl Fixture {
+    fn new(records: usize) -> Self {
+        let text = event_json(records);
+        let event: SqsEvent = serde_json::from_str(&text).unwrap_or_default();
+        let registry = HandlerRegistry::new()
+            .register(Check)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            text,
+            event,
+            processor: BatchProcessor::new(Arc::new(registry), 4),
+            context: HandlerContext::new(Route::Symphony, "bench"),
+        }
+    }
+
+    /// One round of `variant`: how many records it failed.
+    async fn round(&self, variant: &str) -> usize {
+        match variant {
+            "floor" => floor(&self.event).batch_item_failures.len(),
+            "bytes" => {
+                let parsed: SqsEvent = serde_json::from_str(&self.text).unwrap_or_default();
+                let response = self
+                    .processor
+                    .process(&parsed, &self.context)
+                    .await
+                    .response;
+                let bytes = serde_json::to_vec(&response).unwrap_or_default();
+                std::hint::black_box(&bytes);
+                response.batch_item_failures.len()
+            }
+            _ => self
+                .processor
+                .process(&self.event, &self.context)
+                .await
+                .response
+                .batch_item_failures
+                .len(),
+        }
+    }
 }
 
 /// Runs one variant and prints `records_per_second rss_kib log_bytes failures`.
 async fn run_variant(variant: &str, records: usize, rounds: usize) {
-    let text = event_json(records);
-    let event: SqsEvent = serde_json::from_str(&text).unwrap_or_default();
-    let registry = HandlerRegistry::new()
-        .register(Check)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let processor = BatchProcessor::new(Arc::new(registry), 4);
-    let context = HandlerContext::new(Route::Symphony, "bench");
+    let fixture = Fixture::new(records);
     if variant == "processor-logs" || variant == "bytes" {
         install_logs();
     }
@@ -205,23 +240,7 @@ async fn run_variant(variant: &str, records: usize, rounds: usize) {
     // Two rounds first, not counted: caches, allocator and branch predictors warm.
     for round in 0..rounds + 2 {
         let started = Instant::now();
-        failures = match variant {
-            "floor" => floor(&event).batch_item_failures.len(),
-
-            "bytes" => {
-                let parsed: SqsEvent = serde_json::from_str(&text).unwrap_or_default();
-                let response = processor.process(&parsed, &context).await.response;
-                let bytes = serde_json::to_vec(&response).unwrap_or_default();
-                std::hint::black_box(&bytes);
-                response.batch_item_failures.len()
-            }
-            _ => processor
-                .process(&event, &context)
-                .await
-                .response
-                .batch_item_failures
-                .len(),
-        };
+        failures = fixture.round(variant).await;
         if round >= 2 {
             rates.push(records as f64 / started.elapsed().as_secs_f64());
         }
@@ -247,13 +266,7 @@ async fn run_variant(variant: &str, records: usize, rounds: usize) {
 /// drifts (this VM's speed varies by 2× between processes) fall on all of them alike.
 /// Returns each variant's median records per second.
 async fn interleaved(records: usize, rounds: usize) -> Vec<f64> {
-    let text = event_json(records);
-    let event: SqsEvent = serde_json::from_str(&text).unwrap_or_default();
-    let registry = HandlerRegistry::new()
-        .register(Check)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let processor = BatchProcessor::new(Arc::new(registry), 4);
-    let context = HandlerContext::new(Route::Symphony, "bench");
+    let fixture = Fixture::new(records);
     let logs = tracing::Dispatch::new(symphony_aws::telemetry::json_subscriber(
         tracing_subscriber::EnvFilter::new("info"),
         CountingSink::default,
@@ -267,24 +280,7 @@ async fn interleaved(records: usize, rounds: usize) -> Vec<f64> {
             // The functions' log set-up for the variants that have it, on this thread.
             let _logging = (index >= 2).then(|| tracing::dispatcher::set_default(&logs));
             let started = Instant::now();
-            let failures = match *variant {
-                "floor" => floor(&event).batch_item_failures.len(),
-
-                "bytes" => {
-                    let parsed: SqsEvent = serde_json::from_str(&text).unwrap_or_default();
-                    let response = processor.process(&parsed, &context).await.response;
-                    let bytes = serde_json::to_vec(&response).unwrap_or_default();
-                    std::hint::black_box(&bytes);
-                    response.batch_item_failures.len()
-                }
-                _ => processor
-                    .process(&event, &context)
-                    .await
-                    .response
-                    .batch_item_failures
-                    .len(),
-            };
-            std::hint::black_box(failures);
+            std::hint::black_box(fixture.round(variant).await);
             if round >= 2 {
                 rates[index].push(records as f64 / started.elapsed().as_secs_f64());
             }

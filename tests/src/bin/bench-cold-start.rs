@@ -17,8 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use symphony_tests::project_root;
 use symphony_tests::world::World;
+use symphony_tests::{peak_rss_kib, project_root};
 
 /// What the Runtime API saw of one process.
 #[derive(Debug)]
@@ -101,18 +101,6 @@ async fn serve(
             }
         }
     }
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// One start: (ms to the first GET /next, peak RSS KiB then, ms of the first invocation).
