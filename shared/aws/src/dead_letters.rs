@@ -117,12 +117,9 @@ impl DeadLetterQueue {
         select: impl Fn(&DeadLetter) -> bool,
         mut progress: impl FnMut(&DeadLetter, usize, usize),
     ) -> Result<RedriveReport, AwsError> {
-        let letters = self.receive_all().await?;
-        let (chosen, others): (Vec<DeadLetter>, Vec<DeadLetter>) =
-            letters.into_iter().partition(|letter| select(letter));
-        self.release(&others).await?;
+        let (chosen, left) = self.take(select).await?;
         let mut report = RedriveReport {
-            left: others.len(),
+            left,
             ..RedriveReport::default()
         };
         let fifo = is_fifo_queue(&self.queue_url);
@@ -144,13 +141,7 @@ impl DeadLetterQueue {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("SendMessage", e))?;
-            self.client
-                .delete_message()
-                .queue_url(&self.dead_letter_url)
-                .receipt_handle(&letter.receipt_handle)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DeleteMessage", e))?;
+            self.delete(letter).await?;
             report.moved.push(letter.message_id.clone());
             progress(letter, report.moved.len(), chosen.len());
         }
@@ -163,22 +154,37 @@ impl DeadLetterQueue {
         &self,
         select: impl Fn(&DeadLetter) -> bool,
     ) -> Result<Vec<String>, AwsError> {
+        let (chosen, _) = self.take(select).await?;
+        let mut removed = Vec::with_capacity(chosen.len());
+        for letter in &chosen {
+            self.delete(letter).await?;
+            removed.push(letter.message_id.clone());
+        }
+        Ok(removed)
+    }
+
+    /// Receives the whole queue and keeps the messages `select` picks hidden; the others
+    /// are made visible again. Returns the picked ones and how many were left.
+    async fn take(
+        &self,
+        select: impl Fn(&DeadLetter) -> bool,
+    ) -> Result<(Vec<DeadLetter>, usize), AwsError> {
         let letters = self.receive_all().await?;
         let (chosen, others): (Vec<DeadLetter>, Vec<DeadLetter>) =
             letters.into_iter().partition(|letter| select(letter));
         self.release(&others).await?;
-        let mut removed = Vec::with_capacity(chosen.len());
-        for letter in &chosen {
-            self.client
-                .delete_message()
-                .queue_url(&self.dead_letter_url)
-                .receipt_handle(&letter.receipt_handle)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DeleteMessage", e))?;
-            removed.push(letter.message_id.clone());
-        }
-        Ok(removed)
+        Ok((chosen, others.len()))
+    }
+
+    async fn delete(&self, letter: &DeadLetter) -> Result<(), AwsError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.dead_letter_url)
+            .receipt_handle(&letter.receipt_handle)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DeleteMessage", e))?;
+        Ok(())
     }
 
     /// Receives until the queue has nothing visible left (long polls, so an empty answer
