@@ -43,8 +43,8 @@ pub struct LedgerSpec {
 
 pub const JOBS: [JobSpec; 3] = [
     JobSpec {
-        name: "email",
-        flag: symphony_jobs::email::EMAIL_FLAG,
+        name: <crate::job::EmailJob as crate::job::Job>::NAME,
+        flag: <crate::job::EmailJob as crate::job::Job>::FLAG,
         tick_function: "process-email-queue",
         worker_function: "handle-email",
         schedule_variable: "EMAIL_SCHEDULE",
@@ -55,8 +55,8 @@ pub const JOBS: [JobSpec; 3] = [
         }),
     },
     JobSpec {
-        name: "campaign",
-        flag: symphony_jobs::campaign::CAMPAIGN_FLAG,
+        name: <crate::job::CampaignJob as crate::job::Job>::NAME,
+        flag: <crate::job::CampaignJob as crate::job::Job>::FLAG,
         tick_function: "process-campaigns",
         worker_function: "handle-campaign",
         schedule_variable: "CAMPAIGN_SCHEDULE",
@@ -64,8 +64,8 @@ pub const JOBS: [JobSpec; 3] = [
         ledger: None,
     },
     JobSpec {
-        name: "sms",
-        flag: symphony_jobs::sms::SMS_FLAG,
+        name: <crate::job::SmsJob as crate::job::Job>::NAME,
+        flag: <crate::job::SmsJob as crate::job::Job>::FLAG,
         tick_function: "process-sms-drip",
         worker_function: "handle-sms",
         schedule_variable: "SMS_SCHEDULE",

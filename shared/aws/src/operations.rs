@@ -63,6 +63,33 @@ pub struct DeadLetterEntry {
     pub retried_by: Option<String>,
 }
 
+impl DeadLetterEntry {
+    /// The entry of a message in the DLQ named `queue`: its type and unit read from the
+    /// body when it is an envelope, and why it is there from its error details (none:
+    /// SQS moved it after `maxReceiveCount`, so `redriven-by-sqs`, dated `now`).
+    pub fn new(
+        queue: &str,
+        message_id: &str,
+        body: &str,
+        error: Option<&symphony_core::ErrorDetails>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let envelope = symphony_core::Envelope::from_body(Some(body)).ok();
+        Self {
+            queue: queue.to_owned(),
+            message_id: message_id.to_owned(),
+            message_type: envelope.as_ref().map(|e| e.message_type.clone()),
+            unit_id: envelope.as_ref().map(|e| e.meta.correlation_id.clone()),
+            kind: error.map_or("redriven-by-sqs".to_owned(), |e| e.kind.as_str().to_owned()),
+            reason: error.map(|e| e.reason.clone()).filter(|r| !r.is_empty()),
+            attempts: error.map(|e| e.attempts),
+            dead_lettered_at: error.map_or(now, |e| e.last_failure_at),
+            retried_at: None,
+            retried_by: None,
+        }
+    }
+}
+
 /// One change of a flag, as the history keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -493,19 +520,7 @@ impl DeadLetterIndex {
     /// Records a message just sent to the queue. A failure is said at WARN and changes
     /// nothing for the unit: `symphony dlq list` reconciles the index with the queue.
     pub async fn add(&self, message_id: &str, body: &str, details: &symphony_core::ErrorDetails) {
-        let envelope = symphony_core::Envelope::from_body(Some(body)).ok();
-        let entry = DeadLetterEntry {
-            queue: self.queue.clone(),
-            message_id: message_id.to_owned(),
-            message_type: envelope.as_ref().map(|e| e.message_type.clone()),
-            unit_id: envelope.as_ref().map(|e| e.meta.correlation_id.clone()),
-            kind: details.kind.as_str().to_owned(),
-            reason: Some(details.reason.clone()).filter(|r| !r.is_empty()),
-            attempts: Some(details.attempts),
-            dead_lettered_at: details.last_failure_at,
-            retried_at: None,
-            retried_by: None,
-        };
+        let entry = DeadLetterEntry::new(&self.queue, message_id, body, Some(details), Utc::now());
         // The unit is settled by the dead letter itself: a slow index write must not hold
         // up the batch's answer.
         match tokio::time::timeout(INDEX_WRITE_LIMIT, self.table.index_dead_letter(&entry)).await {

@@ -461,20 +461,13 @@ async fn dead_letter_queue(context: &Context, job: &JobSpec) -> Result<DeadLette
 }
 
 fn entry_of(queue: &str, letter: &DeadLetter, now: DateTime<Utc>) -> DeadLetterEntry {
-    let error = letter.error.as_ref();
-    DeadLetterEntry {
-        queue: queue.to_owned(),
-        message_id: letter.message_id.clone(),
-        message_type: letter.message_type.clone(),
-        unit_id: letter.unit_id.clone(),
-        // SQS moved it after maxReceiveCount: no worker wrote details.
-        kind: error.map_or("redriven-by-sqs".to_owned(), |e| e.kind.as_str().to_owned()),
-        reason: error.map(|e| e.reason.clone()).filter(|r| !r.is_empty()),
-        attempts: error.map(|e| e.attempts),
-        dead_lettered_at: error.map_or(now, |e| e.last_failure_at),
-        retried_at: None,
-        retried_by: None,
-    }
+    DeadLetterEntry::new(
+        queue,
+        &letter.message_id,
+        &letter.body,
+        letter.error.as_ref(),
+        now,
+    )
 }
 
 /// One job's DLQ as it is now, and the index made to agree with it: a message the index
@@ -633,14 +626,19 @@ async fn dlq_retry(
     let mut lines = Vec::new();
     let mut moved_all = Vec::new();
     for (job, entry) in targets {
-        let entries = reconcile(context, job, now).await?;
+        let dead_letters = context.ops.deployment.dead_letter_queue(job);
+        let indexed = context.ops.table().dead_letters(&dead_letters).await?;
         let queue = dead_letter_queue(context, job).await?;
         let wanted = entry.as_ref().map(|e| e.message_id.clone());
+        let mut moved = Vec::new();
         let report = queue
             .redrive(
                 |letter| wanted.as_ref().is_none_or(|id| *id == letter.message_id),
-                // Bulk work shows its progress on stderr, so stdout stays the result.
-                |letter, done, of| eprintln!("moved {done}/{of}: {}", letter.message_id),
+                |letter, done, of| {
+                    // Bulk work shows its progress on stderr, so stdout stays the result.
+                    eprintln!("moved {done}/{of}: {}", letter.message_id);
+                    moved.push(letter.clone());
+                },
             )
             .await?;
         if let Some(id) = &wanted
@@ -648,14 +646,17 @@ async fn dlq_retry(
         {
             return Err(CliError::NoSuchMessage(id.clone()));
         }
-        // The message's history stays in the index, marked retried: who and when.
-        for id in &report.moved {
-            if let Some(entry) = entries.iter().find(|e| e.message_id == *id) {
-                let mut retried = entry.clone();
-                retried.retried_at = Some(now);
-                retried.retried_by = Some(context.who.clone());
-                context.ops.table().index_dead_letter(&retried).await?;
-            }
+        // The message's history stays in the index, marked retried: who and when (from
+        // the message itself when the index did not know it yet).
+        for letter in &moved {
+            let mut retried = indexed
+                .iter()
+                .find(|e| e.message_id == letter.message_id)
+                .cloned()
+                .unwrap_or_else(|| entry_of(&dead_letters, letter, now));
+            retried.retried_at = Some(now);
+            retried.retried_by = Some(context.who.clone());
+            context.ops.table().index_dead_letter(&retried).await?;
         }
         lines.push(format!(
             "{}: {} moved back to {}, {} left in {}",
@@ -771,18 +772,24 @@ async fn unknown_resolve(
     now: DateTime<Utc>,
 ) -> Result<Outcome, CliError> {
     let spec = job_of(job)?;
-    let (step, verdict) = match spec.name {
+    let (verdict, moved) = match spec.name {
         "email" => {
-            let record = held_record(&email_ledger(context), spec, id).await?;
+            let ledger = email_ledger(context);
+            let record = held_record(&ledger, spec, id).await?;
             let verdict = if sent {
                 Verdict::Sent(Next::Done)
             } else {
                 Verdict::Resend
             };
-            (record.progress().step, verdict)
+            let step = record.progress().step;
+            (
+                verdict,
+                ledger.resolve(id, step, verdict, now.timestamp()).await?,
+            )
         }
         "sms" => {
-            let record = held_record(&enrollment_ledger(context), spec, id).await?;
+            let ledger = enrollment_ledger(context);
+            let record = held_record(&ledger, spec, id).await?;
             let step = record.progress().step;
             let verdict = if sent {
                 // It went out: the drip moves on as a send would have moved it.
@@ -790,21 +797,12 @@ async fn unknown_resolve(
             } else {
                 Verdict::Resend
             };
-            (step, verdict)
+            (
+                verdict,
+                ledger.resolve(id, step, verdict, now.timestamp()).await?,
+            )
         }
         other => return Err(CliError::NoLedger(other.to_owned())),
-    };
-    let moved = match spec.name {
-        "email" => {
-            email_ledger(context)
-                .resolve(id, step, verdict, now.timestamp())
-                .await?
-        }
-        _ => {
-            enrollment_ledger(context)
-                .resolve(id, step, verdict, now.timestamp())
-                .await?
-        }
     };
     if moved != Transition::Done {
         return Err(CliError::Invalid(format!(
