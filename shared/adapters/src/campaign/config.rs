@@ -14,7 +14,7 @@ use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
 use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::campaign::handler::ProcessCampaignHandler;
 use symphony_jobs::campaign::work::{CampaignTick, CampaignWork, SOURCE};
-use symphony_jobs::email::EMAIL_FLAG;
+use symphony_jobs::email::{CachedMailboxes, EMAIL_FLAG, MAILBOX_CACHE_TTL};
 
 /// What `handle-campaign` needs, and what the legacy path of `process-campaigns` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +74,12 @@ impl CampaignWorkerConfig {
             )),
             Arc::new(DynamoLeadStore::new(dynamo.clone(), &self.leads_table)),
             Arc::new(email_ledger(dynamo.clone(), &self.emails_table)),
-            Arc::new(DynamoMailboxStore::new(
-                dynamo.clone(),
-                &self.mailboxes_table,
+            Arc::new(CachedMailboxes::new(
+                Arc::new(DynamoMailboxStore::new(
+                    dynamo.clone(),
+                    &self.mailboxes_table,
+                )),
+                MAILBOX_CACHE_TTL,
             )),
             Arc::new(DynamoSendQuota::new(dynamo, &self.quotas_table)),
             Dispatcher::new(Arc::new(email_queue)),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use symphony_core::ledger::delivery::{SendOnce, Turn, guarded, take_turn};
 use symphony_core::{
-    Clock, Envelope, HandlerContext, HandlerError, Ledger, Next, SystemClock, TypedHandler,
+    Clock, Envelope, FailureKind, HandlerContext, HandlerError, Ledger, Next, SystemClock,
+    TypedHandler,
 };
 use tracing::debug;
 
@@ -88,8 +89,17 @@ impl SendEmailHandler {
                 .await
                 .map_err(|e| HandlerError::from_source(format!("sending email {id}"), e))
         };
-        once.run(context, self.mailer.least_time(), send, |_, _| Next::Done)
-            .await?;
+        let sent = once
+            .run(context, self.mailer.least_time(), send, |_, _| Next::Done)
+            .await;
+        if let Err(error) = &sent
+            && error.kind == FailureKind::Infrastructure
+        {
+            // The server refused the account or the connection: the next try reads the
+            // row again, in case it was fixed.
+            self.mailboxes.forget(&message.mailbox_id);
+        }
+        sent?;
         debug!(email_id = %id, mailbox_id = %message.mailbox_id, route = %context.route, "email sent");
         Ok(())
     }
@@ -309,5 +319,59 @@ mod tests {
             "it stays sending"
         );
         assert_eq!(rig.mailer.attempts().len(), 1, "sent once");
+    }
+
+    /// Counts the reads that reach the table behind the cache.
+    struct CountedMailboxes {
+        inner: MemoryMailboxes,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl MailboxStore for CountedMailboxes {
+        async fn get(
+            &self,
+            mailbox_id: &str,
+        ) -> Result<Option<Mailbox>, symphony_core::StoreError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.get(mailbox_id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_account_makes_the_next_try_read_its_mailbox_again() {
+        for (first_answer, reads_expected) in [("421", 1), ("530", 2)] {
+            let rig = setup(EmailStatus::Claimed, None);
+            let table = Arc::new(CountedMailboxes {
+                inner: MemoryMailboxes::of([rig.mailboxes.get("mb").await.unwrap().unwrap()]),
+                reads: Default::default(),
+            });
+            let cached = Arc::new(crate::email::CachedMailboxes::new(
+                table.clone(),
+                std::time::Duration::from_secs(60),
+            ));
+            let (_, answer) = answers()
+                .into_iter()
+                .find(|(name, _)| *name == first_answer)
+                .unwrap();
+            let mailer = Arc::new(ScriptedMailer::answering([answer, Ok(())]));
+            let handler = SendEmailHandler::new(rig.emails.clone(), cached, mailer.clone());
+            let message = email(EmailStatus::Claimed).message;
+            let envelope = Envelope::wrap(&message, "test", None).unwrap();
+            let context = HandlerContext::new(Route::Symphony, "req-1");
+            assert!(
+                handler
+                    .handle(message.clone(), &envelope, &context)
+                    .await
+                    .is_err()
+            );
+            handler.handle(message, &envelope, &context).await.unwrap();
+            assert_eq!(rig.status(), EmailStatus::Sent);
+            assert_eq!(
+                table.reads.load(std::sync::atomic::Ordering::SeqCst),
+                reads_expected,
+                "after a {first_answer}"
+            );
+        }
     }
 }

@@ -14,6 +14,10 @@ pub use symphony_core::ledger::{StoreError, Transition};
 #[async_trait]
 pub trait MailboxStore: Send + Sync {
     async fn get(&self, mailbox_id: &str) -> Result<Option<Mailbox>, StoreError>;
+
+    /// Drops whatever is kept of the mailbox (a cache's copy), so the next `get` reads
+    /// the table: called when its server refused the account, in case the row was fixed.
+    fn forget(&self, _mailbox_id: &str) {}
 }
 
 /// An email ready to go out.
