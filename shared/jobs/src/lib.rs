@@ -3,6 +3,7 @@
 #[macro_use]
 mod names;
 
+pub mod cache;
 pub mod campaign;
 pub mod email;
 pub mod memory;

@@ -11,10 +11,11 @@ use symphony_core::{Dispatcher, FlagReader, HandlerRegistry};
 use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
 use crate::email::dynamo::{DynamoMailboxStore, email_ledger};
 use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
+use symphony_jobs::cache::{CachedMailboxes, ROW_CACHE_TTL};
 use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::campaign::handler::ProcessCampaignHandler;
 use symphony_jobs::campaign::work::{CampaignTick, CampaignWork, SOURCE};
-use symphony_jobs::email::{CachedMailboxes, EMAIL_FLAG, MAILBOX_CACHE_TTL};
+use symphony_jobs::email::EMAIL_FLAG;
 
 /// What `handle-campaign` needs, and what the legacy path of `process-campaigns` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +80,7 @@ impl CampaignWorkerConfig {
                     dynamo.clone(),
                     &self.mailboxes_table,
                 )),
-                MAILBOX_CACHE_TTL,
+                ROW_CACHE_TTL,
             )),
             Arc::new(DynamoSendQuota::new(dynamo, &self.quotas_table)),
             Dispatcher::new(Arc::new(email_queue)),

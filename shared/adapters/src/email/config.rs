@@ -14,10 +14,11 @@ use super::outbox::OutboxMailer;
 use super::smtp::{DEFAULT_REPLY_TIMEOUT, SmtpMailer};
 use crate::secrets_manager::Secrets;
 use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
+use symphony_jobs::cache::{CachedMailboxes, ROW_CACHE_TTL};
+use symphony_jobs::email::EMAIL_FLAG;
 use symphony_jobs::email::handler::SendEmailHandler;
 use symphony_jobs::email::ports::Mailer;
 use symphony_jobs::email::tick::{EmailTick, EmailWork, SOURCE};
-use symphony_jobs::email::{CachedMailboxes, EMAIL_FLAG, MAILBOX_CACHE_TTL};
 use symphony_jobs::secrets::{LOCAL_SECRETS_SETTING, SecretRef, references_from_env};
 
 /// How mail leaves: a real SMTP server per mailbox, or `.eml` files in a folder.
@@ -134,7 +135,7 @@ impl EmailWorkerConfig {
             Arc::new(email_ledger(dynamo.clone(), &self.emails_table)),
             Arc::new(CachedMailboxes::new(
                 Arc::new(DynamoMailboxStore::new(dynamo, &self.mailboxes_table)),
-                MAILBOX_CACHE_TTL,
+                ROW_CACHE_TTL,
             )),
             mailer,
         );

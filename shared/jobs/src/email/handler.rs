@@ -346,7 +346,7 @@ mod tests {
                 inner: MemoryMailboxes::of([rig.mailboxes.get("mb").await.unwrap().unwrap()]),
                 reads: Default::default(),
             });
-            let cached = Arc::new(crate::email::CachedMailboxes::new(
+            let cached = Arc::new(crate::cache::CachedMailboxes::new(
                 table.clone(),
                 std::time::Duration::from_secs(60),
             ));

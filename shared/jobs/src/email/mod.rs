@@ -1,14 +1,12 @@
 //! The email queue: `process-email-queue` dispatches due emails, `handle-email` sends them.
 
 pub mod handler;
-pub mod mailbox_cache;
 pub mod message;
 pub mod model;
 pub mod ports;
 pub mod tick;
 
 pub use handler::SendEmailHandler;
-pub use mailbox_cache::{CachedMailboxes, MAILBOX_CACHE_TTL};
 pub use message::EmailMessage;
 pub use model::{EmailRecord, EmailStatus, Mailbox, SmtpSecurity};
 pub use tick::{EmailTick, EmailWork};

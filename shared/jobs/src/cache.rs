@@ -1,45 +1,52 @@
-//! A short cache in front of the mailboxes table: every email of a batch (and of every
-//! batch a warm function takes) names one of a few mailboxes, and reading the same row
-//! once per email was a third of the DynamoDB reads per email.
+//! A short cache in front of the rows every unit of a job reads alike: the mailbox an
+//! email goes out through, the sequence a text belongs to. Every unit of a batch (and of
+//! every batch a warm function takes) names one of a few such rows, and reading the same
+//! row once per unit was a third of the DynamoDB reads per email and per text.
 //!
-//! A mailbox row holds where to connect and a reference to its secret, never the secret,
-//! so keeping it in memory for a minute keeps nothing that must not be kept. A change to
-//! a row is seen within the time to live. A missing mailbox is not cached: the app may
-//! write it a moment after its first email.
+//! Those rows hold where to connect and a reference to a secret, or a sequence's steps,
+//! never a secret, so keeping them in memory for a minute keeps nothing that must not be
+//! kept. A change to a row is seen within the time to live. A missing row is not cached:
+//! the app may write it a moment after its first unit.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-#[cfg(test)]
-use symphony_core::Retryable;
-use symphony_core::{Clock, SystemClock};
+use symphony_core::{Clock, StoreError, SystemClock};
 
-use super::model::Mailbox;
-use super::ports::{MailboxStore, StoreError};
+use crate::email::Mailbox;
+use crate::email::ports::MailboxStore;
+use crate::sms::Sequence;
+use crate::sms::ports::SequenceStore;
 
-/// How long a mailbox read serves later emails by default.
-pub const MAILBOX_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a row read serves later units by default.
+pub const ROW_CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// [`MailboxStore`] that answers from a recent read of the same mailbox.
-pub struct CachedMailboxes {
-    inner: Arc<dyn MailboxStore>,
+/// A store `S` of rows `V`, answering from a recent read of the same row.
+pub struct CachedRows<S: ?Sized, V> {
+    inner: Arc<S>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
-    entries: Mutex<HashMap<String, (Instant, Mailbox)>>,
+    entries: Mutex<HashMap<String, (Instant, V)>>,
 }
 
-impl std::fmt::Debug for CachedMailboxes {
+/// The mailboxes table behind a cache.
+pub type CachedMailboxes = CachedRows<dyn MailboxStore, Mailbox>;
+/// The sequences table behind a cache.
+pub type CachedSequences = CachedRows<dyn SequenceStore, Sequence>;
+
+impl<S: ?Sized, V> std::fmt::Debug for CachedRows<S, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedMailboxes")
+        f.debug_struct("CachedRows")
             .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
 }
 
-impl CachedMailboxes {
-    pub fn new(inner: Arc<dyn MailboxStore>, ttl: Duration) -> Self {
+impl<S: ?Sized, V: Clone> CachedRows<S, V> {
+    pub fn new(inner: Arc<S>, ttl: Duration) -> Self {
         Self {
             inner,
             ttl,
@@ -54,41 +61,62 @@ impl CachedMailboxes {
         self
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Mailbox)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, V)>> {
         // Each change is one insert or remove: a panic elsewhere cannot leave it half-made.
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The row `id` from the cache if read within the time to live, else from `read`.
+    async fn get_or_read<F>(&self, id: &str, read: F) -> Result<Option<V>, StoreError>
+    where
+        F: Future<Output = Result<Option<V>, StoreError>>,
+    {
+        let now = self.clock.now();
+        if let Some((read_at, row)) = self.entries().get(id)
+            && now.saturating_duration_since(*read_at) < self.ttl
+        {
+            return Ok(Some(row.clone()));
+        }
+        // Concurrent misses of one row may each read it: the reads are the same row, and
+        // holding a lock across the read would serialise every row's first unit.
+        let row = read.await?;
+        let mut entries = self.entries();
+        match &row {
+            Some(row) => {
+                entries.insert(id.to_owned(), (now, row.clone()));
+            }
+            None => {
+                entries.remove(id);
+            }
+        }
+        Ok(row)
+    }
+
+    fn drop_row(&self, id: &str) {
+        self.entries().remove(id);
     }
 }
 
 #[async_trait]
 impl MailboxStore for CachedMailboxes {
     async fn get(&self, mailbox_id: &str) -> Result<Option<Mailbox>, StoreError> {
-        let now = self.clock.now();
-        if let Some((read_at, mailbox)) = self.entries().get(mailbox_id)
-            && now.saturating_duration_since(*read_at) < self.ttl
-        {
-            return Ok(Some(mailbox.clone()));
-        }
-        // Concurrent misses of one mailbox may each read it: the reads are the same row,
-        // and holding a lock across the read would serialise every mailbox's first email.
-        let read = self.inner.get(mailbox_id).await?;
-        let mut entries = self.entries();
-        match &read {
-            Some(mailbox) => {
-                entries.insert(mailbox_id.to_owned(), (now, mailbox.clone()));
-            }
-            None => {
-                entries.remove(mailbox_id);
-            }
-        }
-        Ok(read)
+        self.get_or_read(mailbox_id, self.inner.get(mailbox_id))
+            .await
     }
 
     fn forget(&self, mailbox_id: &str) {
-        self.entries().remove(mailbox_id);
+        self.drop_row(mailbox_id);
         self.inner.forget(mailbox_id);
+    }
+}
+
+#[async_trait]
+impl SequenceStore for CachedSequences {
+    async fn get(&self, sequence_id: &str) -> Result<Option<Sequence>, StoreError> {
+        self.get_or_read(sequence_id, self.inner.get(sequence_id))
+            .await
     }
 }
 
@@ -98,6 +126,7 @@ mod tests {
 
     use super::*;
     use crate::email::SmtpSecurity;
+    use symphony_core::Retryable;
 
     fn mailbox(host: &str) -> Mailbox {
         Mailbox {
@@ -237,5 +266,26 @@ mod tests {
             "smtp.two"
         );
         assert_eq!(rig.reads(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_sequence_is_served_from_the_cache_until_its_time_to_live_ends() {
+        let table = Arc::new(crate::memory::MemorySequences::of([Sequence {
+            sequence_id: "welcome".into(),
+            user_id: "u".into(),
+            steps: Vec::new(),
+        }]));
+        let clock = Arc::new(SteppedClock {
+            start: Instant::now(),
+            offset: Mutex::new(Duration::ZERO),
+        });
+        let cache =
+            CachedSequences::new(table.clone(), Duration::from_secs(60)).with_clock(clock.clone());
+        assert!(cache.get("welcome").await.unwrap().is_some());
+        // The table now refuses every read: only the cache can answer.
+        table.refuse();
+        assert!(cache.get("welcome").await.unwrap().is_some());
+        *clock.offset.lock().unwrap() += Duration::from_secs(60);
+        assert!(cache.get("welcome").await.is_err());
     }
 }
