@@ -3,6 +3,8 @@
 //! created from `template.yaml`, and a queue drain that behaves like Lambda's SQS event
 //! source mapping. Every process started here is stopped by PID when its handle drops.
 
+pub mod calls;
+pub mod cost;
 pub mod drain;
 pub mod faults;
 pub mod logs;
