@@ -8,6 +8,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+# Every test binary runs even after one fails, so a red run lists every failure.
+cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee "$log"
 # One closing line for the whole run: cargo prints one per test binary.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
