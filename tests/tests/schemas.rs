@@ -56,17 +56,28 @@ fn email() -> EmailMessage {
         to_email: "lead@example.com".into(),
         subject: "Hello".into(),
         html: "<p>Hi</p>".into(),
-        from_name: "Ada".into(),
-        from_email: "ada@example.com".into(),
+        from_name: Some("Ada".into()),
+        from_email: Some("ada@example.com".into()),
     }
 }
 
 #[test]
 fn what_symphony_writes_and_the_samples_carry_validate() {
+    // The migration guide's six-field message: the sender comes from the mailbox.
+    let guide_email = EmailMessage {
+        from_name: None,
+        from_email: None,
+        ..email()
+    };
     let mut documents = vec![
         serde_json::to_value(Envelope::wrap(&email(), "process-email-queue", None).unwrap())
             .unwrap(),
+        serde_json::to_value(Envelope::wrap(&guide_email, "webapp", None).unwrap()).unwrap(),
     ];
+    assert!(
+        documents[1]["payload"].get("fromEmail").is_none(),
+        "an absent sender is left out, not written as null"
+    );
     let sample: Value = serde_json::from_str(
         &std::fs::read_to_string(project_root().join("events/example-sqs-email.json")).unwrap(),
     )

@@ -93,6 +93,8 @@ mod rotation {
                         .expect("a valid reference"),
                 ),
                 daily_limit: None,
+                from_name: None,
+                from_email: None,
             };
             Self {
                 _moto: moto,

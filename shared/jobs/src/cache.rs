@@ -138,6 +138,8 @@ mod tests {
             smtp_username: None,
             smtp_password: None,
             daily_limit: None,
+            from_name: None,
+            from_email: None,
         }
     }
 

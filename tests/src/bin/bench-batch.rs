@@ -74,8 +74,8 @@ fn event_json(records: usize) -> String {
                 },
                 subject: "Your weekly summary".into(),
                 html: "<p>".to_owned() + &"Hello there, here is the news. ".repeat(6) + "</p>",
-                from_name: "Ada from Acme".into(),
-                from_email: "ada@acme.example".into(),
+                from_name: Some("Ada from Acme".into()),
+                from_email: Some("ada@acme.example".into()),
             };
             let mut record = SqsMessage::default();
             record.message_id = Some(format!("m-{n:06}"));

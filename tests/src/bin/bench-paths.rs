@@ -103,6 +103,8 @@ fn memory_path(
         smtp_username: None,
         smtp_password: None,
         daily_limit: None,
+        from_name: None,
+        from_email: None,
     }]));
     let mailer = Arc::new(SmtpMailer::new(
         Arc::new(NoSecrets),

@@ -41,8 +41,8 @@ pub fn email_from_item(item: &Item) -> Result<EmailRecord, String> {
             to_email: read_s(item, "toEmail")?,
             subject: read_s(item, "subject")?,
             html: read_s(item, "html")?,
-            from_name: read_optional_s(item, "fromName")?.unwrap_or_default(),
-            from_email: read_s(item, "fromEmail")?,
+            from_name: read_optional_s(item, "fromName")?,
+            from_email: read_optional_s(item, "fromEmail")?,
         },
         status: read_s(item, "status")?.parse()?,
         due_at: read_n(item, "dueAt")?,
@@ -61,11 +61,17 @@ pub fn email_to_item(email: &EmailRecord) -> Item {
         ("toEmail".to_owned(), s(&message.to_email)),
         ("subject".to_owned(), s(&message.subject)),
         ("html".to_owned(), s(&message.html)),
-        ("fromName".to_owned(), s(&message.from_name)),
-        ("fromEmail".to_owned(), s(&message.from_email)),
         ("status".to_owned(), s(email.status.as_str())),
         ("dueAt".to_owned(), n(email.due_at)),
     ]);
+    for (name, value) in [
+        ("fromName", &message.from_name),
+        ("fromEmail", &message.from_email),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), s(value));
+        }
+    }
     if let Some(route) = email.claimed_by {
         item.insert("claimedBy".to_owned(), s(&route.to_string()));
     }
@@ -107,6 +113,8 @@ pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
                 u32::try_from(limit).map_err(|_| format!("dailyLimit {limit} is out of range"))
             })
             .transpose()?,
+        from_name: read_optional_s(item, "fromName")?,
+        from_email: read_optional_s(item, "fromEmail")?,
     })
 }
 
@@ -133,8 +141,8 @@ mod tests {
                 to_email: "a@example.com".into(),
                 subject: "s".into(),
                 html: "<p/>".into(),
-                from_name: "n".into(),
-                from_email: "f@example.com".into(),
+                from_name: Some("n".into()),
+                from_email: Some("f@example.com".into()),
             },
             status: EmailStatus::Queued,
             due_at: 1_700_000_000,

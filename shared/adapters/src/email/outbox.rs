@@ -94,6 +94,8 @@ mod tests {
             smtp_username: None,
             smtp_password: None,
             daily_limit: None,
+            from_name: None,
+            from_email: None,
         };
         let email = OutgoingEmail {
             email_id: "em-1".into(),

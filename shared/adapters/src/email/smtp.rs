@@ -608,6 +608,8 @@ mod tests {
             smtp_username: Some("symphony".into()),
             smtp_password: Some(reference.parse().expect("a reference")),
             daily_limit: None,
+            from_name: None,
+            from_email: None,
         }
     }
 

@@ -299,8 +299,8 @@ impl ProcessCampaignHandler {
                 to_email: lead.email.clone(),
                 subject,
                 html,
-                from_name: campaign.from_name.clone(),
-                from_email: campaign.from_email.clone(),
+                from_name: Some(campaign.from_name.clone()),
+                from_email: Some(campaign.from_email.clone()),
             },
             status: EmailStatus::Queued,
             due_at: now.timestamp(),
@@ -485,6 +485,8 @@ mod tests {
             smtp_username: None,
             smtp_password: None,
             daily_limit,
+            from_name: None,
+            from_email: None,
         }
     }
 

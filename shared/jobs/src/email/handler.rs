@@ -69,10 +69,27 @@ impl SendEmailHandler {
             .ok_or_else(|| {
                 HandlerError::permanent(format!("mailbox {} does not exist", message.mailbox_id))
             })?;
+        let Some(from_email) = message.from_email.as_ref().or(mailbox.from_email.as_ref()) else {
+            // The mailbox row is to be fixed, not the email: it waits, as for a mailbox
+            // that cannot be read.
+            return Err(HandlerError::new(
+                FailureKind::Infrastructure,
+                format!(
+                    "email {id} gives no fromEmail and mailbox {} has none",
+                    message.mailbox_id
+                ),
+                None,
+            ));
+        };
         let outgoing = OutgoingEmail {
             email_id: message.email_id.clone(),
-            from_name: message.from_name.clone(),
-            from_email: message.from_email.clone(),
+            from_name: message
+                .from_name
+                .as_ref()
+                .or(mailbox.from_name.as_ref())
+                .cloned()
+                .unwrap_or_default(),
+            from_email: from_email.clone(),
             to_email: message.to_email.clone(),
             subject: message.subject.clone(),
             html: message.html.clone(),
@@ -92,11 +109,9 @@ impl SendEmailHandler {
         let sent = once
             .run(context, self.mailer.least_time(), send, |_, _| Next::Done)
             .await;
-        if let Err(error) = &sent
-            && error.kind == FailureKind::Infrastructure
-        {
-            // The server refused the account or the connection: the next try reads the
-            // row again, in case it was fixed.
+        if sent.is_err() {
+            // The next try reads the row again: after a failed send an operator may
+            // have fixed the mailbox, and a retry must not go to the old server.
             self.mailboxes.forget(&message.mailbox_id);
         }
         sent?;
@@ -143,8 +158,8 @@ mod tests {
                 to_email: "lead@example.com".into(),
                 subject: "Hello".into(),
                 html: "<p>Hi</p>".into(),
-                from_name: "Ada".into(),
-                from_email: "ada@example.com".into(),
+                from_name: Some("Ada".into()),
+                from_email: Some("ada@example.com".into()),
             },
             status,
             due_at: 1_700_000_000,
@@ -160,9 +175,8 @@ mod tests {
         handler: SendEmailHandler,
     }
 
-    fn setup(status: EmailStatus, answer: Option<Result<(), HandlerError>>) -> Rig {
-        let emails = Arc::new(MemoryLedger::with([email(status)]));
-        let mailboxes = Arc::new(MemoryMailboxes::of([Mailbox {
+    fn rig_mailbox() -> Mailbox {
+        Mailbox {
             mailbox_id: "mb".into(),
             user_id: "u".into(),
             smtp_host: "localhost".into(),
@@ -171,7 +185,26 @@ mod tests {
             smtp_username: None,
             smtp_password: None,
             daily_limit: None,
-        }]));
+            from_name: None,
+            from_email: None,
+        }
+    }
+
+    fn setup(status: EmailStatus, answer: Option<Result<(), HandlerError>>) -> Rig {
+        setup_with(status, rig_mailbox(), answer)
+    }
+
+    fn setup_with_mailbox(mailbox: Mailbox, answer: Option<Result<(), HandlerError>>) -> Rig {
+        setup_with(EmailStatus::Claimed, mailbox, answer)
+    }
+
+    fn setup_with(
+        status: EmailStatus,
+        mailbox: Mailbox,
+        answer: Option<Result<(), HandlerError>>,
+    ) -> Rig {
+        let emails = Arc::new(MemoryLedger::with([email(status)]));
+        let mailboxes = Arc::new(MemoryMailboxes::of([mailbox]));
         let mailer = Arc::new(ScriptedMailer::answering(answer));
         let handler = SendEmailHandler::new(emails.clone(), mailboxes.clone(), mailer.clone());
         Rig {
@@ -339,8 +372,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_account_makes_the_next_try_read_its_mailbox_again() {
-        for (first_answer, reads_expected) in [("421", 1), ("530", 2)] {
+    async fn a_failed_send_makes_the_next_try_read_its_mailbox_again() {
+        for (first_answer, reads_expected) in [("421", 2), ("530", 2)] {
             let rig = setup(EmailStatus::Claimed, None);
             let table = Arc::new(CountedMailboxes {
                 inner: MemoryMailboxes::of([rig.mailboxes.get("mb").await.unwrap().unwrap()]),
@@ -373,5 +406,45 @@ mod tests {
                 "after a {first_answer}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_email_without_a_sender_goes_out_as_its_mailbox_and_waits_when_neither_says() {
+        let guide_message = EmailMessage {
+            from_name: None,
+            from_email: None,
+            ..email(EmailStatus::Claimed).message
+        };
+        let mut mailbox = rig_mailbox();
+        mailbox.from_name = Some("Acme".into());
+        mailbox.from_email = Some("hello@acme.example".into());
+        let rig = setup_with_mailbox(mailbox, Some(Ok(())));
+        rig.deliver(guide_message.clone()).await.unwrap();
+        let sent = rig.mailer.attempts();
+        assert_eq!(
+            (sent[0].from_name.as_str(), sent[0].from_email.as_str()),
+            ("Acme", "hello@acme.example")
+        );
+
+        // The message's own sender wins over the mailbox's.
+        let rig = setup_with_mailbox(
+            Mailbox {
+                from_email: Some("hello@acme.example".into()),
+                ..rig_mailbox()
+            },
+            Some(Ok(())),
+        );
+        rig.deliver(email(EmailStatus::Claimed).message)
+            .await
+            .unwrap();
+        assert_eq!(rig.mailer.attempts()[0].from_email, "ada@example.com");
+
+        // Neither gives one: nothing is sent, and the email waits for the mailbox's fix.
+        let rig = setup_with_mailbox(rig_mailbox(), Some(Ok(())));
+        let error = rig.deliver(guide_message).await.unwrap_err();
+        assert_eq!(error.kind, FailureKind::Infrastructure);
+        assert!(error.reason.contains("fromEmail"), "{error}");
+        assert!(rig.mailer.attempts().is_empty());
+        assert_eq!(rig.status(), EmailStatus::Claimed);
     }
 }

@@ -17,8 +17,12 @@ pub struct EmailMessage {
     pub to_email: String,
     pub subject: String,
     pub html: String,
-    pub from_name: String,
-    pub from_email: String,
+    /// The sender's display name; the mailbox's `fromName` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<String>,
+    /// The sender's address; the mailbox's `fromEmail` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_email: Option<String>,
 }
 
 impl Message for EmailMessage {
@@ -45,7 +49,9 @@ impl EmailMessage {
         if self.to_email.parse::<lettre::Address>().is_err() {
             return invalid("toEmail", "is not a valid email address".to_owned());
         }
-        if self.from_email.parse::<lettre::Address>().is_err() {
+        if let Some(from_email) = &self.from_email
+            && from_email.parse::<lettre::Address>().is_err()
+        {
             return invalid("fromEmail", "is not a valid email address".to_owned());
         }
         if self.subject.chars().count() > MAX_SUBJECT_CHARS {
@@ -54,7 +60,12 @@ impl EmailMessage {
                 format!("is longer than {MAX_SUBJECT_CHARS} characters"),
             );
         }
-        if self.subject.contains(['\r', '\n']) || self.from_name.contains(['\r', '\n']) {
+        if self.subject.contains(['\r', '\n'])
+            || self
+                .from_name
+                .as_deref()
+                .is_some_and(|name| name.contains(['\r', '\n']))
+        {
             return invalid("subject or fromName", "contains a line break".to_owned());
         }
         if self.html.len() > MAX_HTML_BYTES {
@@ -80,8 +91,8 @@ mod tests {
             to_email: "lead@example.com".into(),
             subject: "Hello".into(),
             html: "<p>Hi</p>".into(),
-            from_name: "Ada".into(),
-            from_email: "ada@example.com".into(),
+            from_name: Some("Ada".into()),
+            from_email: Some("ada@example.com".into()),
         }
     }
 
@@ -95,7 +106,7 @@ mod tests {
         type Breakage = fn(&mut EmailMessage);
         let cases: [(&str, Breakage); 6] = [
             ("toEmail", |m| m.to_email = "not-an-address".into()),
-            ("fromEmail", |m| m.from_email = "@".into()),
+            ("fromEmail", |m| m.from_email = Some("@".into())),
             ("emailId", |m| m.email_id = " ".into()),
             ("subject", |m| m.subject = "x".repeat(MAX_SUBJECT_CHARS + 1)),
             ("html", |m| m.html = "x".repeat(MAX_HTML_BYTES + 1)),

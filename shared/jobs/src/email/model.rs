@@ -141,4 +141,7 @@ pub struct Mailbox {
     pub smtp_password: Option<SecretRef>,
     /// At most this many campaign emails a day (UTC); none when absent.
     pub daily_limit: Option<u32>,
+    /// The sender's name and address of an email that gives none.
+    pub from_name: Option<String>,
+    pub from_email: Option<String>,
 }
