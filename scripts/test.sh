@@ -8,7 +8,12 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+# The web app's TypeScript client (clients/typescript): installed from its lockfile, built,
+# and its own tests run against a moto server they start; the Rust end-to-end test
+# (tests/tests/typescript_client.rs) then runs the built package.
+(cd clients/typescript && npm ci --no-audit --no-fund --silent && npm test) 2>&1 | tee -a "$log"
 # Every test binary runs even after one fails, so a red run lists every failure.
-cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee "$log"
+cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee -a "$log"
 # One closing line for the whole run: cargo prints one per test binary.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+awk '/^test result:/ { passed += $4; failed += $6 } /^# pass / { passed += $3 } /^# fail / { failed += $3 }
+  END { printf "tests: %d passed, %d failed (Rust and TypeScript)\n", passed, failed }' "$log"

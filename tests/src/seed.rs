@@ -93,6 +93,26 @@ pub async fn put_loopback_mailbox(
     put_mailbox(dynamo, table, mailbox_id, smtp_port, "none").await;
 }
 
+/// A loopback mailbox that gives the sender of the emails that name none.
+pub async fn put_loopback_mailbox_with_sender(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mailbox_id: &str,
+    smtp_port: u16,
+    (from_name, from_email): (&str, &str),
+) {
+    let mut item = mailbox_item(mailbox_id, smtp_port, "none");
+    item.insert(
+        "fromName".to_owned(),
+        AttributeValue::S(from_name.to_owned()),
+    );
+    item.insert(
+        "fromEmail".to_owned(),
+        AttributeValue::S(from_email.to_owned()),
+    );
+    put_item(dynamo, table, item).await;
+}
+
 /// A mailbox on 127.0.0.1 with the given `smtpSecurity` (`tls`, `starttls`, `none`).
 pub async fn put_mailbox(
     dynamo: &aws_sdk_dynamodb::Client,
