@@ -8,6 +8,7 @@ pub mod cost;
 pub mod drain;
 pub mod faults;
 pub mod logs;
+pub mod runtime_api;
 pub mod seed;
 pub mod services;
 pub mod stack;

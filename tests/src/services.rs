@@ -213,37 +213,47 @@ impl Moto {
 
     /// The text messages moto recorded as sent through SNS: (phone number, body), in order.
     pub fn recorded_sms(&self) -> Vec<(String, String)> {
-        let body = http_get(self.port, "/moto-api/data.json");
-        let data: serde_json::Value =
-            serde_json::from_str(&body).expect("moto's data.json is JSON");
-        data["sns"]["SMS"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|sms| {
-                (
-                    sms["phone_number"].as_str().unwrap_or_default().to_owned(),
-                    sms["message"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect()
+        recorded_sms_at(self.port)
     }
 
     /// An SDK configuration that talks to this server with test credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "symphony-tests",
-            ))
-            .load()
-            .await
+        sdk_config_at(&self.endpoint).await
     }
+}
+
+/// Every SMS the moto server on `port` published through SNS: (phone number, text).
+pub fn recorded_sms_at(port: u16) -> Vec<(String, String)> {
+    let body = http_get(port, "/moto-api/data.json");
+    let data: serde_json::Value = serde_json::from_str(&body).expect("moto's data.json is JSON");
+    data["sns"]["SMS"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|sms| {
+            (
+                sms["phone_number"].as_str().unwrap_or_default().to_owned(),
+                sms["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// An SDK configuration that talks to a local AWS (a moto server) at `endpoint`, with
+/// test credentials.
+pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "symphony-tests",
+        ))
+        .load()
+        .await
 }
 
 /// One mail the SMTP server accepted.
@@ -267,6 +277,27 @@ impl ReceivedMail {
             value.split_once("@symphony>").map(|(id, _)| id.to_owned())
         })
     }
+}
+
+/// Every mail an SMTP recorder (`scripts/smtp_recorder.py --out dir`) accepted into
+/// `dir`, in order of arrival.
+pub fn received_in(dir: &Path) -> Vec<ReceivedMail> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("cannot read a recorded mail");
+            serde_json::from_str(&text).expect("a recorded mail is not valid JSON")
+        })
+        .collect()
 }
 
 /// What a hostile SMTP server does (`scripts/smtp_recorder.py`); each regex matches
@@ -428,22 +459,7 @@ impl SmtpServer {
 
     /// Every mail accepted so far, in order of arrival.
     pub fn received(&self) -> Vec<ReceivedMail> {
-        let Ok(entries) = std::fs::read_dir(&self.mail_dir) else {
-            return Vec::new();
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        paths
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).expect("cannot read a recorded mail");
-                serde_json::from_str(&text).expect("a recorded mail is not valid JSON")
-            })
-            .collect()
+        received_in(&self.mail_dir)
     }
 
     /// Email ids of the mails accepted, from their Message-ID, sorted.

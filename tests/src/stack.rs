@@ -32,6 +32,25 @@ pub struct Stack {
     pub queues: HashMap<String, QueueRef>,
 }
 
+/// Every function of the template: its binary (the crate under `functions/`) and its
+/// logical id.
+pub const FUNCTIONS: [(&str, &str); 7] = [
+    ("process-email-queue", "ProcessEmailQueueFunction"),
+    ("handle-email", "HandleEmailFunction"),
+    ("process-campaigns", "ProcessCampaignsFunction"),
+    ("handle-campaign", "HandleCampaignFunction"),
+    ("process-sms-drip", "ProcessSmsDripFunction"),
+    ("handle-sms", "HandleSmsFunction"),
+    ("symphony-api", "SymphonyApiFunction"),
+];
+
+/// A function's configured timeout (its own `Timeout`, else the template's global one).
+pub fn function_timeout(template: &Value, logical_id: &str) -> std::time::Duration {
+    let own = &template["Resources"][logical_id]["Properties"]["Timeout"];
+    let global = &template["Globals"]["Function"]["Timeout"];
+    std::time::Duration::from_secs(own.as_u64().or_else(|| global.as_u64()).unwrap_or(3))
+}
+
 pub fn load_template() -> Value {
     let path = project_root().join("template.yaml");
     let text = std::fs::read_to_string(&path).expect("cannot read template.yaml");

@@ -11,97 +11,26 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-
+use symphony_tests::project_root;
+use symphony_tests::runtime_api::{self, Seen};
+use symphony_tests::stack::FUNCTIONS;
 use symphony_tests::world::World;
-use symphony_tests::{peak_rss_kib, project_root};
 
-/// What the Runtime API saw of one process.
-#[derive(Debug)]
-enum Seen {
-    /// When, and the process's peak RSS (KiB) before it is given any event.
-    Next(Instant, u64),
-    Answered(Instant),
-    Failed(String),
-}
-
-/// Serves the Runtime API to one process: the first `/next` gets `event`, later ones are
-/// left waiting (the process is killed then).
-async fn serve(
-    listener: TcpListener,
-    event: String,
-    seen: mpsc::UnboundedSender<Seen>,
-    pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
-) {
-    let mut served_event = false;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let (read, mut write) = stream.into_split();
-        let mut reader = BufReader::new(read);
-        loop {
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-                break;
-            }
-            let mut length = 0usize;
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                if header == "\r\n" {
-                    break;
-                }
-                if let Some((name, value)) = header.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).await.is_err() {
-                return;
-            }
-            let now = Instant::now();
-            let path = request_line.split_whitespace().nth(1).unwrap_or_default();
-            if path.ends_with("/invocation/next") {
-                let rss = peak_rss_kib(pid.load(std::sync::atomic::Ordering::SeqCst));
-                let _ = seen.send(Seen::Next(now, rss));
-                if served_event {
-                    // The bench has what it needs: the process waits here until killed.
-                    tokio::time::sleep(Duration::from_secs(3_600)).await;
-                    return;
-                }
-                served_event = true;
-                let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: bench-1\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n",
-                    event.len()
-                );
-                let _ = write.write_all(head.as_bytes()).await;
-                let _ = write.write_all(event.as_bytes()).await;
-            } else {
-                if path.ends_with("/response") {
-                    let _ = seen.send(Seen::Answered(now));
-                } else {
-                    let _ = seen.send(Seen::Failed(format!(
-                        "{path}: {}",
-                        String::from_utf8_lossy(&body)
-                    )));
-                }
-                let _ = write
-                    .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                    .await;
-            }
-        }
-    }
-}
+/// The event each function's first invocation gets.
+const FUNCTION_SAMPLE_EVENTS: [(&str, &str); 7] = [
+    (
+        "process-email-queue",
+        "example-eventbridge-email-queue.json",
+    ),
+    ("handle-email", "example-sqs-email.json"),
+    ("process-campaigns", "example-eventbridge-campaigns.json"),
+    ("handle-campaign", "example-sqs-campaign.json"),
+    ("process-sms-drip", "example-eventbridge-sms-drip.json"),
+    ("handle-sms", "example-sqs-sms.json"),
+    ("symphony-api", "example-function-url-health.json"),
+];
 
 /// One start: (ms to the first GET /next, peak RSS KiB then, ms of the first invocation).
 async fn start_once(
@@ -109,54 +38,35 @@ async fn start_once(
     env: &HashMap<String, String>,
     event: &str,
 ) -> Result<(f64, u64, f64), String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let (sender, mut seen) = mpsc::unbounded_channel();
-    let pid = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let server = tokio::spawn(serve(listener, event.to_owned(), sender, pid.clone()));
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(&program[0])
-        .args(&program[1..])
-        .envs(env)
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", program[0]))?;
-    pid.store(child.id().unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+    let mut running = runtime_api::start(
+        program,
+        env,
+        (event, Duration::from_secs(60)),
+        std::process::Stdio::null,
+    )
+    .await?;
+    let started = running.started;
     let wait = Duration::from_secs(30);
     let (mut first_next, mut rss, mut answered) = (None, 0, None);
     while answered.is_none() {
-        match tokio::time::timeout(wait, seen.recv()).await {
-            Ok(Some(Seen::Next(at, kib))) if first_next.is_none() => {
+        match running.next_seen(wait).await {
+            Some(Seen::Next(at, kib)) if first_next.is_none() => {
                 rss = kib;
                 first_next = Some(at);
             }
-            Ok(Some(Seen::Next(..))) => {}
-            Ok(Some(Seen::Answered(at))) => answered = Some(at),
-            Ok(Some(Seen::Failed(why))) => {
-                let _ = child.kill().await;
+            Some(Seen::Next(..)) => {}
+            Some(Seen::Answered(at, _)) => answered = Some(at),
+            Some(Seen::Failed(why)) => {
+                running.stop().await;
                 return Err(why);
             }
-            Ok(None) | Err(_) => {
-                let _ = child.kill().await;
-                let mut stderr = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        err.read_to_string(&mut stderr),
-                    )
-                    .await;
-                }
-                return Err(format!("no answer: {stderr}"));
+            None => {
+                running.stop().await;
+                return Err("no answer".to_owned());
             }
         }
     }
-    let _ = child.kill().await;
-    server.abort();
+    running.stop().await;
     let first_next = first_next.ok_or("no GET /next")?;
     let answered = answered.ok_or("no answer")?;
     Ok((
@@ -188,22 +98,11 @@ async fn main() {
     let path = std::env::var("PATH").unwrap_or_default();
     let events = project_root().join("events");
     let read = |name: &str| std::fs::read_to_string(events.join(name)).unwrap_or_default();
-    let aws = |mut env: HashMap<String, String>| {
-        for (name, value) in [
-            ("AWS_ENDPOINT_URL", world.moto.endpoint.as_str()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", "bench"),
-            ("PATH", path.as_str()),
-        ] {
-            env.insert(name.to_owned(), value.to_owned());
-        }
-        env
+    let aws = |env: HashMap<String, String>| {
+        let mut all = runtime_api::lambda_env(&world.moto.endpoint, "bench");
+        all.insert("PATH".to_owned(), path.clone());
+        all.extend(env);
+        all
     };
     let bin = |name: &str| vec![target.join(name).to_string_lossy().into_owned()];
     let no_env = HashMap::new;
@@ -233,39 +132,12 @@ async fn main() {
             "{}".into(),
         ),
     ];
-    for (function, logical_id, event) in [
-        (
-            "process-email-queue",
-            "ProcessEmailQueueFunction",
-            "example-eventbridge-email-queue.json",
-        ),
-        (
-            "handle-email",
-            "HandleEmailFunction",
-            "example-sqs-email.json",
-        ),
-        (
-            "process-campaigns",
-            "ProcessCampaignsFunction",
-            "example-eventbridge-campaigns.json",
-        ),
-        (
-            "handle-campaign",
-            "HandleCampaignFunction",
-            "example-sqs-campaign.json",
-        ),
-        (
-            "process-sms-drip",
-            "ProcessSmsDripFunction",
-            "example-eventbridge-sms-drip.json",
-        ),
-        ("handle-sms", "HandleSmsFunction", "example-sqs-sms.json"),
-        (
-            "symphony-api",
-            "SymphonyApiFunction",
-            "example-function-url-health.json",
-        ),
-    ] {
+    for (function, logical_id) in FUNCTIONS {
+        let event = FUNCTION_SAMPLE_EVENTS
+            .iter()
+            .find(|(name, _)| *name == function)
+            .map(|(_, event)| *event)
+            .unwrap_or_else(|| panic!("no sample event for {function}"));
         subjects.push((
             function.into(),
             bin(function),
