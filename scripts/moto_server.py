@@ -25,6 +25,10 @@ answers it 500, as a service that committed a write and lost its answer would; t
 caller's SDK retries it (the same request, answered normally this time), and the retry
 meets the write it already made.
 
+`--dynamodb-lose-put-answers EVERY` does the same to `PutItem` requests: every EVERY-th is
+applied and answered 500, and the same request again is answered normally (a retried
+conditional create then meets the row it already made).
+
 `--dynamodb-refuse-updates TEXT` answers every `UpdateItem` whose request contains TEXT
 with 500 without applying it, as a table that cannot be written would (the SDK's retries
 meet the same answer).
@@ -39,7 +43,8 @@ Every request is counted by service and operation (`DynamoDB.UpdateItem`, `SQS.S
 
 Usage: moto_server.py HOST PORT [--sns-throttle SHARE:FAILURES] [--sns-unsure PREFIX]
        [--sns-drop PREFIX] [--secrets-throttle COUNT] [--dynamodb-lose-answers EVERY]
-       [--dynamodb-refuse-updates TEXT] [--sqs-refuse-sends SUFFIX:COUNT]
+       [--dynamodb-lose-put-answers EVERY] [--dynamodb-refuse-updates TEXT]
+       [--sqs-refuse-sends SUFFIX:COUNT]
 """
 
 import hashlib
@@ -197,17 +202,19 @@ LOST = b"""{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","mes
 
 
 class LoseSomeAnswers:
-    """Applies every `every`-th UpdateItem, then answers it 500. A retry (the same request
-    again) is answered normally: the fault is one lost answer, not an outage."""
+    """Applies every `every`-th request of `operation` (UpdateItem unless told), then
+    answers it 500. A retry (the same request again) is answered normally: the fault is
+    one lost answer, not an outage."""
 
-    def __init__(self, app, every):
+    def __init__(self, app, every, operation="UpdateItem"):
         self.app = app
         self.every = every
+        self.target = f"DynamoDB_20120810.{operation}"
         self.seen = 0
         self.lost = set()
 
     def __call__(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "") == "DynamoDB_20120810.UpdateItem":
+        if environ.get("HTTP_X_AMZ_TARGET", "") == self.target:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)
@@ -301,6 +308,8 @@ def main():
         app = ThrottleSecretReads(app, int(options["--secrets-throttle"]))
     if "--dynamodb-lose-answers" in options:
         app = LoseSomeAnswers(app, int(options["--dynamodb-lose-answers"]))
+    if "--dynamodb-lose-put-answers" in options:
+        app = LoseSomeAnswers(app, int(options["--dynamodb-lose-put-answers"]), "PutItem")
     if "--dynamodb-refuse-updates" in options:
         app = RefuseSomeUpdates(app, options["--dynamodb-refuse-updates"])
     if "--sqs-refuse-sends" in options:

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Dispatches one email through the built package and prints
-// {"messageId", "emailId", "route"} as JSON. Build first: npm ci && npm run build.
+// {"messageId", "emailId", "route", "status", "redispatched"} as JSON.
+// Build first: npm ci && npm run build.
 //
 // Configuration, JSON, from the first argument or else SYMPHONY_DISPATCH_CONFIG:
 //   { "stack": "dev", "region": "us-east-1", "endpoint": "http://127.0.0.1:5000",
@@ -21,8 +22,8 @@ try {
   const { email, ...options } = JSON.parse(text);
   if (!email) throw new Error('the configuration has no "email"');
   client = createSymphonyClient({ flagCacheTtlMs: 0, ...options });
-  const { messageId, emailId, route } = await client.dispatchEmailMessage(email);
-  process.stdout.write(`${JSON.stringify({ messageId, emailId, route })}\n`);
+  const { messageId, emailId, route, status, redispatched } = await client.dispatchEmailMessage(email);
+  process.stdout.write(`${JSON.stringify({ messageId, emailId, route, status, redispatched })}\n`);
 } catch (error) {
   const report = { error: error.message, name: error.name };
   if (error.field !== undefined) report.field = error.field;

@@ -9,10 +9,11 @@ import { defaultProvider } from "@aws-sdk/credential-provider-node";
 
 import { SymphonyApi, type Health, type Metrics } from "./api.js";
 import { resolveConfig, type ResolvedConfig, type SymphonyClientOptions } from "./config.js";
-import { envelope, outgoing, type OutgoingMessage } from "./envelope.js";
+import { envelope, outgoing, tickEnvelopeSize, type OutgoingMessage } from "./envelope.js";
 import {
   DYNAMODB_MAX_ITEM_BYTES,
   LIFECYCLE_HEADROOM_BYTES,
+  MESSAGE_FIELDS,
   createRow,
   emailItem,
   itemSize,
@@ -24,43 +25,50 @@ import {
   SymphonyConflictError,
   SymphonyDispatchError,
   SymphonyValidationError,
-  leftText,
+  type EmailLeft,
+  type EmailStatus,
 } from "./errors.js";
 import { FlagReader, flagOf, routeFor, type FlagEvaluation, type Job, type Route } from "./flags.js";
 import type { EmailMessage, MessageType, PayloadByType, SmsDripMessage } from "./generated/contract.js";
-import { Queues, type ResolvedQueue, type SendResult } from "./queues.js";
+import { MAX_BATCH_ENTRIES, Queues, type ResolvedQueue, type SendResult } from "./queues.js";
 import {
   validateCampaignProcessingMessage,
   validateEmailMessage,
   validateSmsDripMessage,
 } from "./validation.js";
 
-/** Row writes in flight at once in a batch. */
-const WRITES_IN_FLIGHT = 16;
+export type { EmailLeft, EmailStatus } from "./errors.js";
+
+/**
+ * Emails a batch writes and sends at a time: their rows, then their envelopes, before the
+ * next ones are written. A crash mid-batch leaves at most these claimed without a message.
+ */
+const BATCH_CHUNK = MAX_BATCH_ENTRIES;
 
 /** What became of one email. */
 export interface EmailDispatch {
   emailId: string;
   /**
-   * - `symphony`: its row was written claimed and its envelope is on the email queue;
-   * - `legacy`: its row was written `queued`; the scheduled function sends it inline;
+   * - `symphony`: its row is claimed and its envelope is on the email queue (`messageId`);
+   * - `legacy`: its row was written `queued`; the scheduled function sends it;
    * - `duplicate`: a row with this id and this content existed; nothing was written or
-   *   sent (whoever owns that row sends it, once).
+   *   sent: `status` says where it is (`failed` and `unknown` will not be sent by themselves).
    */
   route: Route | "duplicate";
   /** The SQS message id on the symphony route, otherwise `null`. */
   messageId: string | null;
+  /**
+   * The row's status: `claimed` on the symphony route, `queued` on the legacy route, the
+   * existing row's on a duplicate (as written, should it be one this version does not know).
+   */
+  status: EmailStatus | (string & {});
+  /**
+   * `true` when the row existed already, claimed, with this content (a dispatch that died
+   * between the row and the send, or the app dispatching again): its envelope was put on
+   * the queue again. A worker's claim lets one delivery send.
+   */
+  redispatched: boolean;
 }
-
-/**
- * Where an email that was not dispatched waits:
- * - `none`: nothing was written (refused input, or the id holds another email);
- * - `queued`: its row is queued; the scheduled function sends it at its next tick;
- * - `claimed`: its row stays claimed; the tick takes it over when the claim lease runs out;
- * - `unknown`: the row write failed and may have been applied; dispatching the same
- *   email again is safe.
- */
-export type EmailLeft = "none" | "queued" | "claimed" | "unknown";
 
 export interface FailedEmail {
   /** Its position in the batch. */
@@ -68,17 +76,21 @@ export interface FailedEmail {
   /** Its id, or `""` when it had none. */
   emailId: string;
   reason: string;
+  /** Where it is (see `EmailLeft`). */
   emailLeft: EmailLeft;
 }
 
 export interface EmailBatchDispatch {
-  /** On the email queue (the symphony route). */
-  dispatched: Array<{ emailId: string; messageId: string }>;
+  /** On the email queue (the symphony route); `redispatched` as for one email. */
+  dispatched: Array<{ emailId: string; messageId: string; redispatched: boolean }>;
   /** Written `queued` for the scheduled function (the legacy route). */
   legacy: string[];
-  /** Already there with the same content: nothing written or sent. */
-  duplicates: string[];
-  /** Not dispatched, each with the reason and where it waits. */
+  /**
+   * Already there with the same content: nothing written or sent. `status` is the row's
+   * (an email given twice in the batch: the status the first left it in).
+   */
+  duplicates: Array<{ emailId: string; status: EmailStatus | (string & {}) }>;
+  /** Not dispatched, each with the reason and where it is. */
   failed: FailedEmail[];
 }
 
@@ -103,12 +115,15 @@ interface PreparedEmail {
   claimToken: string | undefined;
   item: Item;
   wire: OutgoingMessage;
+  now: Date;
 }
 
-type WriteOutcome =
-  | { kind: "created" }
-  | { kind: "duplicate" }
-  | { kind: "failed"; error: SymphonyConflictError | SymphonyAwsError };
+/** What became of one email of a chunk. */
+type EmailOutcome =
+  | { kind: "dispatched"; messageId: string; redispatched: boolean }
+  | { kind: "legacy" }
+  | { kind: "duplicate"; status: string }
+  | { kind: "failed"; error: SymphonyConflictError | SymphonyDispatchError | SymphonyValidationError };
 
 export class SymphonyClient {
   readonly #config: ResolvedConfig;
@@ -126,6 +141,13 @@ export class SymphonyClient {
       region: config.region,
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
       ...(config.credentials ? { credentials: config.credentials } : {}),
+      // Without these a request may wait for minutes (the SDK's socket default is five).
+      requestHandler: {
+        connectionTimeout: config.connectionTimeoutMs,
+        requestTimeout: config.requestTimeoutMs,
+        throwOnRequestTimeout: true,
+        socketTimeout: config.requestTimeoutMs,
+      },
     };
     this.#dynamodb = options.dynamodb ?? new DynamoDBClient(aws);
     // With another endpoint, requests go there, not to the host in each queue's URL.
@@ -190,35 +212,45 @@ export class SymphonyClient {
 
   /**
    * Validates the email, writes its row (never over an existing one), and on the
-   * symphony route puts its envelope on the email queue.
+   * symphony route puts its envelope on the email queue. Every error it raises says
+   * where the email is, as `emailLeft`.
    *
    * @throws SymphonyValidationError before anything is written, naming the field.
-   * @throws SymphonyConflictError when the id holds another email.
-   * @throws SymphonyDispatchError when the row was written but the queue refused the
-   *   envelope (`emailLeft` says where the email waits).
-   * @throws SymphonyAwsError when an AWS call failed otherwise.
+   * @throws SymphonyConflictError when the id holds another email (nothing written).
+   * @throws SymphonyDispatchError when an AWS call failed: the queue could not be found
+   *   or the row write was refused (`none`), the row write's answer was lost however often
+   *   it was tried (`unknown`), or the queue refused the envelope (the row's status).
    */
   async dispatchEmailMessage(payload: EmailMessage): Promise<EmailDispatch> {
     const message = validateEmailMessage(payload);
-    const queue = await this.#queues.resolve("email");
+    let queue: ResolvedQueue;
+    try {
+      queue = await this.#queues.resolve("email");
+    } catch (error) {
+      if (error instanceof SymphonyAwsError) throw new SymphonyDispatchError(message.emailId, "none", error);
+      throw error;
+    }
     const flags = await this.evaluateFlags("email");
     const email = this.#prepareEmail(0, message, queue, flags, new Date());
-    const written = await this.#writeRow(email);
-    if (written.kind === "failed") throw written.error;
-    if (written.kind === "duplicate") return { emailId: message.emailId, route: "duplicate", messageId: null };
-    if (email.route === "legacy") return { emailId: message.emailId, route: "legacy", messageId: null };
-    const [sent] = await this.#queues.send(queue, [email.wire]);
-    if (sent?.ok) return { emailId: message.emailId, route: "symphony", messageId: sent.messageId };
-    const left = await this.#giveBack(email);
-    const failure =
-      sent?.error ?? new SymphonyAwsError("SQS.SendMessageBatch", queue.url, new Error(sent?.reason ?? "no answer"));
-    throw new SymphonyDispatchError(message.emailId, left, failure);
+    const outcome = (await this.#dispatchChunk(queue, [email]))[0]!;
+    const { emailId } = message;
+    switch (outcome.kind) {
+      case "dispatched":
+        return { emailId, route: "symphony", messageId: outcome.messageId, status: "claimed", redispatched: outcome.redispatched };
+      case "legacy":
+        return { emailId, route: "legacy", messageId: null, status: "queued", redispatched: false };
+      case "duplicate":
+        return { emailId, route: "duplicate", messageId: null, status: outcome.status, redispatched: false };
+      case "failed":
+        throw outcome.error;
+    }
   }
 
   /**
    * Dispatches many emails: each validated, routed by the flags (read once for the
-   * batch) and its rollout bucket, written, and the symphony ones put on the queue ten a
-   * request. Never throws for one email: each that was not dispatched is in `failed`.
+   * batch) and its rollout bucket; then ten at a time, their rows written and the
+   * symphony ones put on the queue, before the next ten. Never throws for one email: each
+   * that was not dispatched is in `failed`, with where it is.
    *
    * @throws SymphonyAwsError only when the email queue cannot be found (nothing written).
    */
@@ -226,69 +258,91 @@ export class SymphonyClient {
     if (!Array.isArray(emails)) {
       throw new SymphonyValidationError("batch", [{ field: "emails", reason: "must be an array" }]);
     }
-    const outcome: EmailBatchDispatch = { dispatched: [], legacy: [], duplicates: [], failed: [] };
-    const fail = (index: number, emailId: string, reason: string, emailLeft: EmailLeft): void => {
-      outcome.failed.push({ index, emailId, reason, emailLeft });
-    };
+    const outcomes: Array<EmailOutcome | undefined> = new Array(emails.length);
+    const ids: string[] = emails.map(idOf);
 
-    const valid: Array<{ index: number; message: EmailMessage }> = [];
+    // Validated; an id given again later in the batch follows its first email's fate.
+    const leaders: Array<{ index: number; message: EmailMessage }> = [];
+    const firstById = new Map<string, { index: number; message: EmailMessage }>();
+    const followers: Array<{ index: number; leader: number }> = [];
     emails.forEach((input, index) => {
+      let message: EmailMessage;
       try {
-        valid.push({ index, message: validateEmailMessage(input) });
+        message = validateEmailMessage(input);
       } catch (error) {
         if (!(error instanceof SymphonyValidationError)) throw error;
-        fail(index, idOf(input), error.message, "none");
+        outcomes[index] = { kind: "failed", error };
+        return;
+      }
+      const first = firstById.get(message.emailId);
+      if (first === undefined) {
+        firstById.set(message.emailId, { index, message });
+        leaders.push({ index, message });
+        return;
+      }
+      const differing = MESSAGE_FIELDS.filter((field) => first.message[field] !== message[field]);
+      if (differing.length > 0) {
+        const error = new SymphonyConflictError(message.emailId, differing, `is given earlier in this batch (at ${first.index})`);
+        outcomes[index] = { kind: "failed", error };
+      } else {
+        followers.push({ index, leader: first.index });
       }
     });
-    if (valid.length > 0) {
+
+    if (leaders.length > 0) {
       const queue = await this.#queues.resolve("email");
       const flags = await this.evaluateFlags("email");
       const now = new Date();
       const prepared: PreparedEmail[] = [];
-      for (const { index, message } of valid) {
+      for (const { index, message } of leaders) {
         try {
           prepared.push(this.#prepareEmail(index, message, queue, flags, now));
         } catch (error) {
           if (!(error instanceof SymphonyValidationError)) throw error;
-          fail(index, message.emailId, error.message, "none");
+          outcomes[index] = { kind: "failed", error };
         }
       }
-
-      const writes = await mapLimit(prepared, WRITES_IN_FLIGHT, (email) => this.#writeRow(email));
-      const toSend: PreparedEmail[] = [];
-      prepared.forEach((email, position) => {
-        const written = writes[position]!;
-        const { emailId } = email.message;
-        if (written.kind === "failed") {
-          const left = written.error instanceof SymphonyConflictError ? "none" : "unknown";
-          fail(email.index, emailId, written.error.message, left);
-        } else if (written.kind === "duplicate") {
-          outcome.duplicates.push(emailId);
-        } else if (email.route === "legacy") {
-          outcome.legacy.push(emailId);
-        } else {
-          toSend.push(email);
-        }
-      });
-
-      const sent = await this.#queues.send(
-        queue,
-        toSend.map((email) => email.wire),
-      );
-      const unsent: Array<{ email: PreparedEmail; reason: string }> = [];
-      toSend.forEach((email, position) => {
-        const result: SendResult = sent[position] ?? { ok: false, reason: "not sent", error: undefined };
-        if (result.ok) outcome.dispatched.push({ emailId: email.message.emailId, messageId: result.messageId });
-        else unsent.push({ email, reason: result.reason });
-      });
-      await mapLimit(unsent, WRITES_IN_FLIGHT, async ({ email, reason }) => {
-        const left = await this.#giveBack(email);
-        const { emailId } = email.message;
-        fail(email.index, emailId, `${reason}; ${leftText(emailId, left)}`, left);
-      });
+      for (let start = 0; start < prepared.length; start += BATCH_CHUNK) {
+        const chunk = prepared.slice(start, start + BATCH_CHUNK);
+        const settled = await this.#dispatchChunk(queue, chunk);
+        chunk.forEach((email, position) => (outcomes[email.index] = settled[position]));
+      }
     }
-    outcome.failed.sort((a, b) => a.index - b.index);
-    return outcome;
+    for (const { index, leader } of followers) {
+      const first = outcomes[leader]!;
+      outcomes[index] =
+        first.kind === "dispatched"
+          ? { kind: "duplicate", status: "claimed" }
+          : first.kind === "legacy"
+            ? { kind: "duplicate", status: "queued" }
+            : first;
+    }
+
+    const result: EmailBatchDispatch = { dispatched: [], legacy: [], duplicates: [], failed: [] };
+    for (let index = 0; index < emails.length; index += 1) {
+      const emailId = ids[index]!;
+      const outcome = outcomes[index];
+      if (outcome === undefined) {
+        // Never expected; reported rather than dropped.
+        result.failed.push({ index, emailId, reason: "no outcome was recorded", emailLeft: "unknown" });
+        continue;
+      }
+      switch (outcome.kind) {
+        case "dispatched":
+          result.dispatched.push({ emailId, messageId: outcome.messageId, redispatched: outcome.redispatched });
+          break;
+        case "legacy":
+          result.legacy.push(emailId);
+          break;
+        case "duplicate":
+          result.duplicates.push({ emailId, status: outcome.status });
+          break;
+        case "failed":
+          result.failed.push({ index, emailId, reason: outcome.error.message, emailLeft: outcome.error.emailLeft });
+          break;
+      }
+    }
+    return result;
   }
 
   /**
@@ -310,16 +364,20 @@ export class SymphonyClient {
       claimToken === undefined ? { status: "queued" } : { status: "claimed", claimToken },
       nowSeconds,
     );
-    const wire = outgoing(
-      envelope("EmailMessage", message.emailId, message, {
-        correlationId: message.emailId,
-        createdAt: now,
-        source: this.#config.source,
-        dueAt: new Date(nowSeconds * 1000),
-      }),
-    );
-    // Checked on every route: a legacy email may be dispatched by a later tick.
-    checkSize("EmailMessage", message, wire, queue);
+    const wire = this.#emailWire(message, now, nowSeconds);
+    // Checked on every route, for this envelope and for the one the tick makes of the
+    // same row when it sends it (a legacy email, a released or abandoned claim).
+    const tickSize = tickEnvelopeSize("EmailMessage", message, message.emailId);
+    const size = Math.max(wire.size, tickSize);
+    if (size > queue.maxMessageBytes) {
+      const whose = tickSize > wire.size ? " as the scheduled function would send it" : "";
+      throw new SymphonyValidationError("EmailMessage", [
+        {
+          field: largestField(message),
+          reason: `makes the message ${size} bytes${whose}, over the queue's limit of ${queue.maxMessageBytes} bytes (MaximumMessageSize)`,
+        },
+      ]);
+    }
     const rowBytes = itemSize(item);
     const rowLimit = DYNAMODB_MAX_ITEM_BYTES - LIFECYCLE_HEADROOM_BYTES;
     if (rowBytes > rowLimit) {
@@ -330,35 +388,104 @@ export class SymphonyClient {
         },
       ]);
     }
-    return { index, message, route, claimToken, item, wire };
+    return { index, message, route, claimToken, item, wire, now };
   }
 
-  async #writeRow(email: PreparedEmail): Promise<WriteOutcome> {
-    try {
-      const created = await createRow(this.#dynamodb, this.#config.tables.emails, email.item);
-      if (created.created) return { kind: "created" };
-      if (created.differingFields.length === 0) return { kind: "duplicate" };
-      return { kind: "failed", error: new SymphonyConflictError(email.message.emailId, created.differingFields) };
-    } catch (error) {
-      if (error instanceof SymphonyAwsError) return { kind: "failed", error };
-      throw error;
-    }
+  /** The email's envelope, due at `dueAtSeconds` (its row's `dueAt`). */
+  #emailWire(message: EmailMessage, now: Date, dueAtSeconds: number): OutgoingMessage {
+    return outgoing(
+      envelope("EmailMessage", message.emailId, message, {
+        correlationId: message.emailId,
+        createdAt: now,
+        source: this.#config.source,
+        dueAt: new Date(dueAtSeconds * 1000),
+      }),
+    );
   }
 
-  /** After a failed send: gives the claim back so the next tick takes the email. */
-  async #giveBack(email: PreparedEmail): Promise<"queued" | "claimed"> {
-    try {
-      const released = await releaseClaim(
-        this.#dynamodb,
-        this.#config.tables.emails,
-        email.message.emailId,
-        email.claimToken!,
-      );
-      return released ? "queued" : "claimed";
-    } catch {
-      // The lease covers it: the tick takes the claim over once it has run out.
-      return "claimed";
-    }
+  /**
+   * Writes the rows of up to ten emails, then puts the symphony ones' envelopes on the
+   * queue (with those of rows found claimed with the same content), and gives back the
+   * claim of each the queue did not take. One outcome per email, in order.
+   */
+  async #dispatchChunk(queue: ResolvedQueue, emails: readonly PreparedEmail[]): Promise<EmailOutcome[]> {
+    const table = this.#config.tables.emails;
+    const outcomes: EmailOutcome[] = new Array(emails.length);
+    const writes = await Promise.all(emails.map((email) => createRow(this.#dynamodb, table, email.item)));
+    const toSend: Array<{ position: number; email: PreparedEmail; wire: OutgoingMessage; redispatch: boolean }> = [];
+    writes.forEach((written, position) => {
+      const email = emails[position]!;
+      const { emailId } = email.message;
+      switch (written.kind) {
+        case "created":
+          if (email.route === "legacy") outcomes[position] = { kind: "legacy" };
+          else toSend.push({ position, email, wire: email.wire, redispatch: false });
+          return;
+        case "refused":
+          outcomes[position] = { kind: "failed", error: new SymphonyDispatchError(emailId, "none", written.error) };
+          return;
+        case "ambiguous":
+          outcomes[position] = { kind: "failed", error: new SymphonyDispatchError(emailId, "unknown", written.error) };
+          return;
+        case "exists": {
+          const { existing, differingFields } = written;
+          if (existing === undefined || differingFields.length > 0) {
+            outcomes[position] = { kind: "failed", error: new SymphonyConflictError(emailId, differingFields) };
+            return;
+          }
+          const status = existing["status"]?.S ?? "";
+          if (written.afterAmbiguousTry && email.route === "legacy" && status === "queued") {
+            // A queued row carries no token: after a try whose answer was lost, the row
+            // found is this call's own (or an identical one): the tick sends it either way.
+            outcomes[position] = { kind: "legacy" };
+          } else if (status === "claimed" && email.route === "symphony") {
+            // Claimed, never sent or not yet taken: its envelope goes again; the worker's
+            // claim and begin_send let one delivery send.
+            const dueAt = Number(existing["dueAt"]?.N);
+            const dueAtSeconds = Number.isSafeInteger(dueAt) ? dueAt : Math.floor(email.now.getTime() / 1000);
+            toSend.push({ position, email, wire: this.#emailWire(email.message, email.now, dueAtSeconds), redispatch: true });
+          } else {
+            outcomes[position] = { kind: "duplicate", status };
+          }
+          return;
+        }
+      }
+    });
+    if (toSend.length === 0) return outcomes;
+
+    const sent = await this.#queues.send(
+      queue,
+      toSend.map((entry) => entry.wire),
+    );
+    await Promise.all(
+      toSend.map(async ({ position, email, redispatch }, sentIndex) => {
+        const result: SendResult = sent[sentIndex] ?? {
+          ok: false,
+          reason: "not sent",
+          error: new SymphonyAwsError("SQS.SendMessageBatch", queue.url, new Error("not sent")),
+          notSent: true,
+        };
+        if (result.ok) {
+          outcomes[position] = { kind: "dispatched", messageId: result.messageId, redispatched: redispatch };
+          return;
+        }
+        // A claim this call made is given back, for the next tick. One it found (a
+        // redispatch) is not its to give: the row stays as found, claimed.
+        const left: EmailLeft = redispatch
+          ? "claimed"
+          : await releaseClaim(
+              this.#dynamodb,
+              table,
+              email.message.emailId,
+              email.claimToken!,
+              // Refused, the release leaves the claim as it was; after a send that may
+              // have gone, a worker may have moved the row since.
+              result.notSent ? "claimed" : "unknown",
+            );
+        outcomes[position] = { kind: "failed", error: new SymphonyDispatchError(email.message.emailId, left, result.error) };
+      }),
+    );
+    return outcomes;
   }
 
   // ------------------------------------------------------------ campaigns and SMS
@@ -406,7 +533,7 @@ export class SymphonyClient {
     if (routeFor(flags, unitId) === "legacy") return { unitId, route: "legacy", messageId: null };
     const [sent] = await this.#queues.send(queue, [message]);
     if (sent?.ok) return { unitId, route: "symphony", messageId: sent.messageId };
-    throw sent?.error ?? new SymphonyAwsError("SQS.SendMessageBatch", queue.url, new Error(sent?.reason ?? "no answer"));
+    throw sent?.error ?? new SymphonyAwsError("SQS.SendMessageBatch", queue.url, new Error("no answer"));
   }
 
   // ------------------------------------------------------------ health and metrics
@@ -459,16 +586,4 @@ function idOf(input: unknown): string {
   return typeof id === "string" ? id : "";
 }
 
-/** `fn` over `items`, at most `limit` at once; results in order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]!, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
+

@@ -7,6 +7,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { SymphonyConfigError } from "./errors.js";
 import type { FlagName, Job } from "./flags.js";
 import { SQS_MAX_MESSAGE_BYTES } from "./queues.js";
+import { characterProblem } from "./validation.js";
 
 /** Static credentials, or a function that provides them (as the AWS SDK takes them). */
 export type Credentials = NonNullable<DynamoDBClientConfig["credentials"]>;
@@ -42,7 +43,19 @@ export interface SymphonyClientOptions {
   source?: string | undefined;
   /** Warnings (an unreadable flag table); `console` by default, `null` for none. */
   logger?: { warn(message: string): void } | null | undefined;
-  /** Clients to use instead of new ones (their region and endpoint are theirs). */
+  /**
+   * How long one request of the DynamoDB and SQS clients this package makes may wait for
+   * its answer, or go without a byte of it, in milliseconds (default 5000): a request
+   * past it fails as a timeout (and is retried as the SDK retries). Not applied to
+   * clients given as `dynamodb` / `sqs`, which keep their own settings.
+   */
+  requestTimeoutMs?: number | undefined;
+  /** How long those clients may take to connect, in milliseconds (default 3000). */
+  connectionTimeoutMs?: number | undefined;
+  /**
+   * Clients to use instead of new ones (their region, endpoint, retries and timeouts are
+   * theirs: give them timeouts, or a dispatch may wait as long as their requests do).
+   */
   dynamodb?: DynamoDBClient | undefined;
   sqs?: SQSClient | undefined;
 }
@@ -59,6 +72,8 @@ export function resourceNames(stack: string): {
 }
 
 export const DEFAULT_FLAG_CACHE_TTL_MS = 5_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 3_000;
 export const DEFAULT_SOURCE = "webapp";
 
 export interface ResolvedConfig {
@@ -74,6 +89,8 @@ export interface ResolvedConfig {
   flagDefaults: Partial<Record<FlagName, boolean>>;
   source: string;
   logger: { warn(message: string): void } | null;
+  requestTimeoutMs: number;
+  connectionTimeoutMs: number;
 }
 
 const JOBS: readonly Job[] = ["email", "campaign", "sms"];
@@ -111,8 +128,20 @@ export function resolveConfig(options: SymphonyClientOptions): ResolvedConfig {
   if (!(Number.isFinite(flagCacheTtlMs) && flagCacheTtlMs >= 0)) {
     throw new SymphonyConfigError("flagCacheTtlMs must be a number of milliseconds, 0 or more");
   }
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const connectionTimeoutMs = options.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS;
+  for (const [name, value] of [
+    ["requestTimeoutMs", requestTimeoutMs],
+    ["connectionTimeoutMs", connectionTimeoutMs],
+  ] as const) {
+    if (!(Number.isInteger(value) && value > 0)) {
+      throw new SymphonyConfigError(`${name} must be a whole number of milliseconds, more than 0`);
+    }
+  }
   const source = options.source ?? DEFAULT_SOURCE;
   if (source.trim() === "") throw new SymphonyConfigError("source must not be empty");
+  const sourceProblem = characterProblem(source);
+  if (sourceProblem !== undefined) throw new SymphonyConfigError(`source ${sourceProblem}`);
 
   return {
     region,
@@ -127,5 +156,7 @@ export function resolveConfig(options: SymphonyClientOptions): ResolvedConfig {
     flagDefaults: { ...options.flagDefaults },
     source,
     logger: options.logger === undefined ? console : options.logger,
+    requestTimeoutMs,
+    connectionTimeoutMs,
   };
 }

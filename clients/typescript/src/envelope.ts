@@ -4,6 +4,15 @@
 
 import type { EnvelopeOf, MessageType, PayloadByType } from "./generated/contract.js";
 
+/** `process-email-queue`'s `meta.source` (`SOURCE` in shared/jobs/src/email/tick.rs). */
+export const TICK_SOURCE = "process-email-queue";
+/** A UUID's length as text (`Envelope::wrap` gives each envelope a fresh v4 UUID). */
+const UUID_CHARS = 36;
+/** `Utc::now()` as chrono's serde writes it, at its longest: nine fraction digits. */
+const TICK_CREATED_AT = "2000-01-01T00:00:00.000000000Z";
+/** The row's `dueAt` (whole epoch seconds, `DateTime::from_timestamp(seconds, 0)`): no fraction. */
+const TICK_DUE_AT = "2000-01-01T00:00:00Z";
+
 /** One message ready for SendMessageBatch. */
 export interface OutgoingMessage {
   /** The envelope's id (the unit's id). */
@@ -64,4 +73,24 @@ export function outgoing(message: EnvelopeOf<MessageType>): OutgoingMessage {
       0,
     );
   return { envelopeId: message.id, correlationId: message.meta.correlationId, body, attributes, size };
+}
+
+/**
+ * The size of the envelope the scheduled function's tick makes of the same row when it
+ * sends it itself (a legacy email, a released claim, an abandoned claim it takes over):
+ * `Envelope::wrap` (shared/core/src/envelope.rs) with a UUID for its id, the tick's
+ * source, `createdAt` with nine fraction digits (chrono writes 0, 3, 6 or 9: the most
+ * is counted), and `dueAt` the row's whole second, written without a fraction; the
+ * attributes as `OutgoingEntry::from_envelope` (shared/aws/src/sqs.rs) counts them. The
+ * payload is the row's message, which serde_json writes byte for byte as JSON.stringify
+ * does for the strings validation lets through (the same escapes: `\"`, `\\`, `\t`,
+ * `\n`, `\r`; every other character as it is).
+ */
+export function tickEnvelopeSize<T extends MessageType>(type: T, payload: PayloadByType[T], correlationId: string): number {
+  return outgoing({
+    id: "0".repeat(UUID_CHARS),
+    type,
+    payload,
+    meta: { correlationId, createdAt: TICK_CREATED_AT, source: TICK_SOURCE, attempt: 1, dueAt: TICK_DUE_AT },
+  } as EnvelopeOf<MessageType>).size;
 }

@@ -6,6 +6,7 @@ export {
   type EmailBatchDispatch,
   type EmailDispatch,
   type EmailLeft,
+  type EmailStatus,
   type FailedEmail,
   type UnitDispatch,
 } from "./client.js";
@@ -44,12 +45,14 @@ export {
 } from "./api.js";
 export {
   MAX_HTML_BYTES,
+  MAX_KEY_BYTES,
   MAX_SUBJECT_CHARS,
+  characterProblem,
   isE164,
   isEmailAddress,
   validateCampaignProcessingMessage,
   validateEmailMessage,
   validateSmsDripMessage,
 } from "./validation.js";
-export { MAX_BATCH_ENTRIES, planRequests } from "./queues.js";
+export { MAX_BATCH_ENTRIES, fifoId, planRequests } from "./queues.js";
 export * from "./generated/contract.js";

@@ -2,6 +2,8 @@
 // ten entries and at most one queue message's worth of bytes a call, with every entry
 // answered: sent with its message id, or failed with the reason.
 
+import { createHash } from "node:crypto";
+
 import {
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
@@ -11,7 +13,7 @@ import {
 } from "@aws-sdk/client-sqs";
 
 import type { OutgoingMessage } from "./envelope.js";
-import { SymphonyAwsError } from "./errors.js";
+import { SymphonyAwsError, certainlyNotApplied } from "./errors.js";
 import type { Job } from "./flags.js";
 
 /** SQS takes at most ten entries a SendMessageBatch. */
@@ -34,7 +36,11 @@ export interface ResolvedQueue {
 
 export type SendResult =
   | { ok: true; messageId: string }
-  | { ok: false; reason: string; error: SymphonyAwsError | undefined };
+  /**
+   * Not known to be on the queue. `notSent`: certainly not (the service refused the
+   * request, or failed the entry); otherwise it may be (a lost answer).
+   */
+  | { ok: false; reason: string; error: SymphonyAwsError; notSent: boolean };
 
 export interface QueuesOptions {
   sqs: SQSClient;
@@ -152,7 +158,8 @@ export class Queues {
         output = await this.#options.sqs.send(new SendMessageBatchCommand({ QueueUrl: queue.url, Entries: entries }));
       } catch (error) {
         const failure = new SymphonyAwsError("SQS.SendMessageBatch", queue.url, error);
-        for (const index of pending) results[index] = { ok: false, reason: failure.message, error: failure };
+        const notSent = certainlyNotApplied(error);
+        for (const index of pending) results[index] = { ok: false, reason: failure.message, error: failure, notSent };
         return;
       }
       const byEntry = new Map(pending.map((index, position) => [`m${position}`, index]));
@@ -167,17 +174,18 @@ export class Queues {
         if (!failed.SenderFault && attempt < ENTRY_RETRIES) {
           retry.push(index);
         } else {
-          results[index] = {
-            ok: false,
-            reason: `SQS refused the message (${failed.Code ?? "unknown code"}: ${failed.Message ?? "no message"})`,
-            error: undefined,
-          };
+          // A failed entry was not enqueued: SQS answers each entry, sent or not.
+          const refusal = Object.assign(new Error(failed.Message ?? "no message"), { name: failed.Code ?? "UnknownCode" });
+          const error = new SymphonyAwsError("SQS.SendMessageBatch", queue.url, refusal);
+          results[index] = { ok: false, reason: `SQS refused the message (${refusal.name}: ${refusal.message})`, error, notSent: true };
         }
       }
       // An entry the answer does not mention is not known to be sent: reported, never assumed.
       for (const index of pending) {
         if (results[index] === undefined && !retry.includes(index)) {
-          results[index] = { ok: false, reason: "SQS did not answer for the message", error: undefined };
+          const reason = "SQS did not answer for the message";
+          const error = new SymphonyAwsError("SQS.SendMessageBatch", queue.url, new Error(reason));
+          results[index] = { ok: false, reason, error, notSent: false };
         }
       }
       pending = retry;
@@ -196,6 +204,18 @@ function entry(id: string, message: OutgoingMessage, fifo: boolean): SendMessage
     MessageAttributes: attributes,
     // On a FIFO queue, as the Rust producer does: the unit's messages keep their order in
     // its group, and the envelope id deduplicates a second send within five minutes.
-    ...(fifo ? { MessageGroupId: message.correlationId, MessageDeduplicationId: message.envelopeId } : {}),
+    ...(fifo
+      ? { MessageGroupId: fifoId(message.correlationId), MessageDeduplicationId: fifoId(message.envelopeId) }
+      : {}),
   };
+}
+
+/**
+ * A FIFO group or deduplication id SQS takes: the value itself when it is 1 to 128
+ * characters, each a letter, a digit or punctuation (printable ASCII but space);
+ * otherwise the SHA-256 of its UTF-8, in hex (64 characters), the same for the same value.
+ */
+export function fifoId(value: string): string {
+  if (/^[\x21-\x7e]{1,128}$/.test(value)) return value;
+  return createHash("sha256").update(value, "utf8").digest("hex");
 }

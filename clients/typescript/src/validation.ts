@@ -66,7 +66,33 @@ function fieldsOf(
   return fields;
 }
 
-/** A string field; problems for any other type. `undefined` when absent or wrong. */
+/** A lone surrogate: in a `u` pattern a pair is one code point, so only a lone half matches. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+/**
+ * A character SQS refuses in a message (its body and its attribute values), which takes
+ * only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
+ */
+const SQS_REFUSED = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+/** `U+001B`. */
+function codePoint(char: string): string {
+  return `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/**
+ * Why `value` cannot travel in a message, or `undefined`: a string that is not well-formed
+ * UTF-16 has no UTF-8 form (Rust's `String` cannot hold it), and SQS refuses some
+ * characters outright (the id fields go into message attributes as they are).
+ */
+export function characterProblem(value: string): string | undefined {
+  const lone = LONE_SURROGATE.exec(value);
+  if (lone) return `is not well-formed UTF-16 (a lone surrogate, ${codePoint(lone[0])}, at index ${lone.index})`;
+  const refused = SQS_REFUSED.exec(value);
+  if (refused) return `contains ${codePoint(refused[0])} at index ${refused.index}, a character SQS refuses in a message`;
+  return undefined;
+}
+
+/** A string field; problems for any other type or for characters no message may carry. `undefined` when absent or wrong. */
 function text(fields: Map<string, unknown>, field: string, problems: Problems): string | undefined {
   if (!fields.has(field)) return undefined;
   const value = fields.get(field);
@@ -74,18 +100,29 @@ function text(fields: Map<string, unknown>, field: string, problems: Problems): 
     problems.add(field, "must be a string");
     return undefined;
   }
+  const problem = characterProblem(value);
+  if (problem !== undefined) {
+    problems.add(field, problem);
+    return undefined;
+  }
   return value;
 }
+
+/** Unicode White_Space only, which Rust's `str::trim` removes (JavaScript's `trim` differs: it removes U+FEFF, keeps U+0085). */
+const ONLY_WHITE_SPACE = /^\p{White_Space}*$/u;
 
 /** A string field that must hold more than white space (the worker trims, then checks). */
 function id(fields: Map<string, unknown>, field: string, problems: Problems): string | undefined {
   const value = text(fields, field, problems);
-  if (value !== undefined && value.trim() === "") {
+  if (value !== undefined && ONLY_WHITE_SPACE.test(value)) {
     problems.add(field, "is empty");
     return undefined;
   }
   return value;
 }
+
+/** DynamoDB's limit on a partition key value: 2048 bytes. */
+export const MAX_KEY_BYTES = 2048;
 
 function hasLineBreak(value: string): boolean {
   return value.includes("\r") || value.includes("\n");
@@ -96,6 +133,9 @@ export function validateEmailMessage(input: unknown): EmailMessage {
   const problems = new Problems();
   const fields = fieldsOf("EmailMessage", input, problems);
   const emailId = id(fields, "emailId", problems);
+  if (emailId !== undefined && Buffer.byteLength(emailId, "utf8") > MAX_KEY_BYTES) {
+    problems.add("emailId", `is ${Buffer.byteLength(emailId, "utf8")} bytes, over the ${MAX_KEY_BYTES} of a DynamoDB key`);
+  }
   const userId = id(fields, "userId", problems);
   const mailboxId = id(fields, "mailboxId", problems);
   const toEmail = text(fields, "toEmail", problems);

@@ -106,32 +106,56 @@ test("invalid emails, duplicates and conflicts are reported one by one; the rest
   await stack.setFlags(ALL_ON);
   const client = stack.client();
   try {
-    await client.dispatchEmailMessage(email("mixed-existing"));
+    for (const id of ["mixed-sent", "mixed-failed", "mixed-claimed", "mixed-taken"]) {
+      await client.dispatchEmailMessage(email(id));
+    }
     await stack.drain("email");
+    await stack.setRowStatus("mixed-sent", "sent");
+    await stack.setRowStatus("mixed-failed", "failed");
     const result = await client.dispatchEmailQueueBatch([
       email("mixed-0"),
       email("mixed-1", { toEmail: "nobody" }),
-      email("mixed-existing"),
-      email("mixed-existing", { html: "<p>other</p>" }),
+      email("mixed-sent"),
+      email("mixed-taken", { html: "<p>other</p>" }),
       { subject: "no ids" },
       email("mixed-5"),
       email("mixed-5"),
+      email("mixed-failed"),
+      email("mixed-claimed"),
+      email("mixed-5", { subject: "another" }),
     ]);
-    assert.deepEqual(result.dispatched.map((sent) => sent.emailId), ["mixed-0", "mixed-5"]);
-    assert.deepEqual(result.duplicates.sort(), ["mixed-5", "mixed-existing"]);
+    assert.deepEqual(
+      result.dispatched.map(({ emailId, redispatched }) => ({ emailId, redispatched })),
+      [
+        { emailId: "mixed-0", redispatched: false },
+        { emailId: "mixed-5", redispatched: false },
+        // Claimed with this content, never taken: its envelope goes again.
+        { emailId: "mixed-claimed", redispatched: true },
+      ],
+    );
+    assert.deepEqual(result.duplicates, [
+      { emailId: "mixed-sent", status: "sent" },
+      // Given twice: the second follows the first, which left it claimed.
+      { emailId: "mixed-5", status: "claimed" },
+      // Failed for good: the app learns it will not go.
+      { emailId: "mixed-failed", status: "failed" },
+    ]);
     assert.deepEqual(
       result.failed.map(({ index, emailId, emailLeft }) => ({ index, emailId, emailLeft })),
       [
         { index: 1, emailId: "mixed-1", emailLeft: "none" },
-        { index: 3, emailId: "mixed-existing", emailLeft: "none" },
+        { index: 3, emailId: "mixed-taken", emailLeft: "none" },
         { index: 4, emailId: "", emailLeft: "none" },
+        { index: 9, emailId: "mixed-5", emailLeft: "none" },
       ],
     );
     assert.match(result.failed[0].reason, /toEmail is not a valid email address/);
-    assert.match(result.failed[1].reason, /different html/);
+    assert.match(result.failed[1].reason, /already exists with a different html/);
     assert.match(result.failed[2].reason, /emailId is missing/);
-    assert.equal((await stack.drain("email")).length, 2);
-    assert.equal((await stack.rows()).length, 3);
+    assert.match(result.failed[3].reason, /is given earlier in this batch \(at 5\) with a different subject/);
+    const sent = (await stack.drain("email")).map((message) => message.envelope.id).sort();
+    assert.deepEqual(sent, ["mixed-0", "mixed-5", "mixed-claimed"]);
+    assert.equal((await stack.rows()).length, 6);
   } finally {
     client.destroy();
     stack.close();
@@ -155,6 +179,8 @@ test("a request the queue refuses: its ten emails are reported and left queued; 
       assert.equal(row.status.S, "queued");
       assert.equal(row.claimToken, undefined);
     }
+    // The first ten: the request refused was the first chunk's.
+    assert.deepEqual(result.failed.map((failure) => failure.index), [...Array(10).keys()]);
     const failedIds = new Set(result.failed.map((failure) => failure.emailId));
     const sent = (await stack.drain("email")).map((message) => message.envelope.id);
     assert.equal(sent.length, 15);
@@ -199,9 +225,14 @@ test("entries a SendMessageBatch answer fails are reported per email, never sile
     assert.deepEqual(result.dispatched.map((sent) => sent.emailId), ["partial-0", "partial-2"]);
     assert.equal(result.failed.length, 1);
     assert.equal(result.failed[0].emailId, "partial-1");
-    assert.equal(result.failed[0].emailLeft, "queued");
     assert.match(result.failed[0].reason, /InvalidParameterValue: refused \(test\)/);
-    assert.equal((await getRow(stack.dynamodb, stack.tables.emails, "partial-1")).status.S, "queued");
+    // What the client says is where the row is.
+    const row = await getRow(stack.dynamodb, stack.tables.emails, "partial-1");
+    assert.equal(result.failed[0].emailLeft, row.status.S);
+    // What is on the queue: moto took all three (only the answer said otherwise). The
+    // released row is the tick's too: a second message, which begin_send makes harmless.
+    const sent = (await stack.drain("email")).map((message) => message.envelope.id).sort();
+    assert.deepEqual(sent, ["partial-0", "partial-1", "partial-2"]);
   } finally {
     client.destroy();
     stack.close();
@@ -226,6 +257,92 @@ test("an entry the service failed on its side is sent again", async () => {
     assert.equal(result.dispatched.length, 3);
     assert.deepEqual(result.failed, []);
     assert.equal(sqs.calls(), 2);
+    // On the queue: the three, and the first twice (moto had taken it; the answer said
+    // it failed). A real SQS does not enqueue an entry it fails.
+    const sent = (await stack.drain("email")).map((message) => message.envelope.id).sort();
+    assert.deepEqual(sent, ["retried-0", "retried-0", "retried-1", "retried-2"]);
+  } finally {
+    client.destroy();
+    stack.close();
+  }
+});
+
+/** `client` (the test's own), each command's name pushed on `log` before it is sent. */
+function recording(client, log, intercept = async () => undefined) {
+  return {
+    async send(command, ...rest) {
+      const name = command.constructor.name.replace(/Command$/, "");
+      log.push(name);
+      await intercept(command, name);
+      return client.send(command, ...rest);
+    },
+    destroy() {},
+  };
+}
+
+/** `["a", "a", "b"]` → `["a×2", "b×1"]`. */
+function runs(log) {
+  const out = [];
+  for (const name of log) {
+    const last = out[out.length - 1];
+    if (last && last[0] === name) last[1] += 1;
+    else out.push([name, 1]);
+  }
+  return out.map(([name, count]) => `${name}×${count}`);
+}
+
+test("a batch writes ten rows, sends them, then the next ten: a crash mid-batch leaves one chunk unsent", async () => {
+  const stack = await deploy(moto, "chunks");
+  await stack.setFlags(ALL_ON);
+  const log = [];
+  let reached;
+  const atSecondSend = new Promise((resolve) => (reached = resolve));
+  let resume;
+  const gate = new Promise((resolve) => (resume = resolve));
+  let sends = 0;
+  const dynamodb = recording(stack.dynamodb, log);
+  // The second chunk's send stops there, as a process that died at that moment would;
+  // then, resumed, it fails as a timeout (its outcome unknown).
+  const sqs = recording(stack.sqs, log, async (_command, name) => {
+    if (name !== "SendMessageBatch" || ++sends !== 2) return;
+    reached();
+    await gate;
+    throw Object.assign(new Error("no answer (test)"), { name: "TimeoutError" });
+  });
+  const client = stack.client({ dynamodb, sqs });
+  try {
+    const emails = ids(25, "chunk").map((id) => email(id));
+    const batch = client.dispatchEmailQueueBatch(emails);
+    await atSecondSend;
+
+    // A crash now leaves: the first ten claimed and on the queue, the next ten claimed
+    // without a message (the tick takes them over after the lease), the last five unwritten.
+    const rows = await stack.rows();
+    assert.deepEqual(rows.map((row) => row.emailId.S).sort(), ids(20, "chunk").sort());
+    assert.ok(rows.every((row) => row.status.S === "claimed"));
+    const onQueue = (await stack.drain("email")).map((message) => message.envelope.id).sort();
+    assert.deepEqual(onQueue, ids(10, "chunk").sort());
+
+    resume();
+    const result = await batch;
+    assert.deepEqual(result.failed.map((failure) => failure.index), [...Array(10).keys()].map((i) => i + 10));
+    // The sends that failed had their claims given back: the next tick sends them.
+    assert.ok(result.failed.every((failure) => failure.emailLeft === "queued"));
+    assert.deepEqual(
+      result.dispatched.map((sent) => sent.emailId),
+      [...ids(10, "chunk"), ...ids(25, "chunk").slice(20)],
+    );
+    const writesAndSends = log.filter((name) => ["PutItem", "SendMessageBatch", "UpdateItem"].includes(name));
+    assert.deepEqual(runs(writesAndSends), [
+      "PutItem×10",
+      "SendMessageBatch×1",
+      "PutItem×10",
+      "SendMessageBatch×1",
+      "UpdateItem×10",
+      "PutItem×5",
+      "SendMessageBatch×1",
+    ]);
+    assert.equal((await stack.drain("email")).length, 5);
   } finally {
     client.destroy();
     stack.close();

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -86,17 +87,43 @@ describe("one email, symphony route", () => {
     assert.deepEqual(await schemaErrors([message.envelope]), [[]]);
   });
 
-  test("dispatching twice writes one row and sends once", async () => {
+  test("dispatching again while the row is claimed sends the envelope again, over the same row", async () => {
+    // As after a dispatch that died between the row and the send, or an app that retries.
     const first = await client.dispatchEmailMessage(email("email-twice"));
+    assert.deepEqual({ ...first, messageId: undefined }, {
+      emailId: "email-twice", route: "symphony", messageId: undefined, status: "claimed", redispatched: false,
+    });
     const rowAfterFirst = await getRow(stack.dynamodb, stack.tables.emails, "email-twice");
     const second = await client.dispatchEmailMessage(email("email-twice"));
-    assert.equal(first.route, "symphony");
-    assert.deepEqual(second, { emailId: "email-twice", route: "duplicate", messageId: null });
-    assert.deepEqual(await getRow(stack.dynamodb, stack.tables.emails, "email-twice"), rowAfterFirst);
+    assert.equal(second.route, "symphony");
+    assert.equal(second.redispatched, true);
+    assert.equal(second.status, "claimed");
+    assert.notEqual(second.messageId, first.messageId);
+    assert.deepEqual(await getRow(stack.dynamodb, stack.tables.emails, "email-twice"), rowAfterFirst, "the row is not written");
     const rows = (await stack.rows()).filter((row) => row.emailId.S === "email-twice");
     assert.equal(rows.length, 1);
-    assert.equal((await stack.drain("email")).length, 1);
+    const messages = await stack.drain("email");
+    assert.deepEqual(messages.map((message) => message.messageId).sort(), [first.messageId, second.messageId].sort());
+    for (const message of messages) {
+      assert.equal(message.envelope.id, "email-twice");
+      // Latency is counted from the row's due time, not from the second dispatch.
+      assert.equal(Date.parse(message.envelope.meta.dueAt) / 1000, Number(rowAfterFirst.dueAt.N));
+    }
   });
+
+  for (const status of ["sending", "sent", "failed", "unknown", "queued"]) {
+    test(`a duplicate of a ${status} row answers duplicate with that status, and sends nothing`, async () => {
+      const id = `email-dup-${status}`;
+      await client.dispatchEmailMessage(email(id));
+      await stack.drain("email");
+      await stack.setRowStatus(id, status);
+      const before = await getRow(stack.dynamodb, stack.tables.emails, id);
+      const again = await client.dispatchEmailMessage(email(id));
+      assert.deepEqual(again, { emailId: id, route: "duplicate", messageId: null, status, redispatched: false });
+      assert.deepEqual(await getRow(stack.dynamodb, stack.tables.emails, id), before);
+      assert.equal((await stack.drain("email")).length, 0);
+    });
+  }
 
   test("another email under an existing id is refused, naming what differs", async () => {
     await client.dispatchEmailMessage(email("email-taken"));
@@ -111,18 +138,16 @@ describe("one email, symphony route", () => {
     assert.equal((await stack.drain("email")).length, 1);
   });
 
-  test("the claimed row: no tick takes it while the lease holds; one delivery sends it", async () => {
+  test("the claimed row (through mirrored queries): not due, abandoned once the lease is over, taken by begin_send", async () => {
     await client.dispatchEmailMessage(email("email-lease"));
     const now = seconds();
     const { dynamodb, tables } = stack;
     assert.ok(!(await fetchDue(dynamodb, tables.emails, now + 60)).includes("email-lease"));
-    assert.equal(await tickClaim(dynamodb, tables.emails, "email-lease", "legacy", now), false);
     // Abandoned only once claimed before the cutoff (now less CLAIM_LEASE_SECONDS).
     assert.ok(!(await fetchAbandoned(dynamodb, tables.emails, now - 3600)).includes("email-lease"));
     assert.ok((await fetchAbandoned(dynamodb, tables.emails, now + 1)).includes("email-lease"));
-    // The worker finds it claimed and goes on: of two deliveries, one moves it to sending.
+    // The worker finds it claimed and goes on.
     assert.equal(await beginSend(dynamodb, tables.emails, "email-lease", now), true);
-    assert.equal(await beginSend(dynamodb, tables.emails, "email-lease", now), false);
     await stack.drain("email");
   });
 });
@@ -141,7 +166,7 @@ describe("one email, legacy route", () => {
 
   test("with no flag items the email is written queued, due now, and nothing is sent", async () => {
     const result = await client.dispatchEmailMessage(email("email-legacy"));
-    assert.deepEqual(result, { emailId: "email-legacy", route: "legacy", messageId: null });
+    assert.deepEqual(result, { emailId: "email-legacy", route: "legacy", messageId: null, status: "queued", redispatched: false });
     const row = await getRow(stack.dynamodb, stack.tables.emails, "email-legacy");
     assert.equal(row.status.S, "queued");
     assert.ok(Math.abs(Number(row.dueAt.N) - seconds()) <= 2);
@@ -149,13 +174,12 @@ describe("one email, legacy route", () => {
     assert.equal((await stack.drain("email")).length, 0);
   });
 
-  test("the queued row is the tick's: due, claimed once", async () => {
+  test("the queued row (through mirrored queries): due, and the tick's claim takes it", async () => {
     await client.dispatchEmailMessage(email("email-due"));
     const now = seconds();
     const { dynamodb, tables } = stack;
     assert.ok((await fetchDue(dynamodb, tables.emails, now)).includes("email-due"));
     assert.equal(await tickClaim(dynamodb, tables.emails, "email-due", "legacy", now), true);
-    assert.equal(await tickClaim(dynamodb, tables.emails, "email-due", "symphony", now), false);
   });
 
   test("a second dispatch once flags are on does not send what the tick owns", async () => {
@@ -163,12 +187,27 @@ describe("one email, legacy route", () => {
     await stack.setFlags(ALL_ON);
     try {
       const again = await client.dispatchEmailMessage(email("email-flip"));
-      assert.equal(again.route, "duplicate");
+      assert.deepEqual(again, { emailId: "email-flip", route: "duplicate", messageId: null, status: "queued", redispatched: false });
       assert.equal((await getRow(stack.dynamodb, stack.tables.emails, "email-flip")).status.S, "queued");
       assert.equal((await stack.drain("email")).length, 0);
     } finally {
       await stack.setFlags({ SYMPHONY_ENABLED: null, SYMPHONY_EMAIL_QUEUE_ENABLED: null });
     }
+  });
+
+  test("a claimed row is not sent again while the flags send its email the legacy way", async () => {
+    // Claimed under symphony flags; dispatched again once they are off (the kill switch):
+    // the tick takes it over when its lease runs out, by the flags of that moment.
+    await stack.setFlags(ALL_ON);
+    try {
+      await client.dispatchEmailMessage(email("email-switched"));
+      await stack.drain("email");
+    } finally {
+      await stack.setFlags({ SYMPHONY_ENABLED: null, SYMPHONY_EMAIL_QUEUE_ENABLED: null });
+    }
+    const again = await client.dispatchEmailMessage(email("email-switched"));
+    assert.deepEqual(again, { emailId: "email-switched", route: "duplicate", messageId: null, status: "claimed", redispatched: false });
+    assert.equal((await stack.drain("email")).length, 0);
   });
 });
 
@@ -204,6 +243,14 @@ describe("bad input is refused before anything is written", () => {
       "html",
       /over the queue's limit of 262144 bytes/,
     ],
+    ["a lone surrogate in the subject", email("e-13", { subject: "Hi \uD83D there" }), "subject", /not well-formed UTF-16 \(a lone surrogate, U\+D83D, at index 3\)/],
+    ["a lone low surrogate at the end of the html", email("e-14", { html: "<p>\uDE00" }), "html", /lone surrogate, U\+DE00/],
+    ["a NUL in the html", email("e-15", { html: "<p>\u0000</p>" }), "html", /contains U\+0000 at index 3, a character SQS refuses/],
+    ["a vertical tab in the fromName", email("e-16", { fromName: "Ada\u000bLovelace" }), "fromName", /U\+000B/],
+    ["U+FFFF in the mailboxId", email("e-17", { mailboxId: "mailbox\uFFFF" }), "mailboxId", /U\+FFFF/],
+    ["an escape character in the emailId", email("e\u001b18"), "emailId", /U\+001B/],
+    ["an emailId of Unicode white space only (NEL, ideographic space)", email("\u0085\u3000\u2028"), "emailId", /emailId is empty/],
+    ["an emailId over DynamoDB's 2048-byte key", email("é".repeat(1025)), "emailId", /2050 bytes, over the 2048 of a DynamoDB key/],
   ];
 
   for (const [name, input, field, reason] of cases) {
@@ -222,6 +269,21 @@ describe("bad input is refused before anything is written", () => {
     });
   }
 
+  test("an id of U+FEFF alone is not empty for Rust's trim (JavaScript's trim would say it is), so it is taken", async () => {
+    const result = await client.dispatchEmailMessage(email("\uFEFF"));
+    assert.equal(result.route, "symphony");
+    const [message] = await stack.drain("email");
+    assert.equal(message.envelope.id, "\uFEFF");
+    assert.equal(message.attributes.correlationId, "\uFEFF");
+  });
+
+  test("characters SQS takes (tab, line feed, carriage return, the top of the BMP, astral planes) are taken", async () => {
+    const html = "<p>\t\n\r\uD7FF\uE000\uFFFD\u{10000}\u{10FFFF}😀</p>";
+    assert.equal((await client.dispatchEmailMessage(email("e-wide", { html }))).route, "symphony");
+    const [message] = await stack.drain("email");
+    assert.equal(message.envelope.payload.html, html);
+  });
+
   test("every problem is listed, the first named as the field", async () => {
     const input = email("e-many", { userId: "", toEmail: "nope", subject: "a\nb" });
     await assert.rejects(client.dispatchEmailMessage(input), (error) => {
@@ -231,8 +293,94 @@ describe("bad input is refused before anything is written", () => {
       );
       return true;
     });
-    assert.equal((await stack.rows()).length, 0);
+    assert.equal((await stack.rows()).filter((row) => row.emailId.S === "e-many").length, 0);
     assert.equal((await stack.drain("email")).length, 0);
+  });
+});
+
+/**
+ * MIRROR of the envelope the scheduled function's tick puts on the queue for a row it
+ * sends itself, written out by hand from `Envelope::wrap` (shared/core/src/envelope.rs),
+ * the tick's `meta.dueAt` (shared/core/src/tick.rs) and `OutgoingEntry::size`
+ * (shared/aws/src/sqs.rs): a UUID id, source `process-email-queue`, `createdAt` with nine
+ * fraction digits, `dueAt` without a fraction. Answers the size SQS counts.
+ */
+function tickEnvelopeBytes(message) {
+  const body = JSON.stringify({
+    id: randomUUID(),
+    type: "EmailMessage",
+    payload: message,
+    meta: {
+      correlationId: message.emailId,
+      createdAt: "2031-07-04T09:15:42.123456789Z",
+      source: "process-email-queue",
+      attempt: 1,
+      dueAt: "2031-07-04T09:15:42Z",
+    },
+  });
+  const attributes = [["type", "EmailMessage"], ["correlationId", message.emailId]];
+  return Buffer.byteLength(body) + attributes.reduce((sum, [name, value]) => sum + name.length + "String".length + Buffer.byteLength(value), 0);
+}
+
+describe("sizes: the tick's envelope of the same row must fit the queue too", () => {
+  const LIMIT = 4096;
+  let stack;
+  let client;
+  before(async () => {
+    stack = await deploy(moto, "sizes");
+    await stack.setFlags(ALL_ON);
+    client = stack.client({ maxMessageBytes: LIMIT });
+  });
+  after(() => {
+    client.destroy();
+    stack.close();
+  });
+
+  // Quotes, a line feed and non-ASCII: what JSON escapes or counts in several bytes.
+  const sized = (emailId, extra) => email(emailId, { html: `<p class="a">é\n☃${"x".repeat(extra)}` });
+  const fitting = (emailId) => LIMIT - tickEnvelopeBytes(sized(emailId, 0));
+
+  test("at exactly the queue's limit the email is taken (its own envelope is well under it)", async () => {
+    const message = sized("b-1", fitting("b-1"));
+    assert.equal(tickEnvelopeBytes(message), LIMIT);
+    const result = await client.dispatchEmailMessage(message);
+    assert.equal(result.route, "symphony");
+    const [sent] = await stack.drain("email");
+    const ownBytes = Buffer.byteLength(sent.body) + "type".length + 6 + "EmailMessage".length + "correlationId".length + 6 + 3;
+    // A short id, `webapp`, three fraction digits: 48 bytes less than the tick's.
+    assert.equal(ownBytes, LIMIT - 48);
+  });
+
+  for (const flags of [ALL_ON, { SYMPHONY_ENABLED: false }]) {
+    const route = flags === ALL_ON ? "symphony" : "legacy";
+    test(`one byte more is refused before any write (${route} route), though the client's own envelope would fit`, async () => {
+      await stack.setFlags(flags);
+      try {
+        const message = sized("b-2", fitting("b-2") + 1);
+        assert.equal(tickEnvelopeBytes(message), LIMIT + 1);
+        await moto.resetRequests();
+        await assert.rejects(client.dispatchEmailMessage(message), (error) => {
+          assert.ok(error instanceof SymphonyValidationError, error.stack);
+          assert.equal(error.field, "html");
+          assert.equal(error.emailLeft, "none");
+          assert.match(error.message, /makes the message 4097 bytes as the scheduled function would send it, over the queue's limit of 4096 bytes/);
+          return true;
+        });
+        const requests = await moto.requests();
+        assert.equal(requests["DynamoDB.PutItem"], undefined);
+        assert.equal(requests["SQS.SendMessageBatch"], undefined);
+      } finally {
+        await stack.setFlags(ALL_ON);
+      }
+    });
+  }
+
+  test("the batch refuses it the same way, and dispatches the rest", async () => {
+    const result = await client.dispatchEmailQueueBatch([sized("b-3", fitting("b-3") + 1), sized("b-4", fitting("b-4"))]);
+    assert.deepEqual(result.failed.map(({ index, emailLeft }) => ({ index, emailLeft })), [{ index: 0, emailLeft: "none" }]);
+    assert.match(result.failed[0].reason, /as the scheduled function would send it/);
+    assert.deepEqual(result.dispatched.map((sent) => sent.emailId), ["b-4"]);
+    assert.equal((await stack.drain("email")).length, 1);
   });
 });
 
@@ -244,6 +392,7 @@ test("a queue that refuses the send: the claim is given back, the email stays qu
     await assert.rejects(client.dispatchEmailMessage(email("email-refused")), (error) => {
       assert.ok(error instanceof SymphonyDispatchError, error.stack);
       assert.equal(error.emailLeft, "queued");
+      assert.equal(error.emailId, "email-refused");
       assert.equal(error.code, "AccessDenied");
       assert.match(error.message, /left queued/);
       assert.ok(error.cause, "the SDK's error is kept");
@@ -275,6 +424,22 @@ test("a FIFO email queue: each email in its own group, deduplicated by its id", 
     const [message] = await stack.drain("email");
     assert.equal(message.systemAttributes.MessageGroupId, "email-fifo");
     assert.equal(message.systemAttributes.MessageDeduplicationId, "email-fifo");
+
+    // Ids SQS would refuse as group or deduplication ids: over 128 characters, a space,
+    // non-ASCII. Each goes as the SHA-256 of its UTF-8, in hex.
+    const sha256 = (text) => createHash("sha256").update(text, "utf8").digest("hex");
+    for (const id of ["f".repeat(129), "email with spaces", "émail-ünïcode"]) {
+      assert.equal((await client.dispatchEmailMessage(email(id))).route, "symphony", id);
+      const [unusual] = await stack.drain("email");
+      assert.equal(unusual.envelope.id, id);
+      assert.equal(unusual.systemAttributes.MessageGroupId, sha256(id));
+      assert.equal(unusual.systemAttributes.MessageDeduplicationId, sha256(id));
+    }
+    // 128 printable ASCII characters are taken as they are.
+    const longest = `${"!~".repeat(63)}ok`;
+    await client.dispatchEmailMessage(email(longest));
+    const [kept] = await stack.drain("email");
+    assert.equal(kept.systemAttributes.MessageDeduplicationId, longest);
   } finally {
     client.destroy();
     stack.close();

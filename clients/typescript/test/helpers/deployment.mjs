@@ -1,6 +1,12 @@
 // One stack's tables and queues on a moto server, with what tests do to them.
 
-import { DeleteItemCommand, DynamoDBClient, PutItemCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import {
+  DeleteItemCommand,
+  DynamoDBClient,
+  PutItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 
 import { createSymphonyClient } from "../../dist/index.js";
@@ -43,6 +49,23 @@ export async function deploy(moto, stack) {
         if (percent !== undefined) item.rolloutPercent = { N: String(percent) };
         await dynamodb.send(new PutItemCommand({ TableName: tables.flags, Item: item }));
       }
+    },
+    /**
+     * Puts an email row in `status` (test set-up: as a worker or the tick would have
+     * left it; claim attributes removed unless it is claimed).
+     */
+    async setRowStatus(emailId, status) {
+      await dynamodb.send(
+        new UpdateItemCommand({
+          TableName: tables.emails,
+          Key: { emailId: { S: emailId } },
+          UpdateExpression:
+            status === "claimed" ? "SET #status = :status" : "SET #status = :status REMOVE claimToken, claimedAt, claimedBy",
+          ConditionExpression: "attribute_exists(emailId)",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":status": { S: status } },
+        }),
+      );
     },
     /** Every email row. */
     async rows() {

@@ -1,9 +1,10 @@
-// The Rust side's reads and moves of an email row, with the expressions of
-// shared/aws/src/ledger.rs and shared/aws/src/table.rs, to check that a row the client
-// wrote lives the life the tick and the worker give it.
+// MIRROR, NOT THE RUST CODE: the Rust side's reads and moves of an email row, their
+// expressions copied by hand from shared/aws/src/ledger.rs and shared/aws/src/table.rs.
+// They check that a row the client wrote has the attributes those expressions read (a
+// claimed row is abandoned once its lease runs out; begin_send moves it); a change on the
+// Rust side is NOT caught here, only by the Rust tests. `getRow` is a plain read.
 
 import {
-  ConditionalCheckFailedException,
   GetItemCommand,
   QueryCommand,
   UpdateItemCommand,
@@ -16,7 +17,7 @@ export async function getRow(dynamodb, table, emailId) {
   return output.Item;
 }
 
-/** `fetch_due`: queued and due, through byStatusDueAt. Answers the ids. */
+/** MIRROR of `fetch_due`: queued and due, through byStatusDueAt. Answers the ids. */
 export async function fetchDue(dynamodb, table, now) {
   const output = await dynamodb.send(
     new QueryCommand({
@@ -30,7 +31,7 @@ export async function fetchDue(dynamodb, table, now) {
   return (output.Items ?? []).map((item) => item.emailId.S);
 }
 
-/** `abandoned_claims`: claimed since before `cutoff` (now less the lease). Answers the ids. */
+/** MIRROR of `abandoned_claims`: claimed since before `cutoff` (now less the lease). Answers the ids. */
 export async function fetchAbandoned(dynamodb, table, cutoff) {
   const output = await dynamodb.send(
     new QueryCommand({
@@ -50,12 +51,12 @@ async function conditional(dynamodb, input) {
     await dynamodb.send(new UpdateItemCommand(input));
     return true;
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
+    if (error.name === "ConditionalCheckFailedException") return false;
     throw error;
   }
 }
 
-/** `take_claim` of a due row (the tick's claim). True when this claim won. */
+/** MIRROR of `take_claim` of a due row (the tick's claim). True when this claim won. */
 export function tickClaim(dynamodb, table, emailId, route, now) {
   return conditional(dynamodb, {
     TableName: table,
@@ -73,7 +74,7 @@ export function tickClaim(dynamodb, table, emailId, route, now) {
   });
 }
 
-/** `begin_send`: claimed → sending, the one delivery that may talk to the mail server. */
+/** MIRROR of `begin_send`: claimed → sending, the one delivery that may talk to the mail server. */
 export function beginSend(dynamodb, table, emailId, now) {
   return conditional(dynamodb, {
     TableName: table,
