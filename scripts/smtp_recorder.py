@@ -2,7 +2,8 @@
 
 Each accepted message is written to OUT/<n>.json as {"mailFrom", "rcptTos", "data"}.
 Senders matching --reject-sender get 530 5.7.0 to MAIL FROM (a relay that wants a login
-the mailbox does not make). Recipients matching --reject get a permanent 550,
+the mailbox does not make); senders matching --refuse-sender get 553 5.7.1 (a sender the
+relay may not send as, as an SPF or DMARC policy answers). Recipients matching --reject get a permanent 550,
 those matching --tempfail a
 transient 451, and --tempfail-rate defers that share of all other recipients at random,
 so tests can drive both kinds of failure through a real SMTP exchange.
@@ -36,7 +37,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 class Recorder:
     def __init__(self, out, reject, tempfail, tempfail_rate=0.0, late_ack="",
-                 late_ack_seconds=0.0, drop_after_dot="", seed=None, reject_sender=""):
+                 late_ack_seconds=0.0, drop_after_dot="", seed=None, reject_sender="",
+                 refuse_sender=""):
         self.out = out
         self.tempfail_rate = tempfail_rate
         self.random = random.Random(seed)
@@ -45,6 +47,7 @@ class Recorder:
         self.drop_after_dot = re.compile(drop_after_dot) if drop_after_dot else None
         self.reject = re.compile(reject) if reject else None
         self.reject_sender = re.compile(reject_sender) if reject_sender else None
+        self.refuse_sender = re.compile(refuse_sender) if refuse_sender else None
         self.tempfail = re.compile(tempfail) if tempfail else None
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
@@ -52,6 +55,8 @@ class Recorder:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.reject_sender and self.reject_sender.search(address):
             return "530 5.7.0 Authentication required"
+        if self.refuse_sender and self.refuse_sender.search(address):
+            return "553 5.7.1 Sender address rejected: not owned by this account"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -97,6 +102,7 @@ def main():
     parser.add_argument("--reject", default="")
     parser.add_argument("--tempfail", default="")
     parser.add_argument("--reject-sender", default="", metavar="REGEX")
+    parser.add_argument("--refuse-sender", default="", metavar="REGEX")
     parser.add_argument("--starttls", default="", metavar="DIR")
     parser.add_argument("--tls", default="", metavar="DIR")
     parser.add_argument("--tempfail-rate", type=float, default=0.0, metavar="SHARE")
@@ -142,7 +148,7 @@ def main():
     controller = Controller(
         Recorder(args.out, args.reject, args.tempfail, args.tempfail_rate,
                  args.late_ack, args.late_ack_seconds, args.drop_after_dot, args.seed,
-                 args.reject_sender),
+                 args.reject_sender, args.refuse_sender),
         hostname="127.0.0.1",
         port=args.port,
         **tls,

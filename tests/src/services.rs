@@ -334,6 +334,15 @@ impl SmtpServer {
 
     /// Refuses senders matching `sender` at MAIL FROM with 530 (authentication required),
     /// as a relay that wants a login the mailbox does not make.
+    /// A server that answers MAIL FROM with 553 (may not send as this sender) for senders
+    /// matching `sender`.
+    pub fn start_refusing_senders(sender: &str) -> Self {
+        let dir = scratch_dir("smtp-senders");
+        let mut server = Self::start_with(&dir, &["--refuse-sender", sender]);
+        server.process.scratch = Some(dir);
+        server
+    }
+
     pub fn start_rejecting_senders(sender: &str) -> Self {
         let dir = scratch_dir("smtp-senders");
         let mut server = Self::start_with(&dir, &["--reject-sender", sender]);

@@ -4,9 +4,9 @@
 
 use symphony_core::FailureKind;
 use symphony_jobs::email::EmailStatus;
-use symphony_tests::SmtpServer;
 use symphony_tests::world::EmailJob;
 use symphony_tests::world::{MAILBOX_ID, World};
+use symphony_tests::{SmtpServer, seed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_queue_releases_the_units_and_they_go_once_it_is_back() {
@@ -163,5 +163,48 @@ async fn a_server_wanting_a_login_the_mailbox_does_not_make_fails_no_email() {
         world.email("from-refused").await.status,
         EmailStatus::Queued
     );
+    assert!(world.delivered_ids().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sender_is_the_mailboxs_fault_when_the_email_named_none() {
+    // Given a relay that may not send as nobody@..., a mailbox whose sender is that
+    // address, an email that names no sender and one that names it itself
+    let world = World::start_with(SmtpServer::start_refusing_senders("^nobody@")).await;
+    seed::put_loopback_mailbox_with_sender(
+        &world.dynamo,
+        world.stack.table("MailboxesTable"),
+        MAILBOX_ID,
+        world.smtp.port,
+        ("Nobody", "nobody@acme.example"),
+    )
+    .await;
+    world.set_email_flag(false).await;
+    let mut mailboxs_sender = seed::queued_email("mailboxs-sender", MAILBOX_ID, "a@example.com");
+    mailboxs_sender.message.from_name = None;
+    mailboxs_sender.message.from_email = None;
+    let mut own_sender = seed::queued_email("own-sender", MAILBOX_ID, "b@example.com");
+    own_sender.message.from_email = Some("nobody@acme.example".to_owned());
+    for email in [&mailboxs_sender, &own_sender] {
+        seed::put_email(&world.dynamo, world.emails_table(), email).await;
+    }
+
+    // When a tick sends both
+    let report = world
+        .tick::<EmailJob>(&world.scheduled::<EmailJob>(&[]).await)
+        .await;
+
+    // Then the email that went out as its mailbox waits for the mailbox to be mended,
+    // and the one that named the refused sender itself fails for good
+    assert_eq!(
+        (report.failed, report.infrastructure_faults),
+        (2, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        world.email("mailboxs-sender").await.status,
+        EmailStatus::Queued
+    );
+    assert_eq!(world.email("own-sender").await.status, EmailStatus::Failed);
     assert!(world.delivered_ids().is_empty());
 }

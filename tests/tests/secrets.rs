@@ -129,6 +129,7 @@ mod rotation {
             to_email: "lead@example.com".into(),
             subject: "Hello".into(),
             html: "<p>Hi</p>".into(),
+            sender_is_mailboxs: false,
         }
     }
 

@@ -1,12 +1,15 @@
-//! A short cache in front of the rows every unit of a job reads alike: the mailbox an
-//! email goes out through, the sequence a text belongs to. Every unit of a batch (and of
-//! every batch a warm function takes) names one of a few such rows, and reading the same
-//! row once per unit was a third of the DynamoDB reads per email and per text.
+//! A short cache in front of rows every unit of a job reads alike: the mailbox an email
+//! goes out through. Every email of a batch (and of every batch a warm function takes)
+//! names one of a few mailboxes, and reading the same row once per email was a third of
+//! the DynamoDB reads per email.
 //!
-//! Those rows hold where to connect and a reference to a secret, or a sequence's steps,
-//! never a secret, so keeping them in memory for a minute keeps nothing that must not be
-//! kept. A change to a row is seen within the time to live. A missing row is not cached:
-//! the app may write it a moment after its first unit.
+//! A mailbox row holds where to connect and a reference to a secret, never the secret,
+//! so keeping it in memory for a minute keeps nothing that must not be kept. A change to
+//! a row is seen within the time to live (or at the next try after a failed send, which
+//! drops this function's copy). A missing row is not cached: the app may write it a
+//! moment after its first email. Rows whose staleness could lose or over-send work are
+//! not cached: a sequence (a lengthened one would end enrollments early) and a
+//! campaign's mailbox (its `dailyLimit`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,8 +21,6 @@ use symphony_core::{Clock, StoreError, SystemClock};
 
 use crate::email::Mailbox;
 use crate::email::ports::MailboxStore;
-use crate::sms::Sequence;
-use crate::sms::ports::SequenceStore;
 
 /// How long a row read serves later units by default.
 pub const ROW_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -34,8 +35,6 @@ pub struct CachedRows<S: ?Sized, V> {
 
 /// The mailboxes table behind a cache.
 pub type CachedMailboxes = CachedRows<dyn MailboxStore, Mailbox>;
-/// The sequences table behind a cache.
-pub type CachedSequences = CachedRows<dyn SequenceStore, Sequence>;
 
 impl<S: ?Sized, V> std::fmt::Debug for CachedRows<S, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,14 +108,6 @@ impl MailboxStore for CachedMailboxes {
     fn forget(&self, mailbox_id: &str) {
         self.drop_row(mailbox_id);
         self.inner.forget(mailbox_id);
-    }
-}
-
-#[async_trait]
-impl SequenceStore for CachedSequences {
-    async fn get(&self, sequence_id: &str) -> Result<Option<Sequence>, StoreError> {
-        self.get_or_read(sequence_id, self.inner.get(sequence_id))
-            .await
     }
 }
 
@@ -268,26 +259,5 @@ mod tests {
             "smtp.two"
         );
         assert_eq!(rig.reads(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_sequence_is_served_from_the_cache_until_its_time_to_live_ends() {
-        let table = Arc::new(crate::memory::MemorySequences::of([Sequence {
-            sequence_id: "welcome".into(),
-            user_id: "u".into(),
-            steps: Vec::new(),
-        }]));
-        let clock = Arc::new(SteppedClock {
-            start: Instant::now(),
-            offset: Mutex::new(Duration::ZERO),
-        });
-        let cache =
-            CachedSequences::new(table.clone(), Duration::from_secs(60)).with_clock(clock.clone());
-        assert!(cache.get("welcome").await.unwrap().is_some());
-        // The table now refuses every read: only the cache can answer.
-        table.refuse();
-        assert!(cache.get("welcome").await.unwrap().is_some());
-        *clock.offset.lock().unwrap() += Duration::from_secs(60);
-        assert!(cache.get("welcome").await.is_err());
     }
 }

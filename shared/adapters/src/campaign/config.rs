@@ -11,7 +11,6 @@ use symphony_core::{Dispatcher, FlagReader, HandlerRegistry};
 use super::dynamo::{DynamoCampaignStore, DynamoLeadStore, DynamoSendQuota};
 use crate::email::dynamo::{DynamoMailboxStore, email_ledger};
 use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
-use symphony_jobs::cache::{CachedMailboxes, ROW_CACHE_TTL};
 use symphony_jobs::campaign::CAMPAIGN_FLAG;
 use symphony_jobs::campaign::handler::ProcessCampaignHandler;
 use symphony_jobs::campaign::work::{CampaignTick, CampaignWork, SOURCE};
@@ -75,12 +74,11 @@ impl CampaignWorkerConfig {
             )),
             Arc::new(DynamoLeadStore::new(dynamo.clone(), &self.leads_table)),
             Arc::new(email_ledger(dynamo.clone(), &self.emails_table)),
-            Arc::new(CachedMailboxes::new(
-                Arc::new(DynamoMailboxStore::new(
-                    dynamo.clone(),
-                    &self.mailboxes_table,
-                )),
-                ROW_CACHE_TTL,
+            // Read fresh: the run takes its mailbox's dailyLimit from it, once per run, and
+            // a cached limit could let a run pass a limit just lowered.
+            Arc::new(DynamoMailboxStore::new(
+                dynamo.clone(),
+                &self.mailboxes_table,
             )),
             Arc::new(DynamoSendQuota::new(dynamo, &self.quotas_table)),
             Dispatcher::new(Arc::new(email_queue)),

@@ -113,8 +113,23 @@ pub fn mailbox_from_item(item: &Item) -> Result<Mailbox, String> {
                 u32::try_from(limit).map_err(|_| format!("dailyLimit {limit} is out of range"))
             })
             .transpose()?,
-        from_name: read_optional_s(item, "fromName")?,
-        from_email: read_optional_s(item, "fromEmail")?,
+        from_name: read_optional_s(item, "fromName")?
+            .filter(|name| !name.trim().is_empty())
+            .map(|name| {
+                if name.contains(['\r', '\n']) {
+                    Err("fromName contains a line break".to_owned())
+                } else {
+                    Ok(name)
+                }
+            })
+            .transpose()?,
+        from_email: read_optional_s(item, "fromEmail")?
+            .filter(|address| !address.trim().is_empty())
+            .map(|address| match address.parse::<lettre::Address>() {
+                Ok(_) => Ok(address),
+                Err(_) => Err("fromEmail is not a valid email address".to_owned()),
+            })
+            .transpose()?,
     })
 }
 
@@ -167,5 +182,38 @@ mod tests {
         item.insert("dueAt".into(), n(1));
         item.insert("status".into(), s("lost"));
         assert!(email_from_item(&item).unwrap_err().contains("lost"));
+    }
+
+    #[test]
+    fn an_email_without_a_sender_round_trips_without_one() {
+        let mut record = record();
+        record.message.from_name = None;
+        record.message.from_email = None;
+        let item = email_to_item(&record);
+        assert!(!item.contains_key("fromEmail") && !item.contains_key("fromName"));
+        assert_eq!(email_from_item(&item).unwrap(), record);
+    }
+
+    #[test]
+    fn a_mailboxs_sender_is_checked_when_the_row_is_read() {
+        let item = |from_name: &str, from_email: &str| {
+            Item::from([
+                ("mailboxId".to_owned(), s("mb")),
+                ("userId".to_owned(), s("u")),
+                ("smtpHost".to_owned(), s("127.0.0.1")),
+                ("smtpPort".to_owned(), n(25)),
+                ("smtpSecurity".to_owned(), s("none")),
+                ("fromName".to_owned(), s(from_name)),
+                ("fromEmail".to_owned(), s(from_email)),
+            ])
+        };
+        let good = mailbox_from_item(&item("Acme", "hello@acme.example")).unwrap();
+        assert_eq!(good.from_email.as_deref(), Some("hello@acme.example"));
+        let blank = mailbox_from_item(&item(" ", "")).unwrap();
+        assert_eq!((blank.from_name, blank.from_email), (None, None));
+        let bad_address = mailbox_from_item(&item("Acme", "not-an-address")).unwrap_err();
+        assert!(bad_address.contains("fromEmail"), "{bad_address}");
+        let injected = mailbox_from_item(&item("Acme\r\nBcc: x@y.z", "hello@acme.example"));
+        assert!(injected.unwrap_err().contains("fromName"));
     }
 }

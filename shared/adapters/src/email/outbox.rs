@@ -104,6 +104,7 @@ mod tests {
             to_email: "lead@example.com".into(),
             subject: "Hello".into(),
             html: "<p>Hi</p>".into(),
+            sender_is_mailboxs: false,
         };
         mailer.send(&mailbox, &email, None).await.unwrap();
         mailer.send(&mailbox, &email, None).await.unwrap();

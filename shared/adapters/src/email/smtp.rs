@@ -296,10 +296,12 @@ impl SmtpMailer {
     }
 
     /// MAIL, RCPT, DATA, the content and the final dot, and the server's verdict.
+    /// `sender_is_mailboxs`: the sender is the mailbox's, so a refusal of it is the
+    /// mailbox's to fix, not this email's (decision 0009).
     async fn transaction(
         &self,
         connection: &mut AsyncSmtpConnection,
-        envelope: &Envelope,
+        (envelope, sender_is_mailboxs): (&Envelope, bool),
         content: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), HandlerError> {
@@ -337,7 +339,17 @@ impl SmtpMailer {
             "MAIL FROM",
             connection.command(Mail::new(envelope.from().cloned(), options)),
         )
-        .await?;
+        .await
+        .map_err(|mut error| {
+            if sender_is_mailboxs && error.kind == FailureKind::Intrinsic {
+                error.kind = FailureKind::Infrastructure;
+                error.reason = format!(
+                    "{}: the sender is the mailbox's fromEmail, so every email of the mailbox would meet it",
+                    error.reason
+                );
+            }
+            error
+        })?;
         for recipient in envelope.to() {
             self.step(
                 "RCPT TO",
@@ -567,8 +579,13 @@ impl Mailer for SmtpMailer {
         let message = build_message(email)?;
         let content = message.formatted();
         let (mut connection, password) = self.connection(mailbox).await?;
-        self.transaction(&mut connection, message.envelope(), &content, deadline)
-            .await?;
+        self.transaction(
+            &mut connection,
+            (message.envelope(), email.sender_is_mailboxs),
+            &content,
+            deadline,
+        )
+        .await?;
         // A connection that failed is dropped (closing it); a good one serves the next send.
         self.put_idle(mailbox, password, connection).await;
         Ok(())

@@ -9,7 +9,6 @@ use symphony_core::config::{ConfigError, EnvSource, parsed_or, required};
 use super::dynamo::{DynamoOptOuts, DynamoSequenceStore, enrollment_ledger};
 use super::sns::SnsSender;
 use crate::wiring::{InitError, TickSettings, WorkerQueues, registry_of};
-use symphony_jobs::cache::{CachedSequences, ROW_CACHE_TTL};
 use symphony_jobs::sms::SMS_FLAG;
 use symphony_jobs::sms::handler::SendSmsHandler;
 use symphony_jobs::sms::work::{SOURCE, SmsTick, SmsWork};
@@ -52,12 +51,11 @@ impl SmsWorkerConfig {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let handler = SendSmsHandler::new(
             Arc::new(enrollment_ledger(dynamo.clone(), &self.enrollments_table)),
-            Arc::new(CachedSequences::new(
-                Arc::new(DynamoSequenceStore::new(
-                    dynamo.clone(),
-                    &self.sequences_table,
-                )),
-                ROW_CACHE_TTL,
+            // Read fresh for every text: a cached sequence that was since lengthened
+            // would end its enrollments at the old last step.
+            Arc::new(DynamoSequenceStore::new(
+                dynamo.clone(),
+                &self.sequences_table,
             )),
             Arc::new(DynamoOptOuts::new(dynamo, &self.opt_outs_table)),
             Arc::new(SnsSender::new(aws_sdk_sns::Client::new(sdk))),

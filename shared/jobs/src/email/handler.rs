@@ -69,27 +69,33 @@ impl SendEmailHandler {
             .ok_or_else(|| {
                 HandlerError::permanent(format!("mailbox {} does not exist", message.mailbox_id))
             })?;
-        let Some(from_email) = message.from_email.as_ref().or(mailbox.from_email.as_ref()) else {
-            // The mailbox row is to be fixed, not the email: it waits, as for a mailbox
-            // that cannot be read.
-            return Err(HandlerError::new(
-                FailureKind::Infrastructure,
-                format!(
-                    "email {id} gives no fromEmail and mailbox {} has none",
-                    message.mailbox_id
-                ),
-                None,
-            ));
+        // The sender is the email's when it names an address, else the mailbox's: name
+        // and address always come from the same place.
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let (from_name, from_email, sender_is_mailboxs) = match given(&message.from_email) {
+            Some(address) => (given(&message.from_name), address, false),
+            None => match given(&mailbox.from_email) {
+                Some(address) => (given(&mailbox.from_name), address, true),
+                None => {
+                    // The mailbox row is to be fixed, not the email: it waits, as for a
+                    // mailbox that cannot be read, and the next try reads the row again.
+                    self.mailboxes.forget(&message.mailbox_id);
+                    return Err(HandlerError::new(
+                        FailureKind::Infrastructure,
+                        format!(
+                            "email {id} gives no fromEmail and mailbox {} has none",
+                            message.mailbox_id
+                        ),
+                        None,
+                    ));
+                }
+            },
         };
         let outgoing = OutgoingEmail {
             email_id: message.email_id.clone(),
-            from_name: message
-                .from_name
-                .as_ref()
-                .or(mailbox.from_name.as_ref())
-                .cloned()
-                .unwrap_or_default(),
-            from_email: from_email.clone(),
+            from_name: from_name.unwrap_or_default(),
+            from_email,
+            sender_is_mailboxs,
             to_email: message.to_email.clone(),
             subject: message.subject.clone(),
             html: message.html.clone(),
@@ -109,9 +115,13 @@ impl SendEmailHandler {
         let sent = once
             .run(context, self.mailer.least_time(), send, |_, _| Next::Done)
             .await;
-        if sent.is_err() {
-            // The next try reads the row again: after a failed send an operator may
-            // have fixed the mailbox, and a retry must not go to the old server.
+        if let Err(error) = &sent
+            && error.kind != FailureKind::Intrinsic
+        {
+            // The next try reads the row again: after a failed connection, login or
+            // verdict an operator may fix the mailbox, and a retry (here, in this warm
+            // function) should not go to the old server. A refusal of the email itself
+            // (a bounced recipient) says nothing about the mailbox.
             self.mailboxes.forget(&message.mailbox_id);
         }
         sent?;
@@ -425,6 +435,7 @@ mod tests {
             (sent[0].from_name.as_str(), sent[0].from_email.as_str()),
             ("Acme", "hello@acme.example")
         );
+        assert!(sent[0].sender_is_mailboxs);
 
         // The message's own sender wins over the mailbox's.
         let rig = setup_with_mailbox(
@@ -437,7 +448,26 @@ mod tests {
         rig.deliver(email(EmailStatus::Claimed).message)
             .await
             .unwrap();
-        assert_eq!(rig.mailer.attempts()[0].from_email, "ada@example.com");
+        let sent = &rig.mailer.attempts()[0];
+        assert_eq!(
+            (sent.from_name.as_str(), sent.from_email.as_str()),
+            ("Ada", "ada@example.com")
+        );
+        assert!(!sent.sender_is_mailboxs);
+
+        // An address without a name does not borrow the mailbox's name.
+        let rig = setup_with_mailbox(
+            Mailbox {
+                from_name: Some("Acme".into()),
+                from_email: Some("hello@acme.example".into()),
+                ..rig_mailbox()
+            },
+            Some(Ok(())),
+        );
+        let mut unnamed = email(EmailStatus::Claimed).message;
+        unnamed.from_name = None;
+        rig.deliver(unnamed).await.unwrap();
+        assert_eq!(rig.mailer.attempts()[0].from_name, "");
 
         // Neither gives one: nothing is sent, and the email waits for the mailbox's fix.
         let rig = setup_with_mailbox(rig_mailbox(), Some(Ok(())));

@@ -29,6 +29,9 @@ pub struct OutgoingEmail {
     pub to_email: String,
     pub subject: String,
     pub html: String,
+    /// The sender is the mailbox's (`fromName`, `fromEmail` of its row), not the
+    /// email's: a server refusing it would refuse every email of the mailbox alike.
+    pub sender_is_mailboxs: bool,
 }
 
 /// Port: sends one email through a mailbox.
