@@ -34,7 +34,20 @@ run_bin() {
   fi
 }
 
-running() { [[ -f "$dir/$1.pid" ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+# The server `name` runs: its pid file names a live process that is that server (a pid
+# file left by a reboot may name someone else's process now).
+running() {
+  local name=$1 script pid
+  script=$([[ $name == moto ]] && echo moto_server.py || echo smtp_recorder.py)
+  [[ -f "$dir/$name.pid" ]] || return 1
+  pid="$(cat "$dir/$name.pid")"
+  ps -p "$pid" -o args= 2>/dev/null | grep -q "$script"
+}
+
+# The stack is up: both servers run and their set-up finished.
+up_and_ready() { running moto && running smtp && [[ -f "$dir/ready" ]]; }
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_for_port() {
   local port=$1 name=$2
@@ -53,18 +66,19 @@ stop() {
       local pid
       pid="$(cat "$dir/$name.pid")"
       kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-      kill -9 "$pid" 2>/dev/null || true
+      for _ in $(seq 1 20); do running "$name" || break; sleep 0.25; done
+      if running "$name"; then kill -9 "$pid" 2>/dev/null || true; fi
       echo "stopped $name (pid $pid)"
       stopped=1
     fi
     rm -f "$dir/$name.pid"
   done
+  rm -f "$dir/ready"
   [[ $stopped == 1 ]] || echo "nothing was running"
 }
 
 status() {
-  if running moto && running smtp; then
+  if up_and_ready; then
     echo "dev stack $stack is up:"
     echo "  moto (SQS, DynamoDB, SNS)  $endpoint          pid $(cat "$dir/moto.pid")"
     echo "  SMTP server                127.0.0.1:$smtp_port     pid $(cat "$dir/smtp.pid"), mail in $dir/mail"
@@ -83,12 +97,15 @@ status() {
 
 case "${1:-}" in
   up)
-    if running moto && running smtp; then
-      echo "already up; nothing changed"
+    if up_and_ready; then
+      echo "already up; nothing changed (after a change to template.yaml: down, then up)"
       status
       exit 0
     fi
     stop >/dev/null
+    for port in "$moto_port" "$smtp_port"; do
+      port_free "$port" || { echo "dev-stack: port $port is taken (DEV_STACK_MOTO_PORT, DEV_STACK_SMTP_PORT choose others)" >&2; exit 1; }
+    done
     scripts/python-env.sh
     rm -rf "$dir/mail"
     mkdir -p "$dir/mail" "$dir/env"
@@ -97,31 +114,34 @@ case "${1:-}" in
     nohup .venv/bin/python scripts/smtp_recorder.py --port "$smtp_port" --out "$dir/mail" >"$dir/smtp.log" 2>&1 &
     echo $! >"$dir/smtp.pid"
     if ! wait_for_port "$moto_port" moto || ! wait_for_port "$smtp_port" smtp \
+      || ! running moto || ! running smtp \
       || ! run_bin symphony-tests dev-stack setup "$endpoint" "$smtp_port" "$dir"; then
       stop >/dev/null
+      echo "dev-stack: up failed; nothing left running (logs in $dir)" >&2
       exit 1
     fi
+    touch "$dir/ready"
     status
     ;;
   down) stop ;;
   status) status ;;
   invoke)
     [[ $# == 3 ]] || { echo "usage: scripts/dev-stack.sh invoke FUNCTION EVENT_FILE" >&2; exit 2; }
-    running moto || { echo "dev-stack: the dev stack is down (scripts/dev-stack.sh up)" >&2; exit 1; }
+    up_and_ready || { echo "dev-stack: the dev stack is down (scripts/dev-stack.sh up)" >&2; exit 1; }
     [[ -d "functions/$2" ]] || { echo "dev-stack: no function $2 (see functions/)" >&2; exit 2; }
     if [[ -z $bin_dir ]]; then cargo build --quiet -p "$2"; fi
     DEV_STACK_FUNCTIONS_DIR="${bin_dir:-$CARGO_TARGET_DIR/debug}" run_bin symphony-tests dev-stack invoke "$dir" "$2" "$3"
     ;;
   symphony)
     shift
-    running moto || { echo "dev-stack: the dev stack is down (scripts/dev-stack.sh up)" >&2; exit 1; }
+    up_and_ready || { echo "dev-stack: the dev stack is down (scripts/dev-stack.sh up)" >&2; exit 1; }
     AWS_ENDPOINT_URL="$endpoint" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
       run_bin symphony-cli symphony --stack "$stack" "$@"
     ;;
   mail) run_bin symphony-tests dev-stack mail "$dir" ;;
   texts) run_bin symphony-tests dev-stack texts "$moto_port" ;;
   *)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' scripts/dev-stack.sh | grep '^#' | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

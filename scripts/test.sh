@@ -12,6 +12,9 @@ trap 'rm -f "$log"' EXIT
 # and its own tests run against a moto server they start; the Rust end-to-end test
 # (tests/tests/typescript_client.rs) then runs the built package.
 (cd clients/typescript && npm ci --no-audit --no-fund --silent && npm test) 2>&1 | tee -a "$log"
+# The plain binaries too (functions, CLI, dev-stack): cargo test builds a package's own
+# binaries only for its integration tests, and the dev-stack test runs the functions'.
+cargo build --workspace --bins --locked
 # Every test binary runs even after one fails, so a red run lists every failure.
 cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee -a "$log"
 # One closing line for the whole run: cargo prints one per test binary.

@@ -97,12 +97,16 @@ pub async fn start(
 }
 
 impl Running {
-    /// The next thing the Runtime API saw, or `None` after `wait` without one.
+    /// The next thing the Runtime API saw, or `None` after `wait` without one. A process
+    /// that exits first (a configuration error at start, a crash) is reported `Failed`.
     pub async fn next_seen(&mut self, wait: Duration) -> Option<Seen> {
-        tokio::time::timeout(wait, self.seen.recv())
-            .await
-            .ok()
-            .flatten()
+        tokio::select! {
+            seen = tokio::time::timeout(wait, self.seen.recv()) => seen.ok().flatten(),
+            status = self.child.wait() => Some(Seen::Failed(match status {
+                Ok(status) => format!("the process exited ({status}) before answering"),
+                Err(e) => format!("the process could not be watched: {e}"),
+            })),
+        }
     }
 
     /// Stops the process and the Runtime API.
@@ -122,14 +126,16 @@ pub async fn invoke(
     timeout: Duration,
 ) -> Result<String, String> {
     let mut running = start(program, env, (event, timeout), || std::io::stderr().into()).await?;
-    // The process's start-up and its last words after the deadline, beside the timeout.
-    let wait = timeout + Duration::from_secs(30);
+    // As Lambda does, the process is stopped at its deadline (counted from its start, a
+    // little more generous than Lambda's, which counts from the event).
+    let deadline = running.started + timeout;
     let outcome = loop {
-        match running.next_seen(wait).await {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match running.next_seen(left).await {
             Some(Seen::Next(..)) => {}
             Some(Seen::Answered(_, body)) => break Ok(body),
             Some(Seen::Failed(error)) => break Err(error),
-            None => break Err(format!("no answer within {} s", wait.as_secs())),
+            None => break Err(format!("timed out after {} s", timeout.as_secs())),
         }
     };
     running.stop().await;

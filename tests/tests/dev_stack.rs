@@ -227,6 +227,11 @@ fn check_environments(dir: &Path) {
             .lines()
             .filter_map(|line| line.split_once('=').map(|(name, _)| name.to_owned()))
             .collect();
+        assert!(
+            file.lines()
+                .all(|line| line.contains("='") && line.ends_with('\'')),
+            "{function}.env: every value single-quoted"
+        );
         let missing: Vec<&String> = declared.difference(&written).collect();
         assert!(missing.is_empty(), "{function}.env lacks {missing:?}");
         assert!(written.contains("AWS_ENDPOINT_URL"), "{function}.env");

@@ -177,9 +177,11 @@ fn write_environments(stack: &Stack, endpoint: &str, dir: &Path) -> std::io::Res
     let all = environments(stack, endpoint);
     let mut sam = serde_json::Map::new();
     for (function, env) in &all {
+        // Single quotes: dotenv readers (`cargo lambda watch --env-file`) take the value
+        // as written, `$LATEST` included.
         let lines: String = env
             .iter()
-            .map(|(name, value)| format!("{name}={value}\n"))
+            .map(|(name, value)| format!("{name}='{value}'\n"))
             .collect();
         std::fs::write(env_dir.join(format!("{function}.env")), lines)?;
         let logical_id = FUNCTIONS
@@ -209,7 +211,13 @@ fn read_env_file(path: &Path) -> Result<HashMap<String, String>, String> {
     Ok(text
         .lines()
         .filter_map(|line| line.split_once('='))
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .map(|(name, value)| {
+            let value = value
+                .strip_prefix('\'')
+                .and_then(|quoted| quoted.strip_suffix('\''))
+                .unwrap_or(value);
+            (name.to_owned(), value.to_owned())
+        })
         .collect())
 }
 
