@@ -44,17 +44,45 @@ pub struct Usage<'a> {
     /// The functions' log and metric lines.
     pub log_bytes: f64,
     pub requests: &'a PathRequests,
+    /// The email's item in the emails table, and its envelope on the queue, in bytes.
+    pub email_bytes: f64,
 }
 
-/// The write and read request units of an email: every item under 1 KB (one unit per
-/// write), reads strongly consistent (one unit per get), and a query paying one unit per
-/// request plus a quarter for each email it returns (four 1 KB items per 4 KB unit).
-pub fn dynamodb_units(requests: &PathRequests) -> (f64, f64) {
-    let writes = requests.of("DynamoDB.UpdateItem")
+/// The email's moves that rewrite its item: claimed, sending, sent.
+pub const EMAIL_WRITES: f64 = 3.0;
+
+/// The write and read request units of an email. Each of its three writes pays one unit
+/// per KB of the item, and twice that again for the `byStatusDueAt` index (all attributes
+/// projected), whose key (`status`) each move changes: the old entry deleted, the new one
+/// put. Every other write (metrics, heartbeats) is a small item: one unit. The email's
+/// read as its turn begins is strongly consistent (one unit per 4 KB); other reads are
+/// small items (one unit); the due query reads the index (eventually consistent: half a
+/// unit per 4 KB of the items it returns) plus one unit a request.
+pub fn dynamodb_units(requests: &PathRequests, email_bytes: f64) -> (f64, f64) {
+    let email_kb = (email_bytes / 1024.0).ceil().max(1.0);
+    let all_writes = requests.of("DynamoDB.UpdateItem")
         + requests.of("DynamoDB.PutItem")
         + requests.of("DynamoDB.DeleteItem");
-    let reads = requests.of("DynamoDB.GetItem") + requests.of("DynamoDB.Query") + 0.25;
+    let email_writes = EMAIL_WRITES.min(all_writes);
+    let writes = email_writes * email_kb * 3.0 + (all_writes - email_writes);
+    let gets = requests.of("DynamoDB.GetItem");
+    let email_read = gets.min(1.0) * (email_bytes / 4096.0).ceil().max(1.0);
+    let queries = requests.of("DynamoDB.Query");
+    let returned = if queries > 0.0 {
+        0.5 * email_bytes / 4096.0
+    } else {
+        0.0
+    };
+    let reads = email_read + (gets - 1.0).max(0.0) + queries + returned;
     (writes, reads)
+}
+
+/// SQS requests per email: a batch request is billed per 64 KB of its payload, so ten
+/// large envelopes are more than one request (sends and receives); deletes carry none.
+pub fn sqs_requests(requests: &PathRequests, email_bytes: f64) -> f64 {
+    let chunks_per_batch = (10.0 * email_bytes / 65_536.0).ceil().max(1.0);
+    let with_payload = requests.of("SQS.SendMessageBatch") + requests.of("SQS.ReceiveMessage");
+    with_payload * chunks_per_batch + (requests.of_service("SQS") - with_payload)
 }
 
 /// One line of the bill per million emails, on each architecture.
@@ -74,7 +102,7 @@ pub fn per_million(usage: &Usage<'_>, memory_mb: u32, prices: &Prices) -> Vec<Bi
         x86_64: dollars,
         arm64: dollars,
     };
-    let (writes, reads) = dynamodb_units(usage.requests);
+    let (writes, reads) = dynamodb_units(usage.requests, usage.email_bytes);
     let log_bytes = usage.log_bytes + usage.invocations * PLATFORM_LOG_BYTES_PER_INVOCATION;
     vec![
         BillLine {
@@ -88,7 +116,7 @@ pub fn per_million(usage: &Usage<'_>, memory_mb: u32, prices: &Prices) -> Vec<Bi
         ),
         same(
             "SQS requests",
-            usage.requests.of_service("SQS") * prices.sqs_per_million_requests,
+            sqs_requests(usage.requests, usage.email_bytes) * prices.sqs_per_million_requests,
         ),
         same(
             "DynamoDB writes",
@@ -165,7 +193,7 @@ mod tests {
     #[test]
     fn each_line_is_the_usage_times_its_price() {
         let requests = requests(&[
-            ("DynamoDB.UpdateItem", 3.0),
+            ("DynamoDB.UpdateItem", 3.1),
             ("DynamoDB.GetItem", 1.0),
             ("DynamoDB.Query", 0.02),
             ("SQS.SendMessageBatch", 0.1),
@@ -179,6 +207,7 @@ mod tests {
             invocations: 0.1,
             log_bytes: 400.0,
             requests: &requests,
+            email_bytes: 800.0,
         };
         let bill = per_million(&usage, 512, &US_EAST_1);
         let compute = line(&bill, "Lambda compute (GB-s)");
@@ -187,11 +216,32 @@ mod tests {
         assert!((line(&bill, "Lambda requests").x86_64 - 0.02).abs() < 1e-9);
         // The event source's receives and deletes are SQS requests on the bill too.
         assert!((line(&bill, "SQS requests").x86_64 - 0.12).abs() < 1e-9);
-        assert!((line(&bill, "DynamoDB writes").x86_64 - 1.875).abs() < 1e-9);
-        assert!((line(&bill, "DynamoDB reads").x86_64 - 1.27 * 0.125).abs() < 1e-9);
+        // Three moves of a 1 KB item, each also deleting and putting its index entry: 9
+        // units; the metrics write: 0.1.
+        assert!((line(&bill, "DynamoDB writes").x86_64 - 9.1 * 0.625).abs() < 1e-9);
+        let reads = 1.0 + 0.02 + 0.5 * 800.0 / 4096.0;
+        assert!((line(&bill, "DynamoDB reads").x86_64 - reads * 0.125).abs() < 1e-9);
         // 400 B of ours and 60 B of Lambda's per email: 460 MB per million.
         let logs = line(&bill, "CloudWatch Logs ingestion").x86_64;
         assert!((logs - 0.23).abs() < 1e-9, "{logs}");
+    }
+
+    #[test]
+    fn large_emails_pay_per_kilobyte_written_and_per_64_kb_queued() {
+        let requests = requests(&[
+            ("DynamoDB.UpdateItem", 3.0),
+            ("DynamoDB.GetItem", 1.0),
+            ("DynamoDB.Query", 0.02),
+            ("SQS.SendMessageBatch", 0.1),
+            ("SQS.ReceiveMessage", 0.1),
+            ("SQS.DeleteMessageBatch", 0.1),
+        ]);
+        // 10 KB emails: 10 units a write, three writes and their index entries; a batch
+        // of ten is 100 KB, two 64 KB chunks.
+        let (writes, reads) = dynamodb_units(&requests, 10_240.0);
+        assert!((writes - 90.0).abs() < 1e-9, "{writes}");
+        assert!((reads - (3.0 + 0.02 + 0.5 * 2.5)).abs() < 1e-9, "{reads}");
+        assert!((sqs_requests(&requests, 10_240.0) - 0.5).abs() < 1e-9);
     }
 
     #[test]
@@ -203,14 +253,19 @@ mod tests {
             invocations: 0.0,
             log_bytes: 0.0,
             requests: &requests,
+            email_bytes: 500.0,
         };
         let table = table(&[usage("legacy"), usage("symphony")], 256, &US_EAST_1);
         assert!(table.starts_with(
             "| per million emails | legacy x86_64 | legacy arm64 | symphony x86_64 | symphony arm64 |"
         ));
-        assert!(table.contains("| DynamoDB writes | $0.625 | $0.625 | $0.625 | $0.625 |"));
+        // One write: the email's first move, with its index entry's delete and put.
         assert!(
-            table.contains("| **total** | **$0.66** | **$0.66** | **$0.66** | **$0.66** |"),
+            table.contains("| DynamoDB writes | $1.875 | $1.875 | $1.875 | $1.875 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| **total** | **$1.88** | **$1.88** | **$1.88** | **$1.88** |"),
             "{table}"
         );
     }
