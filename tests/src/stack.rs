@@ -264,8 +264,13 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, name: &str, properties:
                 .expect("an index needs a name and a key schema"),
         );
     }
-    request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("cannot create table {name}: {e:?}"));
+    match request.send().await {
+        Ok(_) => {}
+        // Each world has its own moto server, so an existing table is this request's own:
+        // the SDK retried a create whose answer came too late (moto under load).
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+        Err(e) => panic!("cannot create table {name}: {e:?}"),
+    }
 }
