@@ -53,32 +53,6 @@ pub fn event_source(operation: &str) -> bool {
     )
 }
 
-async fn counts(world: &World, reset: bool) -> BTreeMap<String, u64> {
-    let url = format!("{}/_symphony/requests", world.moto.endpoint);
-    let body = plain_http(&url, reset).await;
-    serde_json::from_str(&body).unwrap_or_default()
-}
-
-/// A GET (or DELETE) of the counts over a plain TCP connection: one small request, no
-/// HTTP client dependency.
-async fn plain_http(url: &str, reset: bool) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .unwrap_or_else(|e| panic!("{host}: {e}"));
-    let method = if reset { "DELETE" } else { "GET" };
-    let request = format!("{method} /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap_or(());
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap_or(0);
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
 /// The units a run counts requests over: emails, a campaign's leads, or texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -160,7 +134,7 @@ async fn full_run(world: &World, unit: Unit) -> usize {
         Unit::Email => {
             let tick = world.scheduled::<EmailJob>(&[]).await;
             let worker = world.worker::<EmailJob>(&[]).await;
-            counts(world, true).await;
+            world.moto.reset_request_counts();
             let ticks = tick_until_idle::<EmailJob>(world, &tick).await;
             world.drain::<EmailJob>(&worker).await;
             ticks
@@ -170,7 +144,7 @@ async fn full_run(world: &World, unit: Unit) -> usize {
             let campaign_worker = world.worker::<CampaignJob>(&[]).await;
             let email_tick = world.scheduled::<EmailJob>(&[]).await;
             let email_worker = world.worker::<EmailJob>(&[]).await;
-            counts(world, true).await;
+            world.moto.reset_request_counts();
             let mut ticks = tick_until_idle::<CampaignJob>(world, &campaign_tick).await;
             world.drain::<CampaignJob>(&campaign_worker).await;
             ticks += tick_until_idle::<EmailJob>(world, &email_tick).await;
@@ -180,7 +154,7 @@ async fn full_run(world: &World, unit: Unit) -> usize {
         Unit::Text => {
             let tick = world.scheduled::<SmsJob>(&NEVER_QUIET).await;
             let worker = world.worker::<SmsJob>(&NEVER_QUIET).await;
-            counts(world, true).await;
+            world.moto.reset_request_counts();
             let ticks = tick_until_idle::<SmsJob>(world, &tick).await;
             world.drain::<SmsJob>(&worker).await;
             ticks
@@ -201,8 +175,9 @@ pub async fn requests_per_unit(world: &World, unit: Unit, count: usize) -> [Path
         *run = PathRequests {
             path,
             ticks,
-            per_unit: counts(world, false)
-                .await
+            per_unit: world
+                .moto
+                .request_counts()
                 .into_iter()
                 .map(|(operation, n)| (operation, n as f64 / count as f64))
                 .collect(),

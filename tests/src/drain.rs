@@ -112,6 +112,18 @@ where
     report
 }
 
+/// A record as Lambda's event source hands it over on its first delivery, for benches
+/// that build their events without a queue.
+pub fn first_delivery(message_id: String, body: Option<String>) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(message_id);
+    record.body = body;
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "1".into());
+    record
+}
+
 fn to_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> SqsMessage {
     let mut record = SqsMessage::default();
     record.message_id = message.message_id().map(str::to_owned);

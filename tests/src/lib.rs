@@ -35,6 +35,15 @@ pub fn project_root() -> PathBuf {
         .unwrap_or(manifest)
 }
 
+/// The first fenced code block of language `lang` in a Markdown text, without its fences:
+/// what the tests run of the docs (the runbook's queries, the README's lines).
+pub fn fenced_block<'a>(markdown: &'a str, lang: &str) -> Option<&'a str> {
+    markdown
+        .split(&format!("```{lang}\n"))
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+}
+
 /// A process's peak resident set so far, in KiB (`VmHWM`; 0 when it cannot be read): the
 /// benchmarks' memory figure.
 pub fn peak_rss_kib(pid: u32) -> u64 {

@@ -2,6 +2,7 @@
 //! (`symphony_aws::telemetry`): what a test reads is what CloudWatch would get.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::util::SubscriberInitExt;
@@ -37,6 +38,42 @@ impl Write for CapturedLogs {
             .lock()
             .expect("the log buffer")
             .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts the bytes of log lines written to it (what they would cost to ingest), keeping
+/// none of them: the benchmarks' log figure.
+#[derive(Debug, Clone, Default)]
+pub struct LogBytes(Arc<AtomicU64>);
+
+impl LogBytes {
+    /// Installs the functions' JSON log format as the process's subscriber, at `filter`,
+    /// counting here. Once per process.
+    pub fn install(filter: &str) -> Self {
+        let counted = Self::default();
+        let writer = counted.clone();
+        symphony_aws::telemetry::json_subscriber(
+            tracing_subscriber::EnvFilter::new(filter),
+            move || writer.clone(),
+        )
+        .init();
+        counted
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Write for LogBytes {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(bytes.len())
     }
 

@@ -140,10 +140,18 @@ impl Drop for ServiceProcess {
 
 /// A plain HTTP/1.0 GET on loopback, for moto's own inspection API.
 fn http_get(port: u16, path: &str) -> String {
+    http_request(port, "GET", path)
+}
+
+/// A plain HTTP/1.0 request on loopback without a body: the answer's body (a 200 only).
+fn http_request(port: u16, method: &str, path: &str) -> String {
     use std::io::Write;
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("cannot reach moto");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .expect("cannot send the request");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .expect("cannot send the request");
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
@@ -209,6 +217,18 @@ impl Moto {
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// Every request the server has answered since the last reset, by service and
+    /// operation (`DynamoDB.UpdateItem`: count), as `scripts/moto_server.py` counts them.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        serde_json::from_str(&http_get(self.port, "/_symphony/requests"))
+            .expect("moto's request counts are JSON")
+    }
+
+    /// Sets the request counts back to zero.
+    pub fn reset_request_counts(&self) {
+        http_request(self.port, "DELETE", "/_symphony/requests");
     }
 
     /// The text messages moto recorded as sent through SNS: (phone number, body), in order.

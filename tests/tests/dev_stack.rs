@@ -20,11 +20,7 @@ fn readme_lines() -> Vec<String> {
         .split("## Invoke one function locally")
         .nth(1)
         .expect("the README has an \"Invoke one function locally\" section");
-    let block = section
-        .split("```sh\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("the section has a sh block");
+    let block = symphony_tests::fenced_block(section, "sh").expect("the section has a sh block");
     block
         .lines()
         .map(|line| {

@@ -10,10 +10,7 @@ use symphony_tests::{project_root, seed};
 fn documented_queries() -> Vec<String> {
     let runbook = std::fs::read_to_string(project_root().join("docs/operations.md"))
         .expect("docs/operations.md");
-    let block = runbook
-        .split("```logs-insights\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
+    let block = symphony_tests::fenced_block(&runbook, "logs-insights")
         .expect("a ```logs-insights block in docs/operations.md");
     block.lines().map(str::to_owned).collect()
 }

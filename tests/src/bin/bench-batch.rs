@@ -22,12 +22,14 @@
 //! floor's, peak RSS, and log bytes per 1,000 records.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+
 use std::time::Instant;
+use symphony_tests::drain::first_delivery;
+use symphony_tests::logs::LogBytes;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 use symphony_core::{
     BatchProcessor, Envelope, HandlerContext, HandlerError, HandlerRegistry, Route, TypedHandler,
@@ -77,15 +79,10 @@ fn event_json(records: usize) -> String {
                 from_name: Some("Ada from Acme".into()),
                 from_email: Some("ada@acme.example".into()),
             };
-            let mut record = SqsMessage::default();
-            record.message_id = Some(format!("m-{n:06}"));
-            record.body =
-                Envelope::wrap(&email, "process-email-queue", Some(email.email_id.clone()))
-                    .map(|e| e.to_body())
-                    .ok();
-            record
-                .attributes
-                .insert("ApproximateReceiveCount".into(), "1".into());
+            let body = Envelope::wrap(&email, "process-email-queue", Some(email.email_id.clone()))
+                .map(|e| e.to_body())
+                .ok();
+            let mut record = first_delivery(format!("m-{n:06}"), body);
             record.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:bench-email".into());
             record
         })
@@ -150,31 +147,8 @@ fn floor(event: &SqsEvent) -> SqsBatchResponse {
     response
 }
 
-/// Counts the bytes written to it; what the log lines would cost to ingest.
-#[derive(Clone, Default)]
-struct CountingSink(Arc<AtomicU64>);
-
-impl Write for CountingSink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-static LOG_BYTES: OnceLock<CountingSink> = OnceLock::new();
-
-fn install_logs() {
-    use tracing_subscriber::util::SubscriberInitExt;
-    let sink = LOG_BYTES.get_or_init(CountingSink::default).clone();
-    symphony_aws::telemetry::json_subscriber(
-        tracing_subscriber::EnvFilter::new("info"),
-        move || sink.clone(),
-    )
-    .init();
-}
+/// The functions' log set-up, counting bytes; installed by the variants that log.
+static LOG_BYTES: OnceLock<LogBytes> = OnceLock::new();
 
 fn peak_rss_kib() -> u64 {
     symphony_tests::peak_rss_kib(std::process::id())
@@ -233,7 +207,7 @@ impl Fixture {
 async fn run_variant(variant: &str, records: usize, rounds: usize) {
     let fixture = Fixture::new(records);
     if variant == "processor-logs" || variant == "bytes" {
-        install_logs();
+        LOG_BYTES.get_or_init(|| LogBytes::install("info"));
     }
     let mut rates = Vec::with_capacity(rounds);
     let mut failures = 0;
@@ -246,10 +220,7 @@ async fn run_variant(variant: &str, records: usize, rounds: usize) {
         }
     }
     rates.sort_by(f64::total_cmp);
-    let log_bytes = LOG_BYTES
-        .get()
-        .map(|sink| sink.0.load(Ordering::Relaxed))
-        .unwrap_or(0);
+    let log_bytes = LOG_BYTES.get().map(LogBytes::bytes).unwrap_or(0);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -269,7 +240,7 @@ async fn interleaved(records: usize, rounds: usize) -> Vec<f64> {
     let fixture = Fixture::new(records);
     let logs = tracing::Dispatch::new(symphony_aws::telemetry::json_subscriber(
         tracing_subscriber::EnvFilter::new("info"),
-        CountingSink::default,
+        LogBytes::default,
     ));
     let mut rates: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); VARIANTS.len()];
     for round in 0..rounds + 2 {

@@ -13,11 +13,10 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use symphony_adapters::email::smtp::SmtpMailer;
 use symphony_core::flags::{FlagDefaults, GLOBAL_FLAG, MemoryFlagStore};
 use symphony_core::transport::MemoryQueue;
@@ -33,6 +32,8 @@ use symphony_jobs::secrets::{Secret, SecretError, SecretRef, SecretResolver};
 use symphony_tests::SmtpServer;
 use symphony_tests::calls::requests_per_email;
 use symphony_tests::cost::{self, Usage};
+use symphony_tests::drain::first_delivery;
+use symphony_tests::logs::LogBytes;
 use symphony_tests::world::{EmailJob, World};
 
 /// What the template deploys for the email job.
@@ -149,20 +150,6 @@ struct PathRun {
     envelope_bytes: f64,
 }
 
-/// Counts the bytes the functions' log subscriber writes.
-#[derive(Clone, Default)]
-struct CountingSink(Arc<AtomicU64>);
-
-impl Write for CountingSink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The bytes of the EMF lines the functions write for these figures.
 fn emf_bytes(figures: symphony_core::metrics::Recorder) -> u64 {
     figures
@@ -203,15 +190,7 @@ fn batches(path: &MemoryPath, batch_size: usize) -> Vec<SqsEvent> {
             let mut event = SqsEvent::default();
             event.records = chunk
                 .iter()
-                .map(|envelope| {
-                    let mut record = SqsMessage::default();
-                    record.message_id = Some(envelope.id.clone());
-                    record.body = Some(envelope.to_body());
-                    record
-                        .attributes
-                        .insert("ApproximateReceiveCount".into(), "1".into());
-                    record
-                })
+                .map(|envelope| first_delivery(envelope.id.clone(), Some(envelope.to_body())))
                 .collect();
             event
         })
@@ -225,10 +204,10 @@ async fn run_in_memory(
     smtp_port: u16,
     symphony: bool,
     settings: &Settings,
-    logs: &CountingSink,
+    logs: &LogBytes,
 ) -> PathRun {
     let path = memory_path(prefix, emails, smtp_port, symphony, settings);
-    let logged_before = logs.0.load(Ordering::Relaxed);
+    let logged_before = logs.bytes();
     let started = Instant::now();
     let mut run = PathRun::default();
     tick_until_done(&path.tick, &mut run).await;
@@ -265,7 +244,7 @@ async fn run_in_memory(
         }
     }
     run.elapsed = started.elapsed();
-    run.log_bytes += logs.0.load(Ordering::Relaxed) - logged_before;
+    run.log_bytes += logs.bytes() - logged_before;
     run
 }
 
@@ -279,16 +258,7 @@ async fn main() {
     }
     let emails: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1_000);
     let settings = Settings::from_template();
-    let logs = CountingSink::default();
-    {
-        use tracing_subscriber::util::SubscriberInitExt;
-        let sink = logs.clone();
-        symphony_aws::telemetry::json_subscriber(
-            tracing_subscriber::EnvFilter::new("info"),
-            move || sink.clone(),
-        )
-        .init();
-    }
+    let logs = LogBytes::install("info");
     // Every recipient is acknowledged 50 ms after its data.
     let smtp = SmtpServer::start_unsure("@", Duration::from_millis(50), "");
     let mut runs = Vec::new();

@@ -153,12 +153,14 @@ async fn seed_data(dynamo: &aws_sdk_dynamodb::Client, stack: &Stack, smtp_port: 
     }
 }
 
-/// Each function's environment: what Lambda sets, a local AWS, and every variable the
-/// function's template entry sets (with the stack's names resolved).
-fn environments(stack: &Stack, endpoint: &str) -> BTreeMap<&'static str, BTreeMap<String, String>> {
+/// Each function (binary, logical id) and its environment: what Lambda sets, a local
+/// AWS, and every variable the function's template entry sets (the stack's names resolved).
+type Environment = (&'static str, &'static str, BTreeMap<String, String>);
+
+fn environments(stack: &Stack, endpoint: &str) -> Vec<Environment> {
     FUNCTIONS
         .iter()
-        .map(|(function, logical_id)| {
+        .map(|&(function, logical_id)| {
             let mut env: BTreeMap<String, String> = runtime_api::lambda_env(endpoint, function)
                 .into_iter()
                 .collect();
@@ -166,7 +168,7 @@ fn environments(stack: &Stack, endpoint: &str) -> BTreeMap<&'static str, BTreeMa
             if function.contains("sms") {
                 env.extend(NEVER_QUIET.map(|(name, value)| (name.to_owned(), value.to_owned())));
             }
-            (*function, env)
+            (function, logical_id, env)
         })
         .collect()
 }
@@ -174,9 +176,8 @@ fn environments(stack: &Stack, endpoint: &str) -> BTreeMap<&'static str, BTreeMa
 fn write_environments(stack: &Stack, endpoint: &str, dir: &Path) -> std::io::Result<()> {
     let env_dir = dir.join("env");
     std::fs::create_dir_all(&env_dir)?;
-    let all = environments(stack, endpoint);
     let mut sam = serde_json::Map::new();
-    for (function, env) in &all {
+    for (function, logical_id, env) in environments(stack, endpoint) {
         // Single quotes: dotenv readers (`cargo lambda watch --env-file`) take the value
         // as written, `$LATEST` included.
         let lines: String = env
@@ -184,11 +185,6 @@ fn write_environments(stack: &Stack, endpoint: &str, dir: &Path) -> std::io::Res
             .map(|(name, value)| format!("{name}='{value}'\n"))
             .collect();
         std::fs::write(env_dir.join(format!("{function}.env")), lines)?;
-        let logical_id = FUNCTIONS
-            .iter()
-            .find(|(name, _)| name == function)
-            .map(|(_, id)| *id)
-            .unwrap_or_default();
         sam.insert(
             logical_id.to_owned(),
             serde_json::to_value(env).unwrap_or_default(),
@@ -234,13 +230,13 @@ fn function_binary(function: &str) -> PathBuf {
 }
 
 async fn invoke(dir: &Path, function: &str, event_file: &str) -> ExitCode {
-    if !FUNCTIONS.iter().any(|(name, _)| *name == function) {
+    let Some(&(_, logical_id)) = FUNCTIONS.iter().find(|(name, _)| *name == function) else {
         let names: Vec<&str> = FUNCTIONS.iter().map(|(name, _)| *name).collect();
         return fail(&format!(
             "no function {function}; the functions are {}",
             names.join(", ")
         ));
-    }
+    };
     let env = match read_env_file(&dir.join("env").join(format!("{function}.env"))) {
         Ok(env) => env,
         Err(e) => return fail(&e),
@@ -250,11 +246,6 @@ async fn invoke(dir: &Path, function: &str, event_file: &str) -> ExitCode {
         Err(e) => return fail(&format!("{event_file}: {e}")),
     };
     let program = vec![function_binary(function).to_string_lossy().into_owned()];
-    let logical_id = FUNCTIONS
-        .iter()
-        .find(|(name, _)| *name == function)
-        .map(|(_, id)| *id)
-        .unwrap_or_default();
     let timeout = function_timeout(&load_template(), logical_id);
     match runtime_api::invoke(&program, &env, &event, timeout).await {
         Ok(answer) => {
